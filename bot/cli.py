@@ -1,0 +1,233 @@
+"""``python -m bot``: parse arguments, load configuration, hand over, map outcomes to exit codes.
+
+Exit codes: 0 done, 1 a runtime failure (store unreachable...), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from bot.errors import ConfigError, NotFound, ParleyError
+from bot.logs import configure_logging
+from config.agents import Agent, AgentsFile, load_agents
+from config.settings import Settings, load_settings
+from memory.export import export_conversation
+from memory.factory import build_store
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+PLATFORM_HELP = """\
+No chat platform is configured, so there is nothing to connect to yet.
+Set these in .env or the environment:
+  Slack:   SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode),
+           or SLACK_MODE=http with SLACK_SIGNING_SECRET
+  Discord: DISCORD_BOT_TOKEN
+  Model:   OPENAI_API_KEY, or OPENAI_BASE_URL for any OpenAI-compatible server (Ollama, vLLM...)
+See README.md for creating the Slack and Discord apps.
+To talk to an agent in this terminal, `python -m bot chat` is the console adapter; it is not
+part of this version yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    settings: Settings
+    agents: AgentsFile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="Parley: AI agents that remember, in Slack and Discord."
+    )
+    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="default: .env")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the bot on the configured platforms")
+    commands.add_parser("check", help="validate settings and the agents file, say what is set up")
+    chat = commands.add_parser("chat", help="talk to an agent in this terminal")
+    chat.add_argument("--agent", help="agent id (default: the default agent)")
+    chat.add_argument("--conversation", help="conversation name, to resume it later")
+    export = commands.add_parser("export", help="print one conversation as Markdown or JSON")
+    export.add_argument("conversation_id")
+    export.add_argument("--format", choices=("md", "json"), default="md")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        loaded = _load(args.env_file)
+    except ConfigError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    settings = loaded.settings
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    command = _COMMANDS[args.command]
+    try:
+        return command(loaded, args, out)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except ParleyError as exc:
+        logger.debug("command failed", exc_info=True)
+        print(f"parley: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILURE
+    except Exception as exc:  # the CLI's one edge: a short line, details in DEBUG
+        logger.debug("unexpected failure", exc_info=True)
+        print(
+            f"parley: unexpected {exc.__class__.__name__}; run with LOG_LEVEL=DEBUG for details",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def _check(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    out.write(describe(loaded))
+    return EXIT_OK
+
+
+def _chat(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    print("parley: the console chat is not part of this version yet.", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _run_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_run(loaded, out))
+
+
+def _export_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_export(loaded, args.conversation_id, args.format, out))
+
+
+Command = Callable[[Loaded, argparse.Namespace, TextIO], int]
+_COMMANDS: dict[str, Command] = {
+    "check": _check,
+    "run": _run_command,
+    "chat": _chat,
+    "export": _export_command,
+}
+
+
+def _load(env_file: Path) -> Loaded:
+    settings = load_settings(env_file)
+    return Loaded(settings=settings, agents=load_agents(settings.agents_file))
+
+
+async def _run(loaded: Loaded, out: TextIO) -> int:
+    settings = loaded.settings
+    store = build_store(settings)
+    await store.open()
+    try:
+        logger.info("store ready: %s", store.description)
+        missing = [
+            name
+            for name, enabled in (
+                ("Slack", settings.slack_enabled),
+                ("Discord", settings.discord_enabled),
+            )
+            if enabled
+        ]
+        if missing:
+            print(
+                f"parley: {' and '.join(missing)} is configured, but its adapter is not part of "
+                "this version yet.",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        out.write(describe(loaded))
+        out.write("\n" + PLATFORM_HELP + "\n")
+        return EXIT_OK
+    finally:
+        await store.close()
+
+
+async def _export(loaded: Loaded, conversation_id: str, fmt: str, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        text = await export_conversation(
+            store, conversation_id=conversation_id, fmt="json" if fmt == "json" else "md"
+        )
+    except NotFound:
+        print(f"parley: no conversation {conversation_id!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await store.close()
+    out.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK
+
+
+def describe(loaded: Loaded) -> str:
+    """What is configured, for people: platforms, store, model, agents. Never a secret."""
+    settings, agents = loaded.settings, loaded.agents
+    lines = ["Parley configuration is valid.", ""]
+    count = len(agents.agents)
+    lines.append(
+        f"Agents file  {settings.agents_file} ({count} agents, default: {agents.default.id})"
+    )
+    lines.extend(f"  - {_describe_agent(agent, settings)}" for agent in agents.agents)
+    lines.append(f"Model        {_describe_model(settings)}")
+    lines.append(f"Store        {_describe_store(settings)}")
+    lines.append(f"Slack        {_describe_slack(settings)}")
+    lines.append(f"Discord      {_describe_discord(settings)}")
+    lines.append(f"HTTP port    {settings.port}")
+    lines.append(f"Logging      {settings.log_level}, {settings.log_format}")
+    return "\n".join(lines) + "\n"
+
+
+def _describe_agent(agent: Agent, settings: Settings) -> str:
+    parts = [f"{agent.id} ({agent.name}): model {agent.effective_model(settings.bot_model)}"]
+    if agent.response_shape is not None:
+        properties = agent.response_shape.get("properties")
+        fields = ", ".join(properties) if isinstance(properties, dict) else ""
+        parts.append(f"replies as JSON {{{fields}}}, shows '{agent.reply_field}'")
+    else:
+        parts.append("replies in plain text")
+    if agent.goal_check is not None:
+        spec = agent.goal_check
+        when = f"cron '{spec.cron}'" if spec.cron else f"every {spec.every}"
+        parts.append(f"goal check {when} {spec.timezone} -> {spec.post_to}")
+    bound = [f"slack {c}" for c in agent.bindings.slack] + [
+        f"discord {c}" for c in agent.bindings.discord
+    ]
+    if bound:
+        parts.append("bound to " + ", ".join(bound))
+    return "; ".join(parts)
+
+
+def _describe_model(settings: Settings) -> str:
+    where = settings.openai_base_url or "OpenAI (api.openai.com)"
+    if not settings.model_configured:
+        return f"{settings.bot_model}: NOT configured (set OPENAI_API_KEY, or OPENAI_BASE_URL)"
+    key = "key set" if settings.openai_api_key is not None else "no key"
+    return f"{settings.bot_model} via {where} ({key})"
+
+
+def _describe_store(settings: Settings) -> str:
+    return build_store(settings).description
+
+
+def _describe_discord(settings: Settings) -> str:
+    if not settings.discord_enabled:
+        return "off (set DISCORD_BOT_TOKEN)"
+    api = f", API {settings.discord_api_url}" if settings.discord_api_url else ""
+    return f"on{api}"
+
+
+def _describe_slack(settings: Settings) -> str:
+    if not settings.slack_enabled:
+        return "off (set SLACK_BOT_TOKEN and SLACK_APP_TOKEN)"
+    mode = (
+        "Socket Mode" if settings.slack_mode == "socket" else f"HTTP mode on port {settings.port}"
+    )
+    api = f", API {settings.slack_api_url}" if settings.slack_api_url else ""
+    return f"on, {mode}{api}"

@@ -1,0 +1,84 @@
+"""Logging set-up: text for people, JSON lines for production, secrets always redacted.
+
+Lines about a conversation carry its id and platform: pass ``extra=conversation_context(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TextIO
+
+CONTEXT_FIELDS = ("conversation_id", "platform", "agent_id", "event_id")
+REDACTED = "***"
+
+
+def conversation_context(*, conversation_id: str, platform: str, **more: str) -> dict[str, str]:
+    return {"conversation_id": conversation_id, "platform": platform, **more}
+
+
+class _Redactor:
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        self._redact = _Redactor(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = " ".join(
+            f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS if hasattr(record, name)
+        )
+        if context:
+            head, _, tail = line.partition("\n")
+            line = f"{head} [{context}]" + (f"\n{tail}" if tail else "")
+        return self._redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._redact = _Redactor(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return self._redact(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+def configure_logging(
+    *, level: str, fmt: str, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """Route every logger to one handler on stderr, replacing any earlier set-up."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    secret_list = list(secrets)
+    handler.setFormatter(
+        JsonFormatter(secret_list) if fmt == "json" else TextFormatter(secret_list)
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("pymongo", "aiosqlite", "httpx", "httpcore", "discord.gateway"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,145 @@
+"""Settings from the environment and ``.env``, under the names users of these SDKs know."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every knob Parley reads. Tokens are secrets: they never appear in reprs or errors."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_timeout: float = Field(default=60.0, gt=0)
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+    bot_model: str = "gpt-4o-mini"
+
+    mongodb_uri: SecretStr | None = None
+    mongodb_db: str = Field(default="parley", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    bot_data_dir: Path = Path("data")
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_api_url: str | None = None
+
+    discord_bot_token: SecretStr | None = None
+    discord_api_url: str | None = None
+
+    agents_file: Path = Path("agents.yaml")
+    port: int = Field(default=3000, ge=1, le=65535)
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator(
+        "openai_api_key",
+        "mongodb_uri",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "discord_bot_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("openai_base_url", "slack_api_url", "discord_api_url", mode="before")
+    @classmethod
+    def _url(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("mongodb://", "mongodb+srv://")
+        ):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _slack_mode_needs(self) -> Settings:
+        if self.slack_bot_token is None:
+            return self
+        if self.slack_mode == "socket" and self.slack_app_token is None:
+            raise ValueError(
+                "SLACK_APP_TOKEN: Socket Mode needs an app-level token (xapp-...), "
+                "or set SLACK_MODE=http"
+            )
+        if self.slack_mode == "http" and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET: HTTP mode needs the app's signing secret")
+        return self
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded SQLite file, used when no MongoDB is configured."""
+        return self.bot_data_dir / "parley.sqlite3"
+
+    @property
+    def model_configured(self) -> bool:
+        """A model can be called: a key for OpenAI, or a base URL for a compatible server."""
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_bot_token is not None
+
+    def secrets(self) -> list[str]:
+        """The secret values that are set, for redacting logs."""
+        fields = (
+            self.openai_api_key,
+            self.mongodb_uri,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.discord_bot_token,
+        )
+        return [field.get_secret_value() for field in fields if field is not None]
+
+
+def load_settings(env_file: Path | None = Path(".env")) -> Settings:
+    """Read settings, turning validation errors into one short ConfigError without values."""
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise ConfigError("settings: " + "; ".join(problems)) from None

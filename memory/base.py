@@ -1,0 +1,307 @@
+"""The conversation store protocol and the values it stores.
+
+Every store (SQLite, MongoDB) implements :class:`ConversationStore` with the same behaviour;
+``tests/memory/test_store_contract.py`` is the one suite that holds them to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+Platform = Literal["slack", "discord", "console", "api"]
+Role = Literal["user", "assistant"]
+ConversationOrder = Literal["updated_desc", "updated_asc", "created_desc", "created_asc"]
+
+ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+"""Conversation and message ids: 32 lowercase hex digits (a UUID4 without dashes)."""
+
+MAX_PAGE = 1000
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, truncated to milliseconds as every store keeps it."""
+    return truncate_ms(datetime.now(UTC))
+
+
+def truncate_ms(moment: datetime) -> datetime:
+    """Truncate to milliseconds (MongoDB's precision) and normalise to UTC."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; give a timezone")
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(ID_PATTERN.fullmatch(value))
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlatformKey(_Value):
+    """Where a conversation lives: one Slack thread, one Discord channel, one console name.
+
+    ``workspace`` is the Slack team id, the Discord guild id (``dm`` for direct messages), or
+    empty for platforms without workspaces. ``thread`` is the Slack thread root ts, or empty.
+    """
+
+    platform: Platform
+    workspace: str = ""
+    channel: str
+    thread: str = ""
+
+    @field_validator("workspace", "channel", "thread")
+    @classmethod
+    def _no_separator(cls, value: str) -> str:
+        if "\x1f" in value:
+            raise ValueError("must not contain the unit separator character")
+        return value
+
+    @property
+    def canonical(self) -> str:
+        """One string for the unique index: platform, workspace, channel and thread."""
+        return "\x1f".join((self.platform, self.workspace, self.channel, self.thread))
+
+
+class GoalState(_Value):
+    """Where a conversation stands against its agent's goal, as of the last goal check."""
+
+    reached: bool
+    checked_at: datetime
+    covered_seq: int
+    summary: str = ""
+    missing: tuple[str, ...] = ()
+
+
+class Conversation(_Value):
+    id: str
+    agent_id: str
+    key: PlatformKey
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None = None
+    title: str = ""
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+    source: str | None = None
+    tags: tuple[str, ...] = ()
+    summary: str = ""
+    summary_seq: int = 0
+    """The summary covers every message with ``seq <= summary_seq``."""
+    message_count: int = 0
+    last_message_at: datetime | None = None
+    goal: GoalState | None = None
+    goal_pending: bool = False
+    """True while messages arrived after the last goal check (or none ran yet)."""
+
+
+class Message(_Value):
+    id: str
+    conversation_id: str
+    seq: int
+    """1, 2, 3... in the order the store accepted the messages of one conversation."""
+    role: Role
+    author_id: str = ""
+    author_name: str = ""
+    text: str
+    data: dict[str, JsonValue] | None = None
+    """The whole structured JSON reply, when the agent has a response shape."""
+    platform_message_id: str | None = None
+    created_at: datetime
+    token_count: int = 0
+    error: str | None = None
+    """Why a reply failed (model down, invalid JSON), when it did."""
+
+
+class NewMessage(_Value):
+    """A message as the engine hands it to the store; the store assigns id, seq and time."""
+
+    role: Role
+    text: str
+    author_id: str = ""
+    author_name: str = ""
+    data: dict[str, JsonValue] | None = None
+    platform_message_id: str | None = None
+    token_count: int = Field(default=0, ge=0)
+    error: str | None = None
+
+
+class GoalCheck(_Value):
+    id: str
+    conversation_id: str
+    agent_id: str
+    checked_at: datetime
+    reached: bool
+    summary: str
+    missing: tuple[str, ...] = ()
+    covered_seq: int
+    """The check looked at every message up to this seq."""
+    error: str | None = None
+    posted_at: datetime | None = None
+
+
+class NewGoalCheck(_Value):
+    conversation_id: str
+    agent_id: str
+    reached: bool
+    summary: str
+    missing: tuple[str, ...] = ()
+    covered_seq: int = Field(ge=0)
+    error: str | None = None
+
+
+class ConversationQuery(_Value):
+    """Filters for listing conversations. Every value is data, never a query operator."""
+
+    agent_id: str | None = None
+    platform: Platform | None = None
+    workspace: str | None = None
+    tag: str | None = None
+    text: str | None = Field(default=None, max_length=200)
+    """Case-insensitive literal substring of the title, summary or source."""
+    include_closed: bool = True
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0)
+    order: ConversationOrder = "updated_desc"
+
+
+class ConversationPage(_Value):
+    items: tuple[Conversation, ...]
+    total: int
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Marks an update argument that was not given (``None`` is a value for ``source``)."""
+
+
+@runtime_checkable
+class ConversationStore(Protocol):
+    """Conversations, their messages, processed platform events, goal checks and claims.
+
+    All methods are safe to call concurrently from one event loop; MongoDB and a shared SQLite
+    file also make them safe across processes. Times are UTC with millisecond precision.
+    """
+
+    @property
+    def description(self) -> str:
+        """What this store is, for humans and logs, without secrets."""
+        ...
+
+    async def open(self) -> None:
+        """Connect and create indexes. Idempotent."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the store answers."""
+        ...
+
+    # conversations
+    async def get_or_create_conversation(
+        self, *, key: PlatformKey, agent_id: str, title: str = ""
+    ) -> tuple[Conversation, bool]:
+        """The open conversation at ``key``, or a new one. Atomic: concurrent callers share one.
+
+        Returns the conversation and whether this call created it.
+        """
+        ...
+
+    async def find_conversation(self, *, key: PlatformKey) -> Conversation | None:
+        """The open conversation at ``key``, if any."""
+        ...
+
+    async def get_conversation(self, *, conversation_id: str) -> Conversation | None: ...
+
+    async def close_conversation(self, *, conversation_id: str) -> bool:
+        """Close it: its history stays, and the next message at its key opens a new one."""
+        ...
+
+    async def update_conversation(
+        self,
+        *,
+        conversation_id: str,
+        data: dict[str, JsonValue] = UNSET,
+        source: str | None = UNSET,
+        tags: Sequence[str] = UNSET,
+        agent_id: str = UNSET,
+        title: str = UNSET,
+    ) -> Conversation | None:
+        """Replace the given fields; returns the updated conversation or None if unknown."""
+        ...
+
+    async def set_summary(self, *, conversation_id: str, summary: str, summary_seq: int) -> bool:
+        """Store the rolling summary; ignored if one covering later messages is stored."""
+        ...
+
+    async def list_conversations(self, query: ConversationQuery) -> ConversationPage: ...
+
+    async def delete_conversation(self, *, conversation_id: str) -> bool:
+        """Delete it with all its messages and goal checks."""
+        ...
+
+    # messages
+    async def append_message(self, *, conversation_id: str, message: NewMessage) -> Message:
+        """Store a message with the next seq of its conversation. Raises NotFound if unknown."""
+        ...
+
+    async def list_messages(
+        self,
+        *,
+        conversation_id: str,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Message]:
+        """Messages with ``after_seq < seq < before_seq``, at most ``limit``.
+
+        ``newest_first`` picks the newest ``limit`` (returned newest first); otherwise the oldest.
+        Reads only what it returns, through the (conversation, seq) index.
+        """
+        ...
+
+    # processed platform events
+    async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
+        """Record a platform event id. True the first time, False for a duplicate."""
+        ...
+
+    # goal checks
+    async def add_goal_check(self, check: NewGoalCheck) -> GoalCheck:
+        """Store a check and, unless it failed, the conversation's goal state."""
+        ...
+
+    async def list_goal_checks(self, *, conversation_id: str, limit: int = 50) -> list[GoalCheck]:
+        """Newest first."""
+        ...
+
+    async def mark_goal_check_posted(self, *, check_id: str) -> bool: ...
+
+    async def conversations_due_for_goal_check(
+        self, *, agent_id: str, limit: int = 100
+    ) -> list[Conversation]:
+        """Open conversations of the agent with messages after their last goal check."""
+        ...
+
+    # claims
+    async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
+        """Take ``key`` for ``owner`` unless another owner holds an unexpired claim on it."""
+        ...
+
+    async def release_claim(self, *, key: str, owner: str) -> bool: ...
+
+
+Clock = Callable[[], datetime]
+"""Injected into stores so that expiry is testable without sleeping."""

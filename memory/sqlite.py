@@ -1,0 +1,805 @@
+"""The embedded store: one SQLite file in WAL mode, shared by coroutines and processes.
+
+Times are INTEGER milliseconds since the Unix epoch (UTC); structured values are JSON text.
+One aiosqlite connection serves every coroutine of a process, so an asyncio lock keeps one
+coroutine's statements from landing inside another's transaction. Multi-statement writes run
+in ``BEGIN IMMEDIATE`` transactions, which take SQLite's write lock up front: a second process
+on the same file then waits (``busy_timeout``) instead of failing half-way through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from pydantic import JsonValue
+
+from bot.errors import NotFound, StoreError, StoreUnavailable
+from memory.base import (
+    UNSET,
+    Clock,
+    Conversation,
+    ConversationOrder,
+    ConversationPage,
+    ConversationQuery,
+    GoalCheck,
+    GoalState,
+    Message,
+    NewGoalCheck,
+    NewMessage,
+    PlatformKey,
+    is_valid_id,
+    truncate_ms,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_MIN_INT64 = -(2**63)
+_MAX_INT64 = 2**63 - 1
+_PRUNE_EVERY = 1000
+"""Delete expired events and claims once per this many ``mark_event_processed`` calls."""
+
+Params = Sequence[object] | Mapping[str, object]
+
+_PRAGMAS = (
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+)
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS conversations (
+        id TEXT PRIMARY KEY,
+        key_id TEXT UNIQUE,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        closed_at INTEGER,
+        title TEXT NOT NULL DEFAULT '',
+        data TEXT NOT NULL DEFAULT '{}',
+        source TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        summary TEXT NOT NULL DEFAULT '',
+        summary_seq INTEGER NOT NULL DEFAULT 0,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        last_message_at INTEGER,
+        goal TEXT,
+        goal_pending INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        author_id TEXT NOT NULL,
+        author_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        data TEXT,
+        platform_message_id TEXT,
+        created_at INTEGER NOT NULL,
+        token_count INTEGER NOT NULL,
+        error TEXT,
+        UNIQUE (conversation_id, seq)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS conversation_tags (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        tag TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, tag)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS processed_events (
+        event_id TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS goal_checks (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        agent_id TEXT NOT NULL,
+        checked_at INTEGER NOT NULL,
+        reached INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        missing TEXT NOT NULL,
+        covered_seq INTEGER NOT NULL,
+        error TEXT,
+        posted_at INTEGER
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS claims (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS conversations_agent ON conversations (agent_id, updated_at)",
+    "CREATE INDEX IF NOT EXISTS conversations_platform ON conversations (platform, updated_at)",
+    "CREATE INDEX IF NOT EXISTS conversations_workspace ON conversations (workspace)",
+    "CREATE INDEX IF NOT EXISTS conversations_created ON conversations (created_at)",
+    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)",
+    """
+    CREATE INDEX IF NOT EXISTS conversations_goal_due
+    ON conversations (agent_id, goal_pending, last_message_at)
+    """,
+    "CREATE INDEX IF NOT EXISTS conversation_tags_tag ON conversation_tags (tag)",
+    "CREATE INDEX IF NOT EXISTS processed_events_expiry ON processed_events (expires_at)",
+    """
+    CREATE INDEX IF NOT EXISTS goal_checks_conversation
+    ON goal_checks (conversation_id, checked_at)
+    """,
+    "CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at)",
+)
+
+_INSERT_CONVERSATION = """
+INSERT INTO conversations
+    (id, key_id, platform, workspace, channel, thread, agent_id, created_at, updated_at, title)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key_id) DO NOTHING
+"""
+
+_UPDATE_CONVERSATION = """
+UPDATE conversations SET
+    updated_at = :updated_at,
+    data = CASE WHEN :set_data THEN :data ELSE data END,
+    source = CASE WHEN :set_source THEN :source ELSE source END,
+    tags = CASE WHEN :set_tags THEN :tags ELSE tags END,
+    agent_id = CASE WHEN :set_agent_id THEN :agent_id ELSE agent_id END,
+    title = CASE WHEN :set_title THEN :title ELSE title END
+WHERE id = :id
+RETURNING *
+"""
+
+_COUNT_MESSAGE = """
+UPDATE conversations
+SET message_count = message_count + 1, updated_at = ?, last_message_at = ?, goal_pending = 1
+WHERE id = ?
+RETURNING message_count
+"""
+
+_INSERT_MESSAGE = """
+INSERT INTO messages (
+    id, conversation_id, seq, role, author_id, author_name, text, data,
+    platform_message_id, created_at, token_count, error
+)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_MESSAGES_WINDOW = """
+SELECT * FROM messages
+WHERE conversation_id = ? AND seq > ? AND seq < ?
+ORDER BY seq
+LIMIT ?
+"""
+
+_NEWEST_MESSAGES_WINDOW = """
+SELECT * FROM messages
+WHERE conversation_id = ? AND seq > ? AND seq < ?
+ORDER BY seq DESC
+LIMIT ?
+"""
+
+_MARK_EVENT = """
+INSERT INTO processed_events (event_id, expires_at) VALUES (?, ?)
+ON CONFLICT (event_id) DO UPDATE SET expires_at = excluded.expires_at
+WHERE processed_events.expires_at <= ?
+"""
+
+_INSERT_GOAL_CHECK = """
+INSERT INTO goal_checks (
+    id, conversation_id, agent_id, checked_at, reached, summary, missing, covered_seq, error
+)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_DUE_FOR_GOAL_CHECK = """
+SELECT * FROM conversations
+WHERE agent_id = ? AND goal_pending = 1 AND closed_at IS NULL
+ORDER BY last_message_at, id
+LIMIT ?
+"""
+
+_CLAIM = """
+INSERT INTO claims (key, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
+"""
+
+_ORDER_BY: dict[ConversationOrder, str] = {
+    "updated_desc": "updated_at DESC, id DESC",
+    "updated_asc": "updated_at ASC, id ASC",
+    "created_desc": "created_at DESC, id DESC",
+    "created_asc": "created_at ASC, id ASC",
+}
+
+_TEXT_MATCH = (
+    "(instr(parley_fold(title), ?) > 0"
+    " OR instr(parley_fold(summary), ?) > 0"
+    " OR instr(parley_fold(source), ?) > 0)"
+)
+
+
+class SqliteStore:
+    """A :class:`~memory.base.ConversationStore` kept in one SQLite file."""
+
+    def __init__(self, *, path: Path, clock: Clock = utc_now) -> None:
+        self._path = path
+        self._clock = clock
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._events_marked = 0
+
+    def __repr__(self) -> str:
+        return f"SqliteStore(path={str(self._path)!r})"
+
+    @property
+    def description(self) -> str:
+        return f"SQLite ({self._path})"
+
+    async def open(self) -> None:
+        async with self._lock:
+            if self._db is not None:
+                return
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                db = await aiosqlite.connect(self._path, isolation_level=None)
+            except (OSError, sqlite3.Error) as error:
+                raise StoreUnavailable(f"cannot open {self.description}: {error}") from error
+            try:
+                db.row_factory = sqlite3.Row
+                await db.create_function("parley_fold", 1, _fold, deterministic=True)
+                for pragma in _PRAGMAS:
+                    await _fetch(db, pragma)
+                async with _transaction(db):
+                    for statement in _SCHEMA:
+                        await _change(db, statement)
+                    await _prune(db, self._now_ms())
+            except BaseException:
+                await db.close()
+                raise
+            self._db = db
+
+    async def close(self) -> None:
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._connection() as db:
+                await _fetch(db, "SELECT 1")
+        except StoreError:
+            return False
+        return True
+
+    # conversations
+
+    async def get_or_create_conversation(
+        self, *, key: PlatformKey, agent_id: str, title: str = ""
+    ) -> tuple[Conversation, bool]:
+        existing = await self.find_conversation(key=key)
+        if existing is not None:
+            return existing, False
+        now = self._now_ms()
+        row = (
+            uuid.uuid4().hex,
+            key.canonical,
+            key.platform,
+            key.workspace,
+            key.channel,
+            key.thread,
+            agent_id,
+            now,
+            now,
+            title,
+        )
+        async with self._write() as db:
+            created = await _change(db, _INSERT_CONVERSATION, row) == 1
+            rows = await _fetch(
+                db, "SELECT * FROM conversations WHERE key_id = ?", (key.canonical,)
+            )
+        return _conversation(rows[0]), created
+
+    async def find_conversation(self, *, key: PlatformKey) -> Conversation | None:
+        async with self._connection() as db:
+            rows = await _fetch(
+                db, "SELECT * FROM conversations WHERE key_id = ?", (key.canonical,)
+            )
+        return _conversation(rows[0]) if rows else None
+
+    async def get_conversation(self, *, conversation_id: str) -> Conversation | None:
+        if not is_valid_id(conversation_id):
+            return None
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        return _conversation(rows[0]) if rows else None
+
+    async def close_conversation(self, *, conversation_id: str) -> bool:
+        """Set ``key_id`` to NULL, which frees the key: the unique index ignores NULLs."""
+        if not is_valid_id(conversation_id):
+            return False
+        now = self._now_ms()
+        async with self._connection() as db:
+            changed = await _change(
+                db,
+                "UPDATE conversations SET key_id = NULL, closed_at = ?, updated_at = ?"
+                " WHERE id = ? AND closed_at IS NULL",
+                (now, now, conversation_id),
+            )
+        return changed == 1
+
+    async def update_conversation(
+        self,
+        *,
+        conversation_id: str,
+        data: dict[str, JsonValue] = UNSET,
+        source: str | None = UNSET,
+        tags: Sequence[str] = UNSET,
+        agent_id: str = UNSET,
+        title: str = UNSET,
+    ) -> Conversation | None:
+        if not is_valid_id(conversation_id):
+            return None
+        new_tags = None if tags is UNSET else tuple(tags)
+        params: dict[str, object] = {
+            "id": conversation_id,
+            "updated_at": self._now_ms(),
+            "set_data": data is not UNSET,
+            "data": None if data is UNSET else _dumps(data),
+            "set_source": source is not UNSET,
+            "source": None if source is UNSET else source,
+            "set_tags": new_tags is not None,
+            "tags": None if new_tags is None else _dumps(list(new_tags)),
+            "set_agent_id": agent_id is not UNSET,
+            "agent_id": None if agent_id is UNSET else agent_id,
+            "set_title": title is not UNSET,
+            "title": None if title is UNSET else title,
+        }
+        async with self._write() as db:
+            rows = await _fetch(db, _UPDATE_CONVERSATION, params)
+            if rows and new_tags is not None:
+                await _change(
+                    db,
+                    "DELETE FROM conversation_tags WHERE conversation_id = ?",
+                    (conversation_id,),
+                )
+                await _change_many(
+                    db,
+                    "INSERT OR IGNORE INTO conversation_tags (conversation_id, tag) VALUES (?, ?)",
+                    [(conversation_id, tag) for tag in new_tags],
+                )
+        return _conversation(rows[0]) if rows else None
+
+    async def set_summary(self, *, conversation_id: str, summary: str, summary_seq: int) -> bool:
+        if not is_valid_id(conversation_id):
+            return False
+        async with self._connection() as db:
+            changed = await _change(
+                db,
+                "UPDATE conversations SET summary = ?, summary_seq = ?"
+                " WHERE id = ? AND summary_seq <= ?",
+                (summary, summary_seq, conversation_id, summary_seq),
+            )
+        return changed == 1
+
+    async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
+        filters: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("agent_id", query.agent_id),
+            ("platform", query.platform),
+            ("workspace", query.workspace),
+        ):
+            if value is not None:
+                filters.append(f"{column} = ?")
+                params.append(value)
+        if query.tag is not None:
+            filters.append("id IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)")
+            params.append(query.tag)
+        if not query.include_closed:
+            filters.append("closed_at IS NULL")
+        if query.text:
+            filters.append(_TEXT_MATCH)
+            params.extend([query.text.casefold()] * 3)
+        # Only the fixed fragments above reach the SQL text; every value is a bound parameter.
+        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        count_sql = f"SELECT count(*) FROM conversations {where}"  # noqa: S608
+        page_sql = (
+            f"SELECT * FROM conversations {where}"  # noqa: S608
+            f" ORDER BY {_ORDER_BY[query.order]} LIMIT ? OFFSET ?"
+        )
+        async with self._connection() as db, _transaction(db, "BEGIN"):
+            total = (await _fetch(db, count_sql, params))[0][0]
+            rows = await _fetch(db, page_sql, [*params, query.limit, query.offset])
+        return ConversationPage(items=tuple(_conversation(row) for row in rows), total=total)
+
+    async def delete_conversation(self, *, conversation_id: str) -> bool:
+        if not is_valid_id(conversation_id):
+            return False
+        async with self._write() as db:
+            for table in ("conversation_tags", "messages", "goal_checks"):
+                await _change(
+                    db,
+                    f"DELETE FROM {table} WHERE conversation_id = ?",  # noqa: S608
+                    (conversation_id,),
+                )
+            deleted = await _change(
+                db, "DELETE FROM conversations WHERE id = ?", (conversation_id,)
+            )
+        return deleted == 1
+
+    # messages
+
+    async def append_message(self, *, conversation_id: str, message: NewMessage) -> Message:
+        if not is_valid_id(conversation_id):
+            raise NotFound(f"conversation {conversation_id!r} not found")
+        now = self._now()
+        now_ms = _to_ms(now)
+        message_id = uuid.uuid4().hex
+        async with self._write() as db:
+            counted = await _fetch(db, _COUNT_MESSAGE, (now_ms, now_ms, conversation_id))
+            if not counted:
+                raise NotFound(f"conversation {conversation_id} not found")
+            seq: int = counted[0][0]
+            await _change(
+                db,
+                _INSERT_MESSAGE,
+                (
+                    message_id,
+                    conversation_id,
+                    seq,
+                    message.role,
+                    message.author_id,
+                    message.author_name,
+                    message.text,
+                    None if message.data is None else _dumps(message.data),
+                    message.platform_message_id,
+                    now_ms,
+                    message.token_count,
+                    message.error,
+                ),
+            )
+        return Message(
+            id=message_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            created_at=now,
+            **message.model_dump(),
+        )
+
+    async def list_messages(
+        self,
+        *,
+        conversation_id: str,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Message]:
+        if limit < 1 or not is_valid_id(conversation_id):
+            return []
+        window = (
+            conversation_id,
+            _MIN_INT64 if after_seq is None else after_seq,
+            _MAX_INT64 if before_seq is None else before_seq,
+            limit,
+        )
+        sql = _NEWEST_MESSAGES_WINDOW if newest_first else _MESSAGES_WINDOW
+        async with self._connection() as db:
+            rows = await _fetch(db, sql, window)
+        return [_message(row) for row in rows]
+
+    # processed platform events
+
+    async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
+        now = self._now_ms()
+        async with self._connection() as db:
+            fresh = await _change(db, _MARK_EVENT, (event_id, now + ttl_seconds * 1000, now)) == 1
+            self._events_marked += 1
+            if self._events_marked % _PRUNE_EVERY == 0:
+                try:
+                    await _prune(db, now)
+                except StoreError:
+                    log.warning("could not delete expired events and claims", exc_info=True)
+        return fresh
+
+    # goal checks
+
+    async def add_goal_check(self, check: NewGoalCheck) -> GoalCheck:
+        """Store the check; a successful one also becomes the conversation's goal state.
+
+        The conversation stays pending while it has messages beyond what the check covered.
+        """
+        if not is_valid_id(check.conversation_id):
+            raise NotFound(f"conversation {check.conversation_id!r} not found")
+        record = GoalCheck(
+            id=uuid.uuid4().hex, checked_at=self._now(), **check.model_dump(mode="python")
+        )
+        async with self._write() as db:
+            found = await _fetch(
+                db, "SELECT 1 FROM conversations WHERE id = ?", (record.conversation_id,)
+            )
+            if not found:
+                raise NotFound(f"conversation {record.conversation_id} not found")
+            await _change(
+                db,
+                _INSERT_GOAL_CHECK,
+                (
+                    record.id,
+                    record.conversation_id,
+                    record.agent_id,
+                    _to_ms(record.checked_at),
+                    record.reached,
+                    record.summary,
+                    _dumps(list(record.missing)),
+                    record.covered_seq,
+                    record.error,
+                ),
+            )
+            if record.error is None:
+                await _change(
+                    db,
+                    "UPDATE conversations SET goal = ?, goal_pending = message_count > ?"
+                    " WHERE id = ?",
+                    (_goal_json(record), record.covered_seq, record.conversation_id),
+                )
+        return record
+
+    async def list_goal_checks(self, *, conversation_id: str, limit: int = 50) -> list[GoalCheck]:
+        """Newest first; checks made in the same millisecond come newest-inserted first."""
+        if limit < 1 or not is_valid_id(conversation_id):
+            return []
+        async with self._connection() as db:
+            rows = await _fetch(
+                db,
+                "SELECT * FROM goal_checks WHERE conversation_id = ?"
+                " ORDER BY checked_at DESC, rowid DESC LIMIT ?",
+                (conversation_id, limit),
+            )
+        return [_goal_check(row) for row in rows]
+
+    async def mark_goal_check_posted(self, *, check_id: str) -> bool:
+        if not is_valid_id(check_id):
+            return False
+        async with self._connection() as db:
+            changed = await _change(
+                db, "UPDATE goal_checks SET posted_at = ? WHERE id = ?", (self._now_ms(), check_id)
+            )
+        return changed == 1
+
+    async def conversations_due_for_goal_check(
+        self, *, agent_id: str, limit: int = 100
+    ) -> list[Conversation]:
+        if limit < 1:
+            return []
+        async with self._connection() as db:
+            rows = await _fetch(db, _DUE_FOR_GOAL_CHECK, (agent_id, limit))
+        return [_conversation(row) for row in rows]
+
+    # claims
+
+    async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
+        now = self._now_ms()
+        expires_at = now + round(ttl_seconds * 1000)
+        async with self._connection() as db:
+            changed = await _change(db, _CLAIM, (key, owner, expires_at, now))
+        return changed == 1
+
+    async def release_claim(self, *, key: str, owner: str) -> bool:
+        async with self._connection() as db:
+            changed = await _change(
+                db, "DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner)
+            )
+        return changed == 1
+
+    # plumbing
+
+    def _now(self) -> datetime:
+        return truncate_ms(self._clock())
+
+    def _now_ms(self) -> int:
+        return _to_ms(self._clock())
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The shared connection, held alone.
+
+        Reads take the lock too: on a shared connection they would otherwise see another
+        coroutine's unfinished (and possibly rolled back) transaction.
+        """
+        async with self._lock:
+            if self._db is None:
+                raise StoreUnavailable(f"{self.description} is not open")
+            yield self._db
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._connection() as db, _transaction(db):
+            yield db
+
+
+@asynccontextmanager
+async def _transaction(
+    db: aiosqlite.Connection, begin: str = "BEGIN IMMEDIATE"
+) -> AsyncIterator[None]:
+    """Run the body in one transaction, rolled back on any exception, cancellation included.
+
+    BEGIN sits inside the ``try``: a cancelled caller's BEGIN still runs on aiosqlite's thread,
+    and the ROLLBACK queued behind it ends that transaction before anyone else's starts.
+    """
+    try:
+        await _change(db, begin)
+        yield
+        await _change(db, "COMMIT")
+    except BaseException:
+        await _rollback(db)
+        raise
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.Error:
+        # No transaction left to end: BEGIN failed, or the COMMIT ran after all.
+        log.debug("rollback found no transaction", exc_info=True)
+
+
+async def _fetch(db: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    try:
+        return list(await db.execute_fetchall(sql, params))
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite query failed: {error}") from error
+
+
+async def _change(db: aiosqlite.Connection, sql: str, params: Params = ()) -> int:
+    """Run one statement; returns how many rows it inserted, updated or deleted."""
+    try:
+        async with db.execute(sql, params) as cursor:
+            changed = cursor.rowcount
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite statement failed: {error}") from error
+    return changed
+
+
+async def _change_many(
+    db: aiosqlite.Connection, sql: str, rows: Iterable[Sequence[object]]
+) -> None:
+    try:
+        async with db.executemany(sql, rows):
+            pass
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite statement failed: {error}") from error
+
+
+async def _prune(db: aiosqlite.Connection, now_ms: int) -> None:
+    """Keep the event and claim tables bounded: expired rows mean nothing any more."""
+    await _change(db, "DELETE FROM processed_events WHERE expires_at <= ?", (now_ms,))
+    await _change(db, "DELETE FROM claims WHERE expires_at <= ?", (now_ms,))
+
+
+def _fold(value: object) -> str | None:
+    """Caseless text for search; SQLite's own lower() only folds ASCII letters."""
+    return value.casefold() if isinstance(value, str) else None
+
+
+def _to_ms(moment: datetime) -> int:
+    return (truncate_ms(moment) - _EPOCH) // _ONE_MS
+
+
+def _from_ms(ms: int) -> datetime:
+    return _EPOCH + ms * _ONE_MS
+
+
+def _optional_time(ms: int | None) -> datetime | None:
+    return None if ms is None else _from_ms(ms)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _goal_json(check: GoalCheck) -> str:
+    return _dumps(
+        {
+            "reached": check.reached,
+            "checked_at": _to_ms(check.checked_at),
+            "covered_seq": check.covered_seq,
+            "summary": check.summary,
+            "missing": list(check.missing),
+        }
+    )
+
+
+def _goal(text: str | None) -> GoalState | None:
+    if text is None:
+        return None
+    stored: dict[str, Any] = json.loads(text)
+    return GoalState(
+        reached=stored["reached"],
+        checked_at=_from_ms(stored["checked_at"]),
+        covered_seq=stored["covered_seq"],
+        summary=stored["summary"],
+        missing=tuple(stored["missing"]),
+    )
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        key=PlatformKey(
+            platform=row["platform"],
+            workspace=row["workspace"],
+            channel=row["channel"],
+            thread=row["thread"],
+        ),
+        created_at=_from_ms(row["created_at"]),
+        updated_at=_from_ms(row["updated_at"]),
+        closed_at=_optional_time(row["closed_at"]),
+        title=row["title"],
+        data=json.loads(row["data"]),
+        source=row["source"],
+        tags=tuple(json.loads(row["tags"])),
+        summary=row["summary"],
+        summary_seq=row["summary_seq"],
+        message_count=row["message_count"],
+        last_message_at=_optional_time(row["last_message_at"]),
+        goal=_goal(row["goal"]),
+        goal_pending=bool(row["goal_pending"]),
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        seq=row["seq"],
+        role=row["role"],
+        author_id=row["author_id"],
+        author_name=row["author_name"],
+        text=row["text"],
+        data=None if row["data"] is None else json.loads(row["data"]),
+        platform_message_id=row["platform_message_id"],
+        created_at=_from_ms(row["created_at"]),
+        token_count=row["token_count"],
+        error=row["error"],
+    )
+
+
+def _goal_check(row: sqlite3.Row) -> GoalCheck:
+    return GoalCheck(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        agent_id=row["agent_id"],
+        checked_at=_from_ms(row["checked_at"]),
+        reached=bool(row["reached"]),
+        summary=row["summary"],
+        missing=tuple(json.loads(row["missing"])),
+        covered_seq=row["covered_seq"],
+        error=row["error"],
+        posted_at=_optional_time(row["posted_at"]),
+    )

@@ -1,0 +1,163 @@
+"""``python -m bot`` as a user runs it: a plain process with only environment variables set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from memory.sqlite import SqliteStore
+
+from memory.base import NewMessage, PlatformKey
+
+REPO = Path(__file__).resolve().parents[2]
+OPENAI_KEY = "sk-test-secret-openai-key"
+DISCORD_TOKEN = "discord-secret-token-value"
+MONGO_PASSWORD = "mongo-secret-password"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
+    return tmp_path
+
+
+def bot(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(workdir),
+        "PYTHONPATH": str(REPO),
+        "TIKTOKEN_CACHE_DIR": str(workdir / "tiktoken"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_describes_a_good_configuration(workdir: Path) -> None:
+    result = bot(workdir, "check", OPENAI_API_KEY=OPENAI_KEY, DISCORD_BOT_TOKEN=DISCORD_TOKEN)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Parley configuration is valid." in out
+    assert "2 agents, default: chef" in out
+    assert "chef (Mediterranean Chef): model gpt-4o-mini" in out
+    assert "replies as JSON {answer, recipes, ingredients, summary}, shows 'answer'" in out
+    assert "goal check every 1:00:00 UTC -> thread" in out
+    assert "tutor (Maths Tutor)" in out
+    assert "Model        gpt-4o-mini via OpenAI (api.openai.com) (key set)" in out
+    assert "Store        SQLite (data/parley.sqlite3)" in out
+    assert "Slack        off" in out
+    assert "Discord      on" in out
+    assert OPENAI_KEY not in out + result.stderr
+    assert DISCORD_TOKEN not in out + result.stderr
+
+
+def test_check_names_mongodb_without_its_password(workdir: Path) -> None:
+    uri = f"mongodb://parley:{MONGO_PASSWORD}@db.example:27017/?authSource=admin"
+    result = bot(workdir, "check", MONGODB_URI=uri, MONGODB_DB="prod")
+    assert result.returncode == 0, result.stderr
+    assert "Store        MongoDB" in result.stdout
+    assert "db.example:27017" in result.stdout
+    assert "prod" in result.stdout
+    assert "Model        gpt-4o-mini: NOT configured" in result.stdout
+    assert MONGO_PASSWORD not in result.stdout + result.stderr
+
+
+def test_check_refuses_a_broken_agents_file(workdir: Path) -> None:
+    text = (workdir / "agents.yaml").read_text(encoding="utf-8")
+    broken = text.replace('      answer: "String, your reply to the person, in Markdown"\n', "", 1)
+    assert broken != text
+    (workdir / "agents.yaml").write_text(broken, encoding="utf-8")
+    result = bot(workdir, "check")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        "parley: agents.yaml: agent 'chef': reply_field: 'answer' is not a field of response_shape"
+    )
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_refuses_bad_settings_without_echoing_secrets(workdir: Path) -> None:
+    result = bot(workdir, "check", PORT="eighty", SLACK_BOT_TOKEN="xoxb-secret-slack")
+    assert result.returncode == 2
+    assert "settings: " in result.stderr
+    assert "PORT" in result.stderr
+    assert "xoxb-secret-slack" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_agents_file(workdir: Path) -> None:
+    result = bot(workdir, "check", AGENTS_FILE="elsewhere.yaml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "parley: elsewhere.yaml: file not found (set AGENTS_FILE or create it)"
+    )
+
+
+def test_run_without_platforms_explains_what_to_set(workdir: Path) -> None:
+    result = bot(workdir, "run")
+    assert result.returncode == 0, result.stderr
+    assert "SLACK_BOT_TOKEN" in result.stdout
+    assert "DISCORD_BOT_TOKEN" in result.stdout
+    assert "python -m bot chat" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert (workdir / "data" / "parley.sqlite3").exists(), "the embedded store was opened"
+
+
+def test_run_with_an_unbuilt_adapter_says_so(workdir: Path) -> None:
+    result = bot(workdir, "run", DISCORD_BOT_TOKEN=DISCORD_TOKEN)
+    assert result.returncode == 2
+    assert "Discord is configured, but its adapter is not part of this version yet" in (
+        result.stderr
+    )
+    assert DISCORD_TOKEN not in result.stdout + result.stderr
+
+
+async def test_export_prints_a_stored_conversation(workdir: Path) -> None:
+    store = SqliteStore(path=workdir / "data" / "parley.sqlite3")
+    await store.open()
+    conversation, _ = await store.get_or_create_conversation(
+        key=PlatformKey(platform="console", channel="dinner"), agent_id="chef", title="Dinner"
+    )
+    await store.append_message(
+        conversation_id=conversation.id,
+        message=NewMessage(role="user", text="I love aubergines", author_name="Ada"),
+    )
+    await store.close()
+
+    markdown = bot(workdir, "export", conversation.id)
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("# Dinner")
+    assert "**Ada**" in markdown.stdout
+    assert "I love aubergines" in markdown.stdout
+
+    as_json = bot(workdir, "export", conversation.id, "--format", "json")
+    assert as_json.returncode == 0
+    assert '"text": "I love aubergines"' in as_json.stdout
+
+    unknown = bot(workdir, "export", "0" * 32)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == f"parley: no conversation {'0' * 32!r}"
+
+
+def test_chat_is_announced_not_faked(workdir: Path) -> None:
+    result = bot(workdir, "chat")
+    assert result.returncode == 2
+    assert "not part of this version yet" in result.stderr
+
+
+def test_unknown_command_is_a_usage_error(workdir: Path) -> None:
+    result = bot(workdir, "dance")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr

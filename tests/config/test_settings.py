@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from config.settings import Settings, load_settings
+
+SECRET = "xoxb-1234-very-secret-token"
+MONGO_PASSWORD = "hunter2-s3cr3t"
+
+
+def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings(env_file=None)
+    assert settings.bot_model == "gpt-4o-mini"
+    assert settings.port == 3000
+    assert settings.slack_mode == "socket"
+    assert settings.agents_file == Path("agents.yaml")
+    assert settings.store_path == Path("data/parley.sqlite3")
+    assert settings.mongodb_uri is None
+    assert not settings.slack_enabled
+    assert not settings.discord_enabled
+    assert not settings.model_configured
+
+
+def test_reads_environment_and_env_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "OPENAI_BASE_URL=http://127.0.0.1:11434/v1\nBOT_MODEL=llama3.1\nPORT=8080\n"
+        "DISCORD_BOT_TOKEN=discord-token\n",
+        encoding="utf-8",
+    )
+    clean_env.setenv("PORT", "9090")
+    clean_env.setenv("LOG_LEVEL", "debug")
+    settings = load_settings(env_file=env_file)
+    assert settings.openai_base_url == "http://127.0.0.1:11434/v1"
+    assert settings.bot_model == "llama3.1"
+    assert settings.port == 9090, "the environment wins over .env"
+    assert settings.log_level == "DEBUG"
+    assert settings.model_configured
+    assert settings.discord_enabled
+
+
+def test_blank_values_mean_unset(clean_env: pytest.MonkeyPatch) -> None:
+    for name in ("SLACK_BOT_TOKEN", "MONGODB_URI", "OPENAI_BASE_URL", "DISCORD_API_URL"):
+        clean_env.setenv(name, "  ")
+    settings = load_settings(env_file=None)
+    assert settings.slack_bot_token is None
+    assert settings.mongodb_uri is None
+    assert settings.openai_base_url is None
+    assert settings.discord_api_url is None
+
+
+def test_secrets_stay_out_of_repr_and_errors(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SLACK_BOT_TOKEN", SECRET)
+    clean_env.setenv("SLACK_APP_TOKEN", "xapp-also-secret")
+    clean_env.setenv("MONGODB_URI", f"mongodb://parley:{MONGO_PASSWORD}@db:27017")
+    settings = load_settings(env_file=None)
+    for text in (repr(settings), str(settings), str(settings.model_dump())):
+        assert SECRET not in text
+        assert MONGO_PASSWORD not in text
+    assert SECRET in settings.secrets()
+
+    clean_env.setenv("MONGODB_URI", f"postgres://parley:{MONGO_PASSWORD}@db")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert "MONGODB_URI" in str(caught.value)
+    assert "mongodb://" in str(caught.value)
+    assert MONGO_PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"PORT": "0"}, "PORT"),
+        ({"PORT": "http"}, "PORT"),
+        ({"SLACK_MODE": "webhook"}, "SLACK_MODE"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL: must start with http"),
+        ({"SLACK_BOT_TOKEN": SECRET}, "SLACK_APP_TOKEN: Socket Mode needs"),
+        ({"SLACK_BOT_TOKEN": SECRET, "SLACK_MODE": "http"}, "SLACK_SIGNING_SECRET"),
+        ({"MONGODB_DB": "bad name!"}, "MONGODB_DB"),
+    ],
+)
+def test_invalid_settings_name_the_variable(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    message = str(caught.value)
+    assert message.startswith("settings: ")
+    assert expected in message
+    assert SECRET not in message
+
+
+def test_settings_are_frozen(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1  # type: ignore[misc]

@@ -1,0 +1,1 @@
+"""Shared test support: fakes, fixtures and helpers reused across the suite."""
