@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from memory.sqlite import SqliteStore
 
 from memory.base import NewMessage, PlatformKey
+from memory.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-test-secret-openai-key"
