@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from adapters.console import ConsoleAdapter, ConsoleSession
 from bot.errors import ConfigError, NotFound, ParleyError
 from bot.logs import configure_logging
+from bot.runtime import Runtime
 from config.agents import Agent, AgentsFile, load_agents
 from config.settings import Settings, load_settings
 from memory.export import export_conversation
@@ -35,8 +37,7 @@ Set these in .env or the environment:
   Discord: DISCORD_BOT_TOKEN
   Model:   OPENAI_API_KEY, or OPENAI_BASE_URL for any OpenAI-compatible server (Ollama, vLLM...)
 See README.md for creating the Slack and Discord apps.
-To talk to an agent in this terminal, `python -m bot chat` is the console adapter; it is not
-part of this version yet."""
+Meanwhile you can talk to an agent in this terminal: python -m bot chat [--agent ID]"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check", help="validate settings and the agents file, say what is set up")
     chat = commands.add_parser("chat", help="talk to an agent in this terminal")
     chat.add_argument("--agent", help="agent id (default: the default agent)")
-    chat.add_argument("--conversation", help="conversation name, to resume it later")
+    chat.add_argument(
+        "--conversation", help="conversation name, to resume it later (default: the agent id)"
+    )
+    chat.add_argument("--as", dest="author", default="", help="your name, as the agent sees it")
     export = commands.add_parser("export", help="print one conversation as Markdown or JSON")
     export.add_argument("conversation_id")
     export.add_argument("--format", choices=("md", "json"), default="md")
@@ -96,8 +100,29 @@ def _check(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _chat(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
-    print("parley: the console chat is not part of this version yet.", file=sys.stderr)
-    return EXIT_CONFIG
+    if not loaded.settings.model_configured:
+        print(
+            "parley: chat needs a model: set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL "
+            "for an OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if args.agent and loaded.agents.find(args.agent) is None:
+        known = ", ".join(agent.id for agent in loaded.agents.agents)
+        print(f"parley: no agent {args.agent!r} (agents: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    if loaded.settings.log_level != "DEBUG":
+        logging.getLogger().setLevel(logging.WARNING)
+    return asyncio.run(_chat_session(loaded, args, out))
+
+
+async def _chat_session(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    async with Runtime(loaded.settings, loaded.agents) as runtime:
+        name = args.conversation or args.agent or loaded.agents.default.id
+        session = ConsoleSession(runtime.engine, name=name, agent_id=args.agent, author=args.author)
+        interactive = sys.stdin.isatty() and out.isatty()
+        await ConsoleAdapter(session, stdin=sys.stdin, stdout=out, interactive=interactive).run()
+    return EXIT_OK
 
 
 def _run_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:

@@ -35,6 +35,10 @@ _POST_TO = re.compile(r"^(thread|slack:(T[A-Z0-9]+:)?[CGD][A-Z0-9]+|discord:[0-9
 _MAX_ERRORS = 5
 
 DEFAULT_APOLOGY = "Sorry, I couldn't answer just now. Please try again in a moment."
+DEFAULT_CLOSING = (
+    "We have reached the end of this conversation. Thank you! "
+    "Send a new message any time to start a fresh one."
+)
 
 
 class _Spec(BaseModel):
@@ -232,6 +236,8 @@ class Agent(_Spec):
     context_tokens: int = Field(default=3000, ge=200, le=1_000_000)
     apology: str = Field(default=DEFAULT_APOLOGY, min_length=1)
     """What the user sees when the model fails after its retries."""
+    closing_message: str = Field(default=DEFAULT_CLOSING, min_length=1)
+    """The polite last line once ``max_turns`` is passed."""
     bindings: Bindings = Field(default_factory=Bindings)
 
     @field_validator("response_shape", mode="before")

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.secantus",
     "tests.support.stores",
     "tests.support.env",
+    "tests.support.fake_openai",
 ]

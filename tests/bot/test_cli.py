@@ -151,12 +151,6 @@ async def test_export_prints_a_stored_conversation(workdir: Path) -> None:
     assert unknown.stderr.strip() == f"parley: no conversation {'0' * 32!r}"
 
 
-def test_chat_is_announced_not_faked(workdir: Path) -> None:
-    result = bot(workdir, "chat")
-    assert result.returncode == 2
-    assert "not part of this version yet" in result.stderr
-
-
 def test_unknown_command_is_a_usage_error(workdir: Path) -> None:
     result = bot(workdir, "dance")
     assert result.returncode == 2

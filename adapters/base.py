@@ -1,0 +1,40 @@
+"""The platform adapter boundary, and what every adapter shares.
+
+An adapter only translates: platform events into :class:`bot.engine.IncomingMessage`, and the
+engine's turns back into platform messages. Any exception stops at the adapter's edge: it is
+logged with the conversation id and the person sees one short line, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.engine import EngineBusy
+from bot.errors import StoreError
+
+BUSY_LINE = "I'm handling a lot of messages right now; please try again in a moment."
+STORE_LINE = "I can't reach my memory right now, so I can't answer safely. Please try again soon."
+FAILURE_LINE = "Something went wrong on my side. Please try again."
+
+
+class PlatformAdapter(Protocol):
+    """A chat platform the bot lives on."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect and begin handling events; returns once running."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop taking events and disconnect; in-flight turns are left to the engine."""
+        ...
+
+
+def short_error_line(exc: BaseException) -> str:
+    """The one line a person sees when their message could not be answered."""
+    if isinstance(exc, EngineBusy):
+        return BUSY_LINE
+    if isinstance(exc, StoreError):
+        return STORE_LINE
+    return FAILURE_LINE

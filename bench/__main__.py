@@ -1,0 +1,158 @@
+"""``python -m bench [--quick] [--stores sqlite,mongo] [--json PATH]``.
+
+Runs every scenario of ``bench.engine_bench`` for each store on one asyncio event loop:
+SQLite on a file in a temporary directory, MongoDB through a SecantusDB subprocess started on
+a free loopback port (skipped, with the reason printed, when ``secantusd-py`` is missing).
+Progress goes to stderr; the report goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from time import perf_counter
+
+from bench.engine_bench import Bench, concurrency, growth
+from bench.fake_model import InstantModel
+from bench.plan import plan_for
+from bench.report import Report, judge, machine, render, write_json
+from bench.secantus import SecantusServer, SecantusUnavailable
+from bench.stats import Row
+from bench.workload import CONTEXT_TOKENS, MODEL, bench_agents
+from bot.tokens import TokenCounter, encoding_name_for
+from memory.base import ConversationStore
+
+STORES = ("sqlite", "mongo")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure Parley's per-message overhead, prompt growth and throughput "
+        "with an instant fake model.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small numbers for a sanity run (100 conversations, checkpoints up to 1,000)",
+    )
+    parser.add_argument(
+        "--stores",
+        default=",".join(STORES),
+        help="comma-separated stores to measure: sqlite, mongo (default: both)",
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    args = parser.parse_args(argv)
+    stores = [name.strip() for name in args.stores.split(",") if name.strip()]
+    unknown = sorted(set(stores) - set(STORES))
+    if unknown or not stores:
+        parser.error(f"--stores takes sqlite and/or mongo (got {args.stores!r})")
+    args.stores = list(dict.fromkeys(stores))
+    return args
+
+
+def progress(store: str) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(f"[{store}] {text}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _secantus_version() -> str:
+    try:
+        return metadata.version("secantusdb")
+    except metadata.PackageNotFoundError:
+        return "unknown version"
+
+
+async def _measure(
+    name: str, store: ConversationStore, report: Report, tokens: TokenCounter, quick: bool
+) -> list[Row]:
+    plan = plan_for(name, quick=quick)
+    report.plans[name] = plan
+    model = InstantModel()
+    await store.open()
+    try:
+        bench = Bench(
+            store_name=name,
+            store=store,
+            agents=bench_agents(),
+            model=model,
+            tokens=tokens,
+            plan=plan,
+            progress=progress(name),
+        )
+        rows = await concurrency(bench)
+        rows += await growth(bench)
+    finally:
+        await store.close()
+        await model.close()
+    return rows
+
+
+async def run(args: argparse.Namespace) -> Report:
+    started = perf_counter()
+    tokens = TokenCounter()
+    tokens.warm(MODEL)
+    counting = (
+        f"tiktoken {encoding_name_for(MODEL)}"
+        if tokens.exact(MODEL)
+        else "an estimate of 4 characters a token (tiktoken unavailable)"
+    )
+    report = Report(
+        started=datetime.now(UTC),
+        machine=machine(),
+        setup=[
+            "Model: instant in-process fake (zero latency); every figure is engine + store "
+            "overhead.",
+            f"Tokens: {MODEL}, counted with {counting}; agent 'chef' with context_tokens "
+            f"{CONTEXT_TOKENS:,} and a 4-field response shape.",
+            "Stores: SQLite = file in a temporary directory (WAL); MongoDB = SecantusDB "
+            f"{_secantus_version()} subprocess on loopback (a Python test server, much slower "
+            "than a real MongoDB).",
+        ],
+        budget=CONTEXT_TOKENS,
+    )
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        workdir = Path(tmp)
+        for name in args.stores:
+            if name == "sqlite":
+                from memory.sqlite import SqliteStore
+
+                store = SqliteStore(path=workdir / "bench.sqlite3")
+                report.rows += await _measure(name, store, report, tokens, args.quick)
+                continue
+            from memory.mongo import MongoStore
+
+            try:
+                async with SecantusServer(workdir) as uri:
+                    mongo = MongoStore(uri=uri, database="parley_bench")
+                    report.rows += await _measure(name, mongo, report, tokens, args.quick)
+            except SecantusUnavailable as exc:
+                report.skipped[name] = f"MongoDB rows skipped: {exc}"
+                progress(name)(report.skipped[name])
+    report.elapsed_s = perf_counter() - started
+    judge(report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    report = asyncio.run(run(args))
+    print(render(report))
+    if args.json is not None:
+        write_json(report, args.json)
+        print(f"Figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""The printed report (plain text, aligned columns), the targets, and the optional JSON.
+
+Targets:
+
+* p99 overhead < 5 ms per message with 1,000 concurrent conversations on SQLite, judged on
+  the "in flight 1" and "in flight 50" rows (the "in flight 1,000" row measures throughput:
+  its latency is mostly waiting in line behind 999 other turns);
+* per-turn prompt tokens flat: the history part of every engine prompt stays within the
+  agent's ``context_tokens`` at every checkpoint while the naive prompt grows;
+* engine overhead (p50) at 10,000 messages within 1.5x of that at 10 messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.plan import Plan
+from bench.stats import Row
+
+P99_TARGET_MS = 5.0
+GROWTH_RATIO_TARGET = 1.5
+
+
+@dataclass
+class Target:
+    store: str
+    name: str
+    met: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    started: datetime
+    machine: dict[str, str]
+    setup: list[str]
+    plans: dict[str, Plan] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    budget: int = 0
+    elapsed_s: float = 0.0
+    ratios: dict[str, dict[str, float]] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+# judging ---------------------------------------------------------------------------------
+
+
+def _find(rows: list[Row], store: str, **match: Any) -> Row | None:
+    for row in rows:
+        if row.store == store and all(getattr(row, k) == v for k, v in match.items()):
+            return row
+    return None
+
+
+def judge(report: Report) -> None:
+    """Fill in the ratios, the targets and the table's target column."""
+    for store in dict.fromkeys(row.store for row in report.rows):
+        _judge_concurrency(report, store)
+        _judge_growth(report, store)
+
+
+def _judge_concurrency(report: Report, store: str) -> None:
+    plan = report.plans[store]
+    judged = [
+        row
+        for in_flight in (1, plan.pool)
+        if (row := _find(report.rows, store, section="concurrency", in_flight=in_flight))
+    ]
+    if not judged:
+        return
+    if store != "sqlite":
+        for row in judged:
+            row.target = "(no target)"
+        return
+    for row in judged:
+        row.target = f"p99<{P99_TARGET_MS:g}ms " + (
+            "met" if row.p99_ms < P99_TARGET_MS else "NOT met"
+        )
+    which = " and ".join(f"in flight {row.in_flight} ({row.p99_ms:.2f} ms)" for row in judged)
+    report.targets.append(
+        Target(
+            store=store,
+            name=f"p99 overhead < {P99_TARGET_MS:g} ms per message at "
+            f"{plan.conversations:,} concurrent conversations",
+            met=all(row.p99_ms < P99_TARGET_MS for row in judged),
+            detail=f"judged on {which}",
+        )
+    )
+
+
+def _judge_growth(report: Report, store: str) -> None:
+    engine = [
+        r
+        for r in report.rows
+        if r.store == store and r.section == "growth" and r.approach == "engine"
+    ]
+    naive = [
+        r
+        for r in report.rows
+        if r.store == store and r.section == "growth" and r.approach == "naive"
+    ]
+    if not engine or not naive:
+        return
+    small, large = engine[0], engine[-1]
+    naive_large = naive[-1]
+    ratios = {
+        "engine_p50_largest_over_smallest": large.p50_ms / small.p50_ms,
+        "engine_p99_largest_over_smallest": large.p99_ms / small.p99_ms,
+        "naive_over_engine_tokens_at_largest": (naive_large.prompt_tokens or 0)
+        / max(1, large.prompt_tokens or 0),
+        "naive_over_engine_p50_at_largest": naive_large.p50_ms / large.p50_ms,
+        "naive_over_engine_p99_at_largest": naive_large.p99_ms / large.p99_ms,
+    }
+    report.ratios[store] = ratios
+
+    history_max = max(r.history_tokens_max or 0 for r in engine)
+    bounded = history_max <= report.budget
+    grows = (naive_large.prompt_tokens or 0) > (large.prompt_tokens or 0) and (
+        naive_large.prompt_tokens or 0
+    ) > (naive[0].prompt_tokens or 0)
+    for row in engine:
+        row.target = f"hist<={report.budget} " + (
+            "met" if (row.history_tokens_max or 0) <= report.budget else "NOT met"
+        )
+    engine_tokens = " -> ".join(f"{r.prompt_tokens:,}" for r in engine)
+    naive_tokens = " -> ".join(f"{r.prompt_tokens:,}" for r in naive)
+    report.targets.append(
+        Target(
+            store=store,
+            name="per-turn prompt tokens flat (bounded by the budget) while the naive ones grow",
+            met=bounded and grows,
+            detail=f"engine history <= {report.budget:,} at every checkpoint (max "
+            f"{history_max:,}); engine prompt {engine_tokens}; naive prompt {naive_tokens}",
+        )
+    )
+    ratio = ratios["engine_p50_largest_over_smallest"]
+    large.target += f"; <={GROWTH_RATIO_TARGET:g}x " + (
+        "met" if ratio <= GROWTH_RATIO_TARGET else "NOT met"
+    )
+    report.targets.append(
+        Target(
+            store=store,
+            name=f"engine overhead at {large.messages:,} msgs within {GROWTH_RATIO_TARGET:g}x of "
+            f"that at {small.messages:,}",
+            met=ratio <= GROWTH_RATIO_TARGET,
+            detail=f"p50 {large.p50_ms:.2f} / {small.p50_ms:.2f} ms = {ratio:.2f}x "
+            f"(p99 {ratios['engine_p99_largest_over_smallest']:.2f}x, not judged: few samples)",
+        )
+    )
+
+
+# rendering -------------------------------------------------------------------------------
+
+_COLUMNS = (
+    ("store", "<"),
+    ("scenario", "<"),
+    ("n", ">"),
+    ("msgs at turn", ">"),
+    ("p50 ms", ">"),
+    ("p99 ms", ">"),
+    ("msgs/s", ">"),
+    ("prompt tokens", ">"),
+    ("target", "<"),
+)
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    return (
+        row.store,
+        row.scenario,
+        f"{row.samples:,}",
+        row.span or "-",
+        f"{row.p50_ms:.2f}",
+        f"{row.p99_ms:.2f}",
+        f"{row.msgs_per_s:,.0f}",
+        "-" if row.prompt_tokens is None else f"{row.prompt_tokens:,}",
+        row.target,
+    )
+
+
+def table(rows: list[Row]) -> list[str]:
+    lines = [tuple(name for name, _ in _COLUMNS), *(_cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+
+    def render(cells: tuple[str, ...]) -> str:
+        parts = [
+            f"{cell:{align}{width}}"
+            for cell, (_, align), width in zip(cells, _COLUMNS, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [render(lines[0]), "  ".join("-" * width for width in widths)]
+    previous = None
+    for row, cells in zip(rows, lines[1:], strict=True):
+        if previous is not None and (row.store, row.section) != previous:
+            out.append("")
+        previous = (row.store, row.section)
+        out.append(render(cells))
+    return out
+
+
+def render(report: Report) -> str:
+    m = report.machine
+    out = [
+        f"Parley benchmark, {report.started:%Y-%m-%d %H:%M:%S %Z}",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['platform']}",
+        *report.setup,
+    ]
+    for store, plan in report.plans.items():
+        out.append(
+            f"Plan ({store}): {plan.conversations:,} conversations x "
+            f"{plan.turns_per_conversation} measured messages per phase after "
+            f"{plan.warm_turns} warm-up turns each; growth checkpoints "
+            + ", ".join(f"{c:,}" for c in plan.checkpoints)
+            + f" msgs, {plan.engine_turns} engine / {plan.naive_turns} naive turns each"
+        )
+        out += [f"  note: {note}" for note in plan.notes]
+    for store, reason in report.skipped.items():
+        out.append(f"Skipped ({store}): {reason}")
+    out += ["", *table(report.rows), ""]
+    out += _throughput(report)
+    out += _ratios(report)
+    out += ["", "Targets"]
+    for target in report.targets:
+        verdict = "met" if target.met else "NOT met"
+        out.append(f"  [{verdict:>7}] {target.store}: {target.name}")
+        out.append(f"            {target.detail}")
+    out += [
+        "",
+        "Reading the table: 'msgs at turn' is the conversation size when the measured turns "
+        "started; p99 over fewer than 100 turns is the slowest turn.",
+        f"Run took {report.elapsed_s:,.0f} s.",
+    ]
+    return "\n".join(out)
+
+
+def _throughput(report: Report) -> list[str]:
+    out = []
+    for store, plan in report.plans.items():
+        row = _find(report.rows, store, section="concurrency", in_flight=plan.conversations)
+        if row is None:
+            continue
+        out.append(
+            f"Throughput ({store}, {plan.conversations:,} in flight): {row.msgs_per_s:,.0f} "
+            f"msgs/s; amortised {row.wall_s / row.samples * 1000:.2f} ms wall per message "
+            f"({row.cpu_ms_per_msg:.2f} ms CPU of this process per message)"
+        )
+    return out
+
+
+def _ratios(report: Report) -> list[str]:
+    out = []
+    for store, ratios in report.ratios.items():
+        plan = report.plans[store]
+        small, large = f"{plan.checkpoints[0]:,}", f"{plan.checkpoints[-1]:,}"
+        out += [
+            f"Ratios ({store}):",
+            f"  engine overhead at {large} msgs / at {small} msgs: "
+            f"p50 {ratios['engine_p50_largest_over_smallest']:.2f}x, "
+            f"p99 {ratios['engine_p99_largest_over_smallest']:.2f}x "
+            f"(target <= {GROWTH_RATIO_TARGET:g}x)",
+            f"  naive / engine prompt tokens at {large} msgs: "
+            f"{ratios['naive_over_engine_tokens_at_largest']:,.1f}x",
+            f"  naive / engine overhead at {large} msgs: "
+            f"p50 {ratios['naive_over_engine_p50_at_largest']:,.1f}x, "
+            f"p99 {ratios['naive_over_engine_p99_at_largest']:,.1f}x",
+        ]
+    return out
+
+
+def write_json(report: Report, path: Path) -> None:
+    document = {
+        "started": report.started.isoformat(),
+        "elapsed_s": report.elapsed_s,
+        "machine": report.machine,
+        "setup": report.setup,
+        "context_tokens": report.budget,
+        "plans": {store: asdict(plan) for store, plan in report.plans.items()},
+        "skipped": report.skipped,
+        "rows": [asdict(row) for row in report.rows],
+        "ratios": report.ratios,
+        "targets": [asdict(target) for target in report.targets],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

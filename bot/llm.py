@@ -1,0 +1,164 @@
+"""The model boundary: a small ModelClient protocol and its OpenAI Chat Completions client.
+
+Any OpenAI-compatible server works through ``OPENAI_BASE_URL`` (Ollama, vLLM, llama.cpp,
+Azure, gateways). Retries and timeouts are the SDK's own, configured from settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import openai
+from openai import AsyncOpenAI
+
+from bot.errors import ParleyError
+from bot.prompt import ChatMessage
+
+logger = logging.getLogger(__name__)
+
+FormatKind = Literal["json_schema", "json_object"]
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "schema")
+
+
+class ModelError(ParleyError):
+    """The model could not answer (after the SDK's retries). The message is short and safe."""
+
+
+class FormatRejected(ModelError):
+    """The server refused the requested ``response_format``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    kind: FormatKind
+    schema: dict[str, Any] | None = None
+    name: str = "reply"
+    strict: bool = True
+
+    def as_param(self) -> dict[str, Any]:
+        if self.kind == "json_object":
+            return {"type": "json_object"}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": self.name, "schema": self.schema, "strict": self.strict},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    response_format: ResponseFormat | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    """For logs only (conversation id, purpose); never sent."""
+
+
+class ModelClient(Protocol):
+    """What the engine needs from a model: streamed text, or the whole text at once."""
+
+    @property
+    def description(self) -> str: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        """Yield pieces of the reply as they arrive. Raises ModelError or FormatRejected."""
+        ...
+
+    async def complete(self, request: ChatRequest) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class OpenAIModelClient:
+    """Chat Completions through the official SDK (``AsyncOpenAI``)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        max_retries: int,
+    ) -> None:
+        self._base_url = base_url
+        self._client = AsyncOpenAI(
+            api_key=api_key or "unused",
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    @property
+    def description(self) -> str:
+        return f"OpenAI-compatible API at {self._base_url or 'api.openai.com'}"
+
+    def __repr__(self) -> str:
+        return f"OpenAIModelClient({self.description})"
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        try:
+            response = await self._client.chat.completions.create(
+                **self._params(request), stream=True
+            )
+            async with response:
+                async for chunk in response:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from exc
+        except Exception as exc:  # transport errors mid-stream vary by SDK version
+            raise ModelError(f"the model's stream broke ({exc.__class__.__name__})") from exc
+
+    async def complete(self, request: ChatRequest) -> str:
+        try:
+            response = await self._client.chat.completions.create(**self._params(request))
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from exc
+        if not response.choices:
+            raise ModelError("the model returned no choices")
+        return response.choices[0].message.content or ""
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @staticmethod
+    def _params(request: ChatRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            params["max_tokens"] = request.max_tokens
+        if request.response_format is not None:
+            params["response_format"] = request.response_format.as_param()
+        return params
+
+
+_PLAIN_FAILURES: tuple[tuple[type[openai.OpenAIError], str], ...] = (
+    (openai.APITimeoutError, "the model timed out"),
+    (openai.APIConnectionError, "the model could not be reached"),
+    (openai.RateLimitError, "the model is rate limited (HTTP 429)"),
+)
+
+
+def _translate(exc: openai.OpenAIError) -> ModelError:
+    """A short, secret-free error; a refused ``response_format`` is told apart."""
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        text = str(exc.message).lower()
+        if any(word in text for word in _FORMAT_WORDS):
+            return FormatRejected(
+                f"the server refused the response format (HTTP {exc.status_code})"
+            )
+        return ModelError(f"the model refused the request (HTTP {exc.status_code})")
+    for kind, message in _PLAIN_FAILURES:
+        if isinstance(exc, kind):
+            return ModelError(message)
+    if isinstance(exc, openai.APIStatusError):
+        return ModelError(f"the model failed (HTTP {exc.status_code})")
+    return ModelError(f"the model failed ({exc.__class__.__name__})")

@@ -1,0 +1,151 @@
+"""Prompt assembly: pure code, no I/O.
+
+Order of every prompt: a system message (the agent's context, its instructions, the response
+shape directive); the agent's first message as the first assistant turn; the rolling summary
+of older turns, if any; the most recent turns that fit the agent's ``context_tokens`` budget
+(dropped oldest first, in whole user/assistant turns); the new user message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from config.agents import Agent
+from memory.base import Message
+
+ChatRole = Literal["system", "user", "assistant"]
+MESSAGE_OVERHEAD_TOKENS = 4
+"""What the chat format adds around each message's content (role and separators)."""
+
+SUMMARY_HEADING = "Summary of the conversation so far (older turns are not shown):"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: ChatRole
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    messages: tuple[ChatMessage, ...]
+    tokens: int
+    """Estimated prompt tokens: every message's content plus the per-message overhead."""
+    history_tokens: int
+    included_seqs: tuple[int, ...]
+    """Seqs of the stored messages that made it into the window, oldest first."""
+    dropped_through: int
+    """The newest seq that fell out of the budget (0 when nothing did)."""
+
+
+def shape_directive(agent: Agent) -> str:
+    """Tells the model the JSON it must answer with and which field people read."""
+    if agent.response_shape is None:
+        return ""
+    schema = json.dumps(agent.response_shape, ensure_ascii=False, separators=(",", ":"))
+    return (
+        "Always answer with exactly one JSON object and nothing else, matching this JSON "
+        f"Schema:\n{schema}\n"
+        f'The "{agent.reply_field}" field is what the person reads: write it as a chat message '
+        "(Markdown allowed). The other fields are read by programs; fill them accurately."
+    )
+
+
+def system_message(agent: Agent) -> ChatMessage:
+    parts = [agent.context.strip()]
+    if agent.instructions.strip():
+        parts.append("Instructions for the whole conversation:\n" + agent.instructions.strip())
+    directive = shape_directive(agent)
+    if directive:
+        parts.append(directive)
+    return ChatMessage(role="system", content="\n\n".join(parts))
+
+
+def user_content(text: str, author_name: str) -> str:
+    """User turns carry the author's name: several people may share one conversation."""
+    return f"{author_name}: {text}" if author_name else text
+
+
+def history_content(message: Message) -> str:
+    if message.role == "user":
+        return user_content(message.text, message.author_name)
+    if message.data is not None:
+        return json.dumps(message.data, ensure_ascii=False)
+    return message.text
+
+
+def is_opener(message: Message, agent: Agent) -> bool:
+    """The stored first message, which every prompt already carries from the agent."""
+    return message.seq == 1 and message.role == "assistant" and message.text == agent.first_message
+
+
+def usable_history(history: Sequence[Message], agent: Agent) -> list[Message]:
+    """What a prompt may show: no failed replies and no repeat of the opener."""
+    return [m for m in history if m.error is None and not is_opener(m, agent)]
+
+
+def group_turns(history: Sequence[Message]) -> list[list[Message]]:
+    """Whole turns: a user message and the replies after it (leading replies stand alone)."""
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.role == "user" or not turns:
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+    return turns
+
+
+def build_prompt(
+    *,
+    agent: Agent,
+    summary: str,
+    history: Sequence[Message],
+    new_text: str,
+    new_author: str,
+    count: Callable[[str], int],
+) -> Prompt:
+    """Assemble the prompt for one turn.
+
+    ``history`` is the stored tail after the summary, oldest first. A message's stored
+    ``token_count`` (the tokens of :func:`history_content`) spares counting it again on every
+    turn; ``count`` counts tokens for the agent's model.
+    """
+    fixed = [system_message(agent), ChatMessage(role="assistant", content=agent.first_message)]
+    if summary.strip():
+        fixed.append(ChatMessage(role="system", content=f"{SUMMARY_HEADING}\n{summary.strip()}"))
+    new_message = ChatMessage(role="user", content=user_content(new_text, new_author))
+
+    def cost(message: Message) -> int:
+        tokens = message.token_count or count(history_content(message))
+        return tokens + MESSAGE_OVERHEAD_TOKENS
+
+    turns = group_turns(usable_history(history, agent))
+    kept: list[list[Message]] = []
+    used = 0
+    for turn in reversed(turns):
+        turn_cost = sum(cost(message) for message in turn)
+        if used + turn_cost > agent.context_tokens:
+            break
+        kept.append(turn)
+        used += turn_cost
+    kept.reverse()
+    window = [message for turn in kept for message in turn]
+    first_kept = window[0].seq if window else None
+    dropped = [m.seq for m in history if first_kept is None or m.seq < first_kept]
+
+    messages = [
+        *fixed,
+        *(ChatMessage(role=m.role, content=history_content(m)) for m in window),
+        new_message,
+    ]
+    fixed_tokens = sum(count(m.content) + MESSAGE_OVERHEAD_TOKENS for m in (*fixed, new_message))
+    return Prompt(
+        messages=tuple(messages),
+        tokens=fixed_tokens + used,
+        history_tokens=used,
+        included_seqs=tuple(m.seq for m in window),
+        dropped_through=max(dropped, default=0),
+    )
