@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bot.errors import NotFound, ParleyError
 from bot.llm import ChatRequest, ModelClient, ModelError
@@ -66,6 +66,10 @@ _SUMMARY_MAX_TOKENS = 500
 
 class EngineBusy(ParleyError):
     """Too many turns are waiting; the caller should ask the person to try again shortly."""
+
+
+class UnknownAgent(ParleyError):
+    """No agent has that id."""
 
 
 class NoGoal(ParleyError):
@@ -211,6 +215,33 @@ class Engine:
 
     def count_tokens(self, text: str, agent: Agent) -> int:
         return self._tokens.count(text, self.model_for(agent))
+
+    async def agent_for_channel(
+        self, *, platform: Literal["slack", "discord"], workspace: str, channel: str
+    ) -> Agent:
+        """The agent for new conversations in a channel: one bound with ``/agent use``, else
+        the agents file's binding, else the default agent."""
+        bound = await self._store.channel_agent(
+            platform=platform, workspace=workspace, channel=channel
+        )
+        if bound is not None:
+            agent = self._agents.find(bound)
+            if agent is not None:
+                return agent
+        return self._agents.for_channel(platform, channel, workspace=workspace)
+
+    async def bind_channel(
+        self, *, platform: Literal["slack", "discord"], workspace: str, channel: str, agent_id: str
+    ) -> Agent:
+        """Bind a channel to an agent for its new conversations (``/agent use``)."""
+        agent = self._agents.find(agent_id)
+        if agent is None:
+            known = ", ".join(a.id for a in self._agents.agents)
+            raise UnknownAgent(f"no agent {agent_id!r} (agents: {known})")
+        await self._store.bind_channel(
+            platform=platform, workspace=workspace, channel=channel, agent_id=agent.id
+        )
+        return agent
 
     # turns -------------------------------------------------------------------------------
 

@@ -295,6 +295,19 @@ class ConversationStore(Protocol):
         """Open conversations of the agent with messages after their last goal check."""
         ...
 
+    # channel bindings
+    async def bind_channel(
+        self, *, platform: Platform, workspace: str, channel: str, agent_id: str
+    ) -> None:
+        """Make ``agent_id`` the agent of new conversations in a channel (``/agent use``)."""
+        ...
+
+    async def channel_agent(
+        self, *, platform: Platform, workspace: str, channel: str
+    ) -> str | None:
+        """The agent bound to a channel through :meth:`bind_channel`, if any."""
+        ...
+
     # claims
     async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
         """Take ``key`` for ``owner`` unless another owner holds an unexpired claim on it."""

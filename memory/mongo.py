@@ -46,6 +46,7 @@ from memory.base import (
     Message,
     NewGoalCheck,
     NewMessage,
+    Platform,
     PlatformKey,
     is_valid_id,
     truncate_ms,
@@ -61,6 +62,7 @@ _MESSAGES = "messages"
 _EVENTS = "processed_events"
 _GOAL_CHECKS = "goal_checks"
 _CLAIMS = "claims"
+_BINDINGS = "channel_bindings"
 
 _UPSERT_ATTEMPTS = 5
 _SEARCH_SEPARATOR = "\x1f"
@@ -109,6 +111,10 @@ _INDEXES: dict[str, list[IndexModel]] = {
     ],
     _CLAIMS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
 }
+
+
+def _binding_id(platform: Platform, workspace: str, channel: str) -> str:
+    return PlatformKey(platform=platform, workspace=workspace, channel=channel).canonical
 
 
 def redact_uri(uri: str) -> str:
@@ -636,6 +642,27 @@ class MongoStore:
                 limit=limit,
             )
             return [_conversation(doc) async for doc in cursor]
+
+    # channel bindings ------------------------------------------------------------------------
+
+    async def bind_channel(
+        self, *, platform: Platform, workspace: str, channel: str, agent_id: str
+    ) -> None:
+        with self._errors("bind a channel"):
+            await self._collection(_BINDINGS).update_one(
+                {"_id": _binding_id(platform, workspace, channel)},
+                {"$set": {"agent_id": agent_id, "updated_at": self._now()}},
+                upsert=True,
+            )
+
+    async def channel_agent(
+        self, *, platform: Platform, workspace: str, channel: str
+    ) -> str | None:
+        with self._errors("read a channel binding"):
+            doc = await self._collection(_BINDINGS).find_one(
+                {"_id": _binding_id(platform, workspace, channel)}
+            )
+        return None if doc is None else str(doc["agent_id"])
 
     # claims --------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from memory.base import (
     Message,
     NewGoalCheck,
     NewMessage,
+    Platform,
     PlatformKey,
     is_valid_id,
     truncate_ms,
@@ -130,6 +131,16 @@ _SCHEMA = (
     )
     """,
     """
+    CREATE TABLE IF NOT EXISTS channel_bindings (
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (platform, workspace, channel)
+    ) WITHOUT ROWID
+    """,
+    """
     CREATE TABLE IF NOT EXISTS claims (
         key TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
@@ -153,6 +164,13 @@ _SCHEMA = (
     """,
     "CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at)",
 )
+
+_BIND = """
+INSERT INTO channel_bindings (platform, workspace, channel, agent_id, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (platform, workspace, channel)
+DO UPDATE SET agent_id = excluded.agent_id, updated_at = excluded.updated_at
+"""
 
 _INSERT_CONVERSATION = """
 INSERT INTO conversations
@@ -601,6 +619,24 @@ class SqliteStore:
         return [_conversation(row) for row in rows]
 
     # claims
+
+    async def bind_channel(
+        self, *, platform: Platform, workspace: str, channel: str, agent_id: str
+    ) -> None:
+        async with self._connection() as db:
+            await _change(db, _BIND, (platform, workspace, channel, agent_id, self._now_ms()))
+
+    async def channel_agent(
+        self, *, platform: Platform, workspace: str, channel: str
+    ) -> str | None:
+        async with self._connection() as db:
+            cursor = await db.execute(
+                "SELECT agent_id FROM channel_bindings"
+                " WHERE platform = ? AND workspace = ? AND channel = ?",
+                (platform, workspace, channel),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
 
     async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
         now = self._now_ms()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import GOAL_SCHEMA, Engine, IncomingMessage, NoGoal
+from bot.engine import GOAL_SCHEMA, Engine, IncomingMessage, NoGoal, UnknownAgent
 from bot.errors import StoreUnavailable
 from bot.llm import OpenAIModelClient
 from bot.tokens import TokenCounter
@@ -444,3 +444,18 @@ async def test_a_store_failure_reaches_the_caller(
         await turn.result()
     assert fake_openai.chat_requests() == [], "no model call without a stored message"
     assert engine.locked_conversations == 0
+
+
+async def test_channel_binding_chooses_the_agent_of_new_conversations(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(
+        agents_file(chef(), plain(bindings={"slack": ["C0PLAIN"]}), default="chef")
+    )
+    where = {"platform": "slack", "workspace": "T1"}
+    assert (await engine.agent_for_channel(**where, channel="C0PLAIN")).id == "plain"  # type: ignore[arg-type]
+    assert (await engine.agent_for_channel(**where, channel="C0OTHER")).id == "chef"  # type: ignore[arg-type]
+    await engine.bind_channel(**where, channel="C0OTHER", agent_id="plain")  # type: ignore[arg-type]
+    assert (await engine.agent_for_channel(**where, channel="C0OTHER")).id == "plain"  # type: ignore[arg-type]
+    with pytest.raises(UnknownAgent, match="no agent 'waiter' \\(agents: chef, plain\\)"):
+        await engine.bind_channel(**where, channel="C0OTHER", agent_id="waiter")  # type: ignore[arg-type]

@@ -573,6 +573,24 @@ async def test_closed_conversations_are_not_due(store: ConversationStore) -> Non
     assert await store.conversations_due_for_goal_check(agent_id="chef") == []
 
 
+# channel bindings ------------------------------------------------------------------------
+
+
+async def test_channel_bindings(store_factory: StoreFactory, clock: FakeClock) -> None:
+    store = await store_factory()
+    where = {"platform": "slack", "workspace": "T_A", "channel": "C1"}
+    assert await store.channel_agent(**where) is None  # type: ignore[arg-type]
+    await store.bind_channel(**where, agent_id="chef")  # type: ignore[arg-type]
+    assert await store.channel_agent(**where) == "chef"  # type: ignore[arg-type]
+    clock.advance(1)
+    await store.bind_channel(**where, agent_id="tutor")  # type: ignore[arg-type]
+    assert await store.channel_agent(**where) == "tutor"  # type: ignore[arg-type]
+    assert await store.channel_agent(platform="slack", workspace="T_B", channel="C1") is None
+    assert await store.channel_agent(platform="discord", workspace="T_A", channel="C1") is None
+    other_process = await store_factory()
+    assert await other_process.channel_agent(**where) == "tutor"  # type: ignore[arg-type]
+
+
 # claims ----------------------------------------------------------------------------------
 
 
