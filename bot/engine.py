@@ -16,19 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.errors import NotFound, ParleyError
+from bot.goals import GOAL_SCHEMA, check_goal
+from bot.history import read_recent
 from bot.llm import ChatRequest, ModelClient, ModelError
 from bot.locks import KeyedLocks
-from bot.logs import conversation_context
-from bot.prompt import (
-    MESSAGE_OVERHEAD_TOKENS,
-    ChatMessage,
-    Prompt,
-    build_prompt,
-    history_content,
-    usable_history,
-    user_content,
-)
+from bot.logs import context_of
+from bot.prompt import build_prompt, user_content
 from bot.structured import Generated, StructuredReplies
+from bot.summary import RollingSummary, compaction_target
 from bot.tokens import TokenCounter
 from config.agents import Agent, AgentsFile
 from memory.base import (
@@ -36,32 +31,24 @@ from memory.base import (
     ConversationStore,
     GoalCheck,
     Message,
-    NewGoalCheck,
     NewMessage,
     PlatformKey,
 )
 
+__all__ = [
+    "GOAL_SCHEMA",
+    "Engine",
+    "EngineBusy",
+    "IncomingMessage",
+    "NoGoal",
+    "Turn",
+    "TurnResult",
+    "UnknownAgent",
+]
+
 logger = logging.getLogger(__name__)
 
-GOAL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "goal_reached": {"type": "boolean", "description": "true when the goal has been reached"},
-        "summary": {"type": "string", "description": "what happened, in one to three sentences"},
-        "missing": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "what is still needed to reach the goal; empty when reached",
-        },
-    },
-    "required": ["goal_reached", "summary", "missing"],
-    "additionalProperties": False,
-}
-SUMMARY_MARKER = "[parley:summary]"
-GOAL_MARKER = "[parley:goal]"
-_PAGE = 64
 _TITLE_LENGTH = 80
-_SUMMARY_MAX_TOKENS = 500
 
 
 class EngineBusy(ParleyError):
@@ -178,9 +165,13 @@ class Engine:
         self._locks = KeyedLocks()
         self._max_pending = max_pending_turns
         self._turns: set[asyncio.Task[None]] = set()
-        self._summaries: dict[str, asyncio.Task[None]] = {}
-        self._summary_slots = asyncio.Semaphore(summary_concurrency)
-        self._max_summaries = max_pending_turns
+        self._summary = RollingSummary(
+            store=store,
+            model=model,
+            model_for=self.model_for,
+            concurrency=summary_concurrency,
+            max_pending=max_pending_turns,
+        )
 
     @property
     def agents(self) -> AgentsFile:
@@ -205,7 +196,7 @@ class Engine:
             logger.warning(
                 "agent %r is no longer defined; using the default agent",
                 conversation.agent_id,
-                extra=_context(conversation),
+                extra=context_of(conversation),
             )
             return self._agents.default
         return agent
@@ -270,7 +261,7 @@ class Engine:
     async def _turn(self, incoming: IncomingMessage, turn: Turn) -> TurnResult:
         conversation = await self._conversation_for(incoming)
         agent = self.agent_of(conversation)
-        context = _context(conversation)
+        context = context_of(conversation)
         user_message = await self._store.append_message(
             conversation_id=conversation.id,
             message=NewMessage(
@@ -320,7 +311,7 @@ class Engine:
                 logger.warning("reply kept as raw text: %s", generated.error, extra=context)
         reply = await self._store_reply(conversation, agent, generated)
         if prompt.dropped_through > conversation.summary_seq:
-            self._schedule_summary(conversation, agent, _compaction_target(prompt))
+            self._summary.schedule(conversation, agent, compaction_target(prompt))
         logger.debug(
             "turn done: %d prompt tokens, %d history messages",
             prompt.tokens,
@@ -379,7 +370,7 @@ class Engine:
         )
         await self._store.close_conversation(conversation_id=conversation.id)
         logger.info(
-            "conversation closed after %d turns", agent.max_turns, extra=_context(conversation)
+            "conversation closed after %d turns", agent.max_turns, extra=context_of(conversation)
         )
         return TurnResult(
             conversation=conversation,
@@ -393,28 +384,13 @@ class Engine:
     async def _recent(
         self, conversation: Conversation, agent: Agent, *, before_seq: int | None = None
     ) -> list[Message]:
-        """The stored tail after the summary, read newest first until the budget is full."""
-        tail: list[Message] = []
-        tokens = 0
-        before = before_seq
-        while tokens <= agent.context_tokens:
-            page = await self._store.list_messages(
-                conversation_id=conversation.id,
-                after_seq=conversation.summary_seq,
-                before_seq=before,
-                limit=_PAGE,
-                newest_first=True,
-            )
-            tail.extend(page)
-            for message in usable_history(page, agent):
-                tokens += (
-                    message.token_count or self.count_tokens(history_content(message), agent)
-                ) + MESSAGE_OVERHEAD_TOKENS
-            if len(page) < _PAGE:
-                break
-            before = page[-1].seq
-        tail.reverse()
-        return tail
+        return await read_recent(
+            self._store,
+            conversation,
+            agent,
+            count=lambda text: self.count_tokens(text, agent),
+            before_seq=before_seq,
+        )
 
     # conversations -----------------------------------------------------------------------
 
@@ -455,7 +431,7 @@ class Engine:
             updated = await self._store.update_conversation(
                 conversation_id=conversation.id, **changes
             )
-            logger.info("conversation opened with %s", agent.id, extra=_context(conversation))
+            logger.info("conversation opened with %s", agent.id, extra=context_of(conversation))
             return (updated or conversation), True
 
     async def reset(self, key: PlatformKey) -> bool:
@@ -464,7 +440,7 @@ class Engine:
             conversation = await self._store.find_conversation(key=key)
             if conversation is None:
                 return False
-            logger.info("conversation reset", extra=_context(conversation))
+            logger.info("conversation reset", extra=context_of(conversation))
             return await self._store.close_conversation(conversation_id=conversation.id)
 
     # goal checks -------------------------------------------------------------------------
@@ -480,103 +456,18 @@ class Engine:
         agent = self.agent_of(conversation)
         if not agent.goal:
             raise NoGoal(f"agent {agent.id!r} has no goal")
-        history = await self._recent(conversation, agent)
-        covered = history[-1].seq if history else conversation.summary_seq
-        request = ChatRequest(
+        return await check_goal(
+            store=self._store,
+            replies=self._replies,
+            conversation=conversation,
+            agent=agent,
+            history=await self._recent(conversation, agent),
             model=self.model_for(agent),
-            messages=(
-                ChatMessage(role="system", content=_goal_instructions(agent)),
-                ChatMessage(role="user", content=_transcript(conversation.summary, history, agent)),
-            ),
-            temperature=0,
-            metadata={"conversation_id": conversation.id, "purpose": "goal_check"},
         )
-        error: str | None = None
-        data: dict[str, Any] | None = None
-        try:
-            generated = await self._replies.generate(
-                request, schema=GOAL_SCHEMA, reply_field=None, stream=False
-            )
-            data, error = generated.data, generated.error
-        except ModelError as exc:
-            error = str(exc)
-        if error:
-            logger.warning("goal check failed: %s", error, extra=_context(conversation))
-        values = data or {}
-        missing = values.get("missing") or []
-        return await self._store.add_goal_check(
-            NewGoalCheck(
-                conversation_id=conversation.id,
-                agent_id=agent.id,
-                reached=bool(values.get("goal_reached", False)),
-                summary=str(values.get("summary", "")),
-                missing=tuple(str(item) for item in missing),
-                covered_seq=covered,
-                error=error if data is None else None,
-            )
-        )
-
-    # rolling summary ---------------------------------------------------------------------
-
-    def _schedule_summary(self, conversation: Conversation, agent: Agent, through: int) -> None:
-        if conversation.id in self._summaries or len(self._summaries) >= self._max_summaries:
-            return
-        task = asyncio.create_task(self._summarize(conversation.id, agent, through))
-        self._summaries[conversation.id] = task
-        task.add_done_callback(lambda _: self._summaries.pop(conversation.id, None))
-
-    async def _summarize(self, conversation_id: str, agent: Agent, through: int) -> None:
-        async with self._summary_slots:
-            conversation = await self._store.get_conversation(conversation_id=conversation_id)
-            if conversation is None or conversation.summary_seq >= through:
-                return
-            context = _context(conversation)
-            try:
-                summary = await self._fold(conversation, agent, through)
-            except ModelError as exc:
-                logger.warning("summary not updated: %s", exc, extra=context)
-                return
-            except Exception:
-                logger.exception("summary update failed", extra=context)
-                return
-            await self._store.set_summary(
-                conversation_id=conversation_id, summary=summary, summary_seq=through
-            )
-            logger.debug("summary now covers messages 1-%d", through, extra=context)
-
-    async def _fold(self, conversation: Conversation, agent: Agent, through: int) -> str:
-        """The summary extended with every message up to ``through``, a page at a time."""
-        summary = conversation.summary
-        after = conversation.summary_seq
-        while after < through:
-            page = await self._store.list_messages(
-                conversation_id=conversation.id,
-                after_seq=after,
-                before_seq=through + 1,
-                limit=_PAGE * 2,
-            )
-            if not page:
-                break
-            after = page[-1].seq
-            turns = usable_history(page, agent)
-            if not turns:
-                continue
-            request = ChatRequest(
-                model=self.model_for(agent),
-                messages=(
-                    ChatMessage(role="system", content=_summary_instructions(agent)),
-                    ChatMessage(role="user", content=_transcript(summary, turns, agent)),
-                ),
-                temperature=0.2,
-                max_tokens=_SUMMARY_MAX_TOKENS,
-                metadata={"conversation_id": conversation.id, "purpose": "summary"},
-            )
-            summary = (await self._model.complete(request)).strip() or summary
-        return summary
 
     async def aclose(self, grace: float = 10.0) -> None:
         """Let running turns and summaries finish (up to ``grace`` seconds), then cancel."""
-        pending = [*self._turns, *self._summaries.values()]
+        pending = [*self._turns, *self._summary.tasks]
         if not pending:
             return
         _, late = await asyncio.wait(pending, timeout=grace)
@@ -586,63 +477,6 @@ class Engine:
             await asyncio.gather(*late, return_exceptions=True)
 
 
-def _context(conversation: Conversation) -> dict[str, str]:
-    return conversation_context(
-        conversation_id=conversation.id,
-        platform=conversation.key.platform,
-        agent_id=conversation.agent_id,
-    )
-
-
 def _title(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1] + "…"
-
-
-def _compaction_target(prompt: Prompt) -> int:
-    """Summarise what fell out and the older half of the window, so the next turns have room
-    to grow before another summary is needed (one summary call every few turns, not each)."""
-    keep = prompt.included_seqs[len(prompt.included_seqs) // 2 :]
-    older = [seq for seq in prompt.included_seqs if seq < keep[0]] if keep else []
-    return max([prompt.dropped_through, *older])
-
-
-def _transcript(summary: str, messages: list[Message], agent: Agent) -> str:
-    lines = []
-    if summary.strip():
-        lines += ["Summary of earlier turns:", summary.strip(), ""]
-    lines.append("Conversation:")
-    for message in messages:
-        if message.role == "user":
-            lines.append(f"{message.author_name or 'User'}: {message.text}")
-        else:
-            lines.append(f"{agent.name}: {message.text}")
-    return "\n".join(lines)
-
-
-def _summary_instructions(agent: Agent) -> str:
-    return (
-        f"{SUMMARY_MARKER} You keep the memory of a conversation between {agent.name} and "
-        "the people it talks to. Rewrite the summary so that it covers the earlier summary and "
-        "the new turns. Keep every durable fact: names, preferences, allergies, decisions, "
-        "open questions and promises. Plain text, at most 200 words, no preamble."
-    )
-
-
-def _goal_instructions(agent: Agent) -> str:
-    return (
-        f"{GOAL_MARKER} You review a conversation of the agent {agent.name}.\n"
-        f"Who the agent is: {agent.context.strip()}\n"
-        f"The goal of the conversation: {(agent.goal or '').strip()}\n"
-        "Decide whether the goal has been reached. Answer with goal_reached (true or false), "
-        "summary (what happened, one to three sentences) and missing (what is still needed; "
-        "empty when the goal is reached).\n\n" + shape_directive_for_goal()
-    )
-
-
-def shape_directive_for_goal() -> str:
-    schema = json.dumps(GOAL_SCHEMA, separators=(",", ":"))
-    return (
-        "Answer with exactly one JSON object and nothing else, matching this JSON Schema:\n"
-        + schema
-    )

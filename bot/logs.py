@@ -10,7 +10,10 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from memory.base import Conversation
 
 CONTEXT_FIELDS = ("conversation_id", "platform", "agent_id", "event_id")
 REDACTED = "***"
@@ -18,6 +21,15 @@ REDACTED = "***"
 
 def conversation_context(*, conversation_id: str, platform: str, **more: str) -> dict[str, str]:
     return {"conversation_id": conversation_id, "platform": platform, **more}
+
+
+def context_of(conversation: Conversation) -> dict[str, str]:
+    """The log context of a stored conversation: its id, platform and agent."""
+    return conversation_context(
+        conversation_id=conversation.id,
+        platform=conversation.key.platform,
+        agent_id=conversation.agent_id,
+    )
 
 
 class _Redactor:

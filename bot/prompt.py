@@ -149,3 +149,17 @@ def build_prompt(
         included_seqs=tuple(m.seq for m in window),
         dropped_through=max(dropped, default=0),
     )
+
+
+def transcript(summary: str, messages: Sequence[Message], agent: Agent) -> str:
+    """A conversation as plain text, for prompts that review it (summaries, goal checks)."""
+    lines = []
+    if summary.strip():
+        lines += ["Summary of earlier turns:", summary.strip(), ""]
+    lines.append("Conversation:")
+    for message in messages:
+        if message.role == "user":
+            lines.append(f"{message.author_name or 'User'}: {message.text}")
+        else:
+            lines.append(f"{agent.name}: {message.text}")
+    return "\n".join(lines)
