@@ -13,6 +13,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -49,7 +50,9 @@ def parse_duration(value: object) -> timedelta:
     """``90`` (seconds), ``"45s"``, ``"30m"``, ``"1h"``, ``"1h30m"`` or ``"2d"``."""
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 30m, 1h or 1d")
-    if isinstance(value, int | float):
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
@@ -62,6 +65,53 @@ def parse_duration(value: object) -> timedelta:
     if seconds < 60:
         raise ValueError("must be at least one minute")
     return timedelta(seconds=seconds)
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday) in APScheduler's terms, by day name.
+
+    APScheduler 3 numbers days from Monday = 0, so ``1-5`` would silently mean Tuesday to
+    Saturday; names are unambiguous.
+    """
+    if field == "*":
+        return field
+    days: list[str] = []
+    for item in field.split(","):
+        if any(character.isalpha() for character in item):
+            days.append(item.lower())
+            continue
+        body, _, step = item.partition("/")
+        if body == "*":
+            low, high = 0, 6
+        elif "-" in body:
+            first, last = body.split("-", 1)
+            low, high = int(first), int(last)
+        else:
+            low = int(body)
+            high = 6 if step else low
+        if not (0 <= low <= 7 and 0 <= high <= 7):
+            raise ValueError(f"day of week {item!r} is out of range 0-7")
+        days += [_DAY_NAMES[day % 7] for day in range(low, high + 1, int(step or 1))]
+    return ",".join(dict.fromkeys(days))
+
+
+def crontab_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A trigger for a standard five-field crontab expression, read as cron reads it."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron {expression!r} needs five fields: minute hour day month weekday")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekday),
+        timezone=ZoneInfo(timezone),
+    )
 
 
 class GoalCheckSpec(_Spec):
@@ -102,10 +152,8 @@ class GoalCheckSpec(_Spec):
         if (self.cron is None) == (self.every is None):
             raise ValueError("give exactly one of 'cron' or 'every'")
         if self.cron is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
+                crontab_trigger(self.cron, self.timezone)
             except ValueError as exc:
                 raise ValueError(
                     f"cron {self.cron!r} is not a valid crontab expression: {exc}"

@@ -289,6 +289,10 @@ class ConversationStore(Protocol):
 
     async def mark_goal_check_posted(self, *, check_id: str) -> bool: ...
 
+    async def goal_checks_to_post(self, *, agent_id: str, limit: int = 100) -> list[GoalCheck]:
+        """Successful checks of the agent not yet posted (their posting failed), oldest first."""
+        ...
+
     async def conversations_due_for_goal_check(
         self, *, agent_id: str, limit: int = 100
     ) -> list[Conversation]:

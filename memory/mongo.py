@@ -107,7 +107,8 @@ _INDEXES: dict[str, list[IndexModel]] = {
     _MESSAGES: [IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True)],
     _EVENTS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     _GOAL_CHECKS: [
-        IndexModel([("conversation_id", ASCENDING), ("checked_at", DESCENDING), ("n", DESCENDING)])
+        IndexModel([("conversation_id", ASCENDING), ("checked_at", DESCENDING), ("n", DESCENDING)]),
+        IndexModel([("agent_id", ASCENDING), ("posted_at", ASCENDING)]),
     ],
     _CLAIMS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
 }
@@ -629,6 +630,17 @@ class MongoStore:
                 {"_id": check_id}, {"$set": {"posted_at": self._now()}}
             )
         return result.matched_count == 1
+
+    async def goal_checks_to_post(self, *, agent_id: str, limit: int = 100) -> list[GoalCheck]:
+        if limit < 1:
+            return []
+        with self._errors("list unposted goal checks"):
+            cursor = self._collection(_GOAL_CHECKS).find(
+                {"agent_id": agent_id, "posted_at": None, "error": None},
+                sort=[("checked_at", ASCENDING), ("n", ASCENDING)],
+                limit=limit,
+            )
+            return [_goal_check(doc) async for doc in cursor]
 
     async def conversations_due_for_goal_check(
         self, *, agent_id: str, limit: int = 100

@@ -163,6 +163,7 @@ _SCHEMA = (
     ON goal_checks (conversation_id, checked_at)
     """,
     "CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at)",
+    "CREATE INDEX IF NOT EXISTS goal_checks_unposted ON goal_checks (agent_id, posted_at)",
 )
 
 _BIND = """
@@ -608,6 +609,19 @@ class SqliteStore:
                 db, "UPDATE goal_checks SET posted_at = ? WHERE id = ?", (self._now_ms(), check_id)
             )
         return changed == 1
+
+    async def goal_checks_to_post(self, *, agent_id: str, limit: int = 100) -> list[GoalCheck]:
+        if limit < 1:
+            return []
+        async with self._connection() as db:
+            rows = await _fetch(
+                db,
+                "SELECT * FROM goal_checks"
+                " WHERE agent_id = ? AND posted_at IS NULL AND error IS NULL"
+                " ORDER BY checked_at, rowid LIMIT ?",
+                (agent_id, limit),
+            )
+        return [_goal_check(row) for row in rows]
 
     async def conversations_due_for_goal_check(
         self, *, agent_id: str, limit: int = 100

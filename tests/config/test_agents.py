@@ -1,13 +1,19 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from bot.errors import ConfigError
-from config.agents import AgentsFile, load_agents, normalise_response_shape, parse_duration
+from config.agents import (
+    AgentsFile,
+    crontab_trigger,
+    load_agents,
+    normalise_response_shape,
+    parse_duration,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -267,3 +273,28 @@ def test_many_errors_are_capped(tmp_path: Path) -> None:
 def test_model_is_the_whole_file() -> None:
     with pytest.raises(ValueError, match="agents"):
         AgentsFile.model_validate({})
+
+
+@pytest.mark.parametrize(
+    ("weekdays", "fires_on"),
+    [
+        ("1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+        ("0", {"Sunday"}),
+        ("7", {"Sunday"}),
+        ("6,0", {"Saturday", "Sunday"}),
+        ("*/2", {"Sunday", "Tuesday", "Thursday", "Saturday"}),
+        ("mon-wed", {"Monday", "Tuesday", "Wednesday"}),
+        ("*", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}),
+    ],
+)
+def test_crontab_weekdays_are_read_as_cron_reads_them(weekdays: str, fires_on: set[str]) -> None:
+    """APScheduler counts weekdays from Monday = 0; crontab from Sunday = 0."""
+    trigger = crontab_trigger(f"0 9 * * {weekdays}", "UTC")
+    moment = datetime(2026, 3, 1, tzinfo=UTC)
+    seen = set()
+    for _ in range(7):
+        fire = trigger.get_next_fire_time(None, moment)
+        assert fire is not None
+        seen.add(fire.strftime("%A"))
+        moment = fire + timedelta(hours=1)
+    assert seen == fires_on

@@ -526,6 +526,36 @@ async def test_goal_checks_update_state_and_due_list(
     assert await store.list_goal_checks(conversation_id=active.id, limit=1) == [later]
 
 
+async def test_unposted_checks_are_listed_until_posted(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    a, _ = await store.get_or_create_conversation(key=SLACK_A, agent_id="chef")
+    b, _ = await store.get_or_create_conversation(key=SLACK_B, agent_id="chef")
+    other, _ = await store.get_or_create_conversation(key=DISCORD, agent_id="tutor")
+
+    async def check(conversation_id: str, agent_id: str = "chef", error: str | None = None) -> str:
+        clock.advance(1)
+        record = await store.add_goal_check(
+            NewGoalCheck(
+                conversation_id=conversation_id,
+                agent_id=agent_id,
+                reached=False,
+                summary="s",
+                covered_seq=0,
+                error=error,
+            )
+        )
+        return record.id
+
+    first, second = await check(a.id), await check(b.id)
+    await check(other.id, agent_id="tutor")
+    await check(a.id, error="model timed out")
+    assert [c.id for c in await store.goal_checks_to_post(agent_id="chef")] == [first, second]
+    assert [c.id for c in await store.goal_checks_to_post(agent_id="chef", limit=1)] == [first]
+    await store.mark_goal_check_posted(check_id=first)
+    assert [c.id for c in await store.goal_checks_to_post(agent_id="chef")] == [second]
+
+
 async def test_check_covering_less_than_everything_stays_pending(
     store: ConversationStore,
 ) -> None:
