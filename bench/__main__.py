@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -21,8 +21,8 @@ from time import perf_counter
 
 from bench.engine_bench import Bench, concurrency, growth
 from bench.fake_model import InstantModel
-from bench.plan import plan_for
-from bench.report import Report, judge, machine, render, write_json
+from bench.plan import Plan, plan_for
+from bench.report import Report, judge, load_average, machine, render, write_json
 from bench.secantus import SecantusServer, SecantusUnavailable
 from bench.stats import Row
 from bench.workload import CONTEXT_TOKENS, MODEL, bench_agents
@@ -58,9 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+_STARTED = perf_counter()
+
+
 def progress(store: str) -> Callable[[str], None]:
     def say(text: str) -> None:
-        print(f"[{store}] {text}", file=sys.stderr, flush=True)
+        elapsed = perf_counter() - _STARTED
+        print(f"[{elapsed:6.1f}s {store}] {text}", file=sys.stderr, flush=True)
 
     return say
 
@@ -72,11 +76,20 @@ def _secantus_version() -> str:
         return "unknown version"
 
 
-async def _measure(
-    name: str, store: ConversationStore, report: Report, tokens: TokenCounter, quick: bool
+StoreFactory = Callable[[str], ConversationStore]
+"""Makes an empty store for one section ("concurrency" or "growth")."""
+
+
+async def _section(
+    *,
+    name: str,
+    section: str,
+    make_store: StoreFactory,
+    tokens: TokenCounter,
+    plan: Plan,
+    run: Callable[[Bench], Awaitable[list[Row]]],
 ) -> list[Row]:
-    plan = plan_for(name, quick=quick)
-    report.plans[name] = plan
+    store = make_store(section)
     model = InstantModel()
     await store.open()
     try:
@@ -89,11 +102,24 @@ async def _measure(
             plan=plan,
             progress=progress(name),
         )
-        rows = await concurrency(bench)
-        rows += await growth(bench)
+        return await run(bench)
     finally:
         await store.close()
         await model.close()
+
+
+async def _measure(
+    name: str, make_store: StoreFactory, report: Report, tokens: TokenCounter, quick: bool
+) -> list[Row]:
+    """Concurrency on one store, then growth on a fresh one (so the 1,000 conversations do
+    not weigh on the growing conversation)."""
+    plan = plan_for(name, quick=quick)
+    report.plans[name] = plan
+    rows: list[Row] = []
+    for section, run in (("concurrency", concurrency), ("growth", growth)):
+        rows += await _section(
+            name=name, section=section, make_store=make_store, tokens=tokens, plan=plan, run=run
+        )
     return rows
 
 
@@ -114,9 +140,9 @@ async def run(args: argparse.Namespace) -> Report:
             "overhead.",
             f"Tokens: {MODEL}, counted with {counting}; agent 'chef' with context_tokens "
             f"{CONTEXT_TOKENS:,} and a 4-field response shape.",
-            "Stores: SQLite = file in a temporary directory (WAL); MongoDB = SecantusDB "
+            "Stores: SQLite = files in a temporary directory (WAL); MongoDB = SecantusDB "
             f"{_secantus_version()} subprocess on loopback (a Python test server, much slower "
-            "than a real MongoDB).",
+            "than a real MongoDB). Growth runs on a fresh file / database.",
         ],
         budget=CONTEXT_TOKENS,
     )
@@ -126,19 +152,25 @@ async def run(args: argparse.Namespace) -> Report:
             if name == "sqlite":
                 from memory.sqlite import SqliteStore
 
-                store = SqliteStore(path=workdir / "bench.sqlite3")
-                report.rows += await _measure(name, store, report, tokens, args.quick)
+                def sqlite_store(section: str) -> ConversationStore:
+                    return SqliteStore(path=workdir / f"{section}.sqlite3")
+
+                report.rows += await _measure(name, sqlite_store, report, tokens, args.quick)
                 continue
             from memory.mongo import MongoStore
 
             try:
                 async with SecantusServer(workdir) as uri:
-                    mongo = MongoStore(uri=uri, database="parley_bench")
-                    report.rows += await _measure(name, mongo, report, tokens, args.quick)
+
+                    def mongo_store(section: str, uri: str = uri) -> ConversationStore:
+                        return MongoStore(uri=uri, database=f"parley_bench_{section}")
+
+                    report.rows += await _measure(name, mongo_store, report, tokens, args.quick)
             except SecantusUnavailable as exc:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
     report.elapsed_s = perf_counter() - started
+    report.machine["load_at_end"] = load_average()
     judge(report)
     return report
 

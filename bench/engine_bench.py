@@ -7,7 +7,8 @@ summaries finish) between phases, so one phase's summaries do not land in the ne
 figures.
 
 Concurrency (1,000 conversations, each warmed with a few turns first), three phases so that
-queueing is not mistaken for overhead:
+queueing is not mistaken for overhead (growth runs on a fresh store afterwards, so these
+conversations do not weigh on it):
 
 * in flight 1: turns one at a time, round-robin over the conversations: pure overhead;
 * in flight 50: the same order through a pool of 50 workers;
@@ -16,9 +17,10 @@ queueing is not mistaken for overhead:
 
 Growth: at each checkpoint (10, 100, 1,000, 10,000 messages) a number of engine turns and
 naive turns (``bench.naive``) are timed. Where the turns would grow the conversation by more
-than a tenth, each turn runs on its own conversation pre-filled to exactly the checkpoint;
-otherwise one conversation per approach keeps growing (pre-filled between checkpoints) and the
-turns run back to back on it. Prompt tokens are counted after the timed turns from the
+than a tenth, each turn runs on its own conversation pre-filled to exactly the checkpoint
+(engine and naive conversations hold the same texts); otherwise both approaches share one
+conversation that keeps growing (pre-filled between checkpoints), the engine's turns first
+and the naive ones right after. Prompt tokens are counted after the timed turns from the
 messages the fake model received.
 """
 
@@ -140,7 +142,7 @@ async def run_all_at_once(
 async def concurrency(bench: Bench) -> list[Row]:
     plan = bench.plan
     keys = [slack_key("concurrent", index) for index in range(plan.conversations)]
-    bench.progress(f"warming {plan.conversations} conversations with {plan.warm_turns} turns each")
+    bench.progress(f"warming {plan.conversations:,} conversations, {plan.warm_turns} turns each")
     warm = [bench.incoming(key) for _ in range(plan.warm_turns) for key in keys]
     async with bench.engine() as engine:
         await run_pool(engine, warm, plan.pool)
@@ -150,19 +152,22 @@ async def concurrency(bench: Bench) -> list[Row]:
         per_key = [
             [bench.incoming(key) for _ in range(plan.turns_per_conversation)] for key in keys
         ]
-        total = plan.conversations * plan.turns_per_conversation
-        bench.progress(f"{total} turns with {in_flight} in flight")
+        everyone = in_flight >= plan.conversations
+        round_robin = [
+            per_key[index][turn]
+            for turn in range(plan.turns_per_conversation)
+            for index in range(plan.conversations)
+        ]
+        if not everyone and plan.sampled_turns is not None:
+            round_robin = round_robin[: plan.sampled_turns]
+        total = len(round_robin)
+        bench.progress(f"{total:,} turns with {in_flight:,} in flight")
         async with bench.engine() as engine:
             bench.model.record(every=max(1, total // _PROMPT_SAMPLES))
             cpu, wall = process_time(), perf_counter()
-            if in_flight >= plan.conversations:
+            if everyone:
                 latencies = await run_all_at_once(engine, per_key)
             else:
-                round_robin = (
-                    per_key[index][turn]
-                    for turn in range(plan.turns_per_conversation)
-                    for index in range(plan.conversations)
-                )
                 latencies = await run_pool(engine, round_robin, in_flight)
             wall, cpu = perf_counter() - wall, process_time() - cpu
             prompts = bench.model.recorded()
@@ -215,14 +220,17 @@ async def _prefilled(
 
 
 class _Grower:
-    """The one conversation per approach that grows from checkpoint to checkpoint."""
+    """The one conversation that grows from checkpoint to checkpoint.
 
-    def __init__(self, bench: Bench, approach: str) -> None:
+    Engine and naive turns share it (engine turns first, then naive ones), so it is
+    pre-filled only once; the table shows the exact size each approach's turns started at.
+    """
+
+    def __init__(self, bench: Bench) -> None:
         self._bench = bench
-        self._approach = approach
         self._history: History | None = None
         self._texts = TextSource(seed=99)
-        self.key = slack_key(f"{approach}growing", 0)
+        self.key = slack_key("growing", 0)
 
     async def grow_to(self, messages: int) -> int:
         """Pre-fill up to ``messages`` (if it holds fewer); returns how many it holds."""
@@ -238,7 +246,7 @@ class _Grower:
                 texts=self._texts,
                 tokens=bench.tokens,
                 agent=agent,
-                summarised=self._approach == "engine",
+                summarised=True,
             )
         return self._history.messages
 
@@ -273,10 +281,10 @@ async def _turn(bench: Bench, engine: Engine, approach: str, key: PlatformKey) -
 
 async def growth(bench: Bench) -> list[Row]:
     rows: list[Row] = []
-    growers = {approach: _Grower(bench, approach) for approach in ("engine", "naive")}
+    grower = _Grower(bench)
     for messages in bench.plan.checkpoints:
         for approach in ("engine", "naive"):
-            rows.append(await _checkpoint(bench, approach, messages, growers[approach]))
+            rows.append(await _checkpoint(bench, approach, messages, grower))
     return rows
 
 

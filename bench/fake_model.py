@@ -14,11 +14,12 @@ import json
 from collections.abc import AsyncIterator
 
 from bench.workload import MODEL, SUMMARY_TEXT, TextSource
-from bot.engine import SUMMARY_MARKER
 from bot.llm import ChatRequest
 from bot.prompt import MESSAGE_OVERHEAD_TOKENS, ChatMessage
 from bot.tokens import TokenCounter
 
+SUMMARY_MARKER = "[parley:summary]"
+"""What the engine puts in the system message of a summary request."""
 _POOL = 97
 _PIECES = 4
 

@@ -2,9 +2,10 @@
 
 Targets:
 
-* p99 overhead < 5 ms per message with 1,000 concurrent conversations on SQLite, judged on
-  the "in flight 1" and "in flight 50" rows (the "in flight 1,000" row measures throughput:
-  its latency is mostly waiting in line behind 999 other turns);
+* p99 overhead < 5 ms per message with 1,000 concurrent conversations on SQLite, judged
+  separately on the "in flight 1" row (pure overhead) and the "in flight 50" row (overhead
+  plus waiting behind the other 49 turns on the one event loop); the "in flight 1,000" row
+  measures throughput, its latency is mostly waiting in line;
 * per-turn prompt tokens flat: the history part of every engine prompt stays within the
   agent's ``context_tokens`` at every checkpoint while the naive prompt grows;
 * engine overhead (p50) at 10,000 messages within 1.5x of that at 10 messages.
@@ -63,7 +64,16 @@ def machine() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "load_at_start": load_average(),
     }
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine inflates every figure."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
 
 
 # judging ---------------------------------------------------------------------------------
@@ -85,29 +95,38 @@ def judge(report: Report) -> None:
 
 def _judge_concurrency(report: Report, store: str) -> None:
     plan = report.plans[store]
-    judged = [
-        row
-        for in_flight in (1, plan.pool)
-        if (row := _find(report.rows, store, section="concurrency", in_flight=in_flight))
-    ]
-    if not judged:
+    single = _find(report.rows, store, section="concurrency", in_flight=1)
+    pooled = _find(report.rows, store, section="concurrency", in_flight=plan.pool)
+    if single is None or pooled is None:
         return
     if store != "sqlite":
-        for row in judged:
-            row.target = "(no target)"
+        single.target = pooled.target = "(no target)"
         return
-    for row in judged:
-        row.target = f"p99<{P99_TARGET_MS:g}ms " + (
-            "met" if row.p99_ms < P99_TARGET_MS else "NOT met"
-        )
-    which = " and ".join(f"in flight {row.in_flight} ({row.p99_ms:.2f} ms)" for row in judged)
+    for row in (single, pooled):
+        verdict = "met" if row.p99_ms < P99_TARGET_MS else "NOT met"
+        row.target = f"p99<{P99_TARGET_MS:g}ms {verdict}"
+    where = f"{plan.conversations:,} concurrent conversations"
     report.targets.append(
         Target(
             store=store,
-            name=f"p99 overhead < {P99_TARGET_MS:g} ms per message at "
-            f"{plan.conversations:,} concurrent conversations",
-            met=all(row.p99_ms < P99_TARGET_MS for row in judged),
-            detail=f"judged on {which}",
+            name=f"p99 overhead < {P99_TARGET_MS:g} ms per message at {where}, judged on the "
+            "in flight 1 row (pure per-message overhead)",
+            met=single.p99_ms < P99_TARGET_MS,
+            detail=f"in flight 1: p50 {single.p50_ms:.2f} ms, "
+            f"p99 {single.p99_ms:.2f} ms over {single.samples:,} turns",
+        )
+    )
+    amortised = pooled.wall_s / pooled.samples * 1000
+    report.targets.append(
+        Target(
+            store=store,
+            name=f"p99 latency < {P99_TARGET_MS:g} ms per message at {where}, judged on the "
+            f"in flight {plan.pool} row (overhead plus queueing)",
+            met=pooled.p99_ms < P99_TARGET_MS,
+            detail=f"in flight {plan.pool}: p50 {pooled.p50_ms:.2f} ms, p99 "
+            f"{pooled.p99_ms:.2f} ms; all turns share one event loop, so a turn waits for "
+            f"the ~{plan.pool - 1} ahead of it (latency ~= {plan.pool} x {amortised:.2f} ms, "
+            "the amortised cost per message)",
         )
     )
 
@@ -183,6 +202,7 @@ _COLUMNS = (
     ("p50 ms", ">"),
     ("p99 ms", ">"),
     ("msgs/s", ">"),
+    ("ms/msg", ">"),
     ("prompt tokens", ">"),
     ("target", "<"),
 )
@@ -197,6 +217,7 @@ def _cells(row: Row) -> tuple[str, ...]:
         f"{row.p50_ms:.2f}",
         f"{row.p99_ms:.2f}",
         f"{row.msgs_per_s:,.0f}",
+        f"{row.wall_s / row.samples * 1000:.2f}",
         "-" if row.prompt_tokens is None else f"{row.prompt_tokens:,}",
         row.target,
     )
@@ -228,12 +249,19 @@ def render(report: Report) -> str:
     out = [
         f"Parley benchmark, {report.started:%Y-%m-%d %H:%M:%S %Z}",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['platform']}",
+        f"Load average (1 min): {m['load_at_start']} at start, {m.get('load_at_end', '?')} at "
+        "end (anything else running on the machine inflates the figures)",
         *report.setup,
     ]
     for store, plan in report.plans.items():
+        sampled = (
+            f" (in flight 1 and {plan.pool}: the first {plan.sampled_turns:,} turns)"
+            if plan.sampled_turns
+            else ""
+        )
         out.append(
             f"Plan ({store}): {plan.conversations:,} conversations x "
-            f"{plan.turns_per_conversation} measured messages per phase after "
+            f"{plan.turns_per_conversation} measured messages per phase{sampled} after "
             f"{plan.warm_turns} warm-up turns each; growth checkpoints "
             + ", ".join(f"{c:,}" for c in plan.checkpoints)
             + f" msgs, {plan.engine_turns} engine / {plan.naive_turns} naive turns each"
@@ -252,7 +280,8 @@ def render(report: Report) -> str:
     out += [
         "",
         "Reading the table: 'msgs at turn' is the conversation size when the measured turns "
-        "started; p99 over fewer than 100 turns is the slowest turn.",
+        "started; p99 over fewer than 100 turns is the slowest turn; 'ms/msg' is the phase's "
+        "wall time / messages (the amortised cost, free of queueing).",
         f"Run took {report.elapsed_s:,.0f} s.",
     ]
     return "\n".join(out)

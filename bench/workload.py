@@ -290,8 +290,8 @@ async def prefill(
 def engine_summary_seq(costs: Sequence[int], budget: int) -> int:
     """Where the engine's rolling summary stands after these messages arrived turn by turn.
 
-    Mirrors ``bot.prompt.build_prompt`` (newest whole turns within the budget) and
-    ``bot.engine._compaction_target`` (fold what fell out plus the older half of the window),
+    Mirrors ``bot.prompt.build_prompt`` (newest whole turns within the budget) and the
+    engine's compaction target (fold what fell out plus the older half of the window),
     assuming each background summary finishes before the next turn, as it does with an
     instant model. ``costs[i]`` is the prompt cost of seq ``i + 1``; users have odd seqs.
     """
