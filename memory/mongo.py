@@ -89,11 +89,7 @@ _SORTS: dict[ConversationOrder, list[tuple[str, int]]] = {
 
 _INDEXES: dict[str, list[IndexModel]] = {
     _CONVERSATIONS: [
-        IndexModel(
-            [("key_id", ASCENDING)],
-            unique=True,
-            partialFilterExpression={"key_id": {"$type": "string"}},
-        ),
+        IndexModel([("key_id", ASCENDING)], unique=True, sparse=True),
         IndexModel([("agent_id", ASCENDING), ("updated_at", DESCENDING)]),
         IndexModel([("key.platform", ASCENDING), ("updated_at", DESCENDING)]),
         IndexModel([("key.workspace", ASCENDING)]),
