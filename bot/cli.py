@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import TextIO
 from adapters.console import ConsoleAdapter, ConsoleSession
 from bot.errors import ConfigError, NotFound, ParleyError
 from bot.logs import configure_logging
-from bot.runtime import Runtime
+from bot.runtime import Runtime, build_adapters
+from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from config.agents import Agent, AgentsFile, load_agents
 from config.settings import Settings, load_settings
 from memory.export import export_conversation
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--conversation", help="conversation name, to resume it later (default: the agent id)"
     )
     chat.add_argument("--as", dest="author", default="", help="your name, as the agent sees it")
+    summarize = commands.add_parser("summarize", help="run the agents' goal checks once")
+    summarize.add_argument("--now", action="store_true", required=True, help="run them now")
+    summarize.add_argument("--agent", help="only this agent (it needs a goal)")
+    summarize.add_argument("--dry-run", action="store_true", help="print instead of posting")
     export = commands.add_parser("export", help="print one conversation as Markdown or JSON")
     export.add_argument("conversation_id")
     export.add_argument("--format", choices=("md", "json"), default="md")
@@ -133,12 +139,49 @@ def _export_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> in
     return asyncio.run(_export(loaded, args.conversation_id, args.format, out))
 
 
+def _summarize_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    if args.agent:
+        agent = loaded.agents.find(args.agent)
+        if agent is None or not agent.goal:
+            print(f"parley: no agent {args.agent!r} with a goal", file=sys.stderr)
+            return EXIT_CONFIG
+        agents = [agent]
+    else:
+        agents = [agent for agent in loaded.agents.agents if agent.goal_check is not None]
+    if not loaded.settings.model_configured:
+        print(
+            "parley: goal checks need a model: set OPENAI_API_KEY or OPENAI_BASE_URL",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    return asyncio.run(_summarize(loaded, agents, dry_run=args.dry_run, out=out))
+
+
+async def _summarize(loaded: Loaded, agents: list[Agent], *, dry_run: bool, out: TextIO) -> int:
+    async with Runtime(loaded.settings, loaded.agents) as runtime:
+        if dry_run:
+            printer = PrintingPoster(out)
+            posters: dict[str, GoalCheckPoster] = {"slack": printer, "discord": printer}
+        else:
+            posters = await runtime.posters()
+        runner = GoalCheckRunner(engine=runtime.engine, posters=posters, mark_posted=not dry_run)
+        for agent in agents:
+            report = await runner.run(agent, claim_run=False)
+            failed = sum(1 for check in report.checked if check.error)
+            out.write(
+                f"{agent.id}: {len(report.checked)} checked, {failed} failed, "
+                f"{report.posted} {'printed' if dry_run else 'posted'}\n"
+            )
+    return EXIT_OK
+
+
 Command = Callable[[Loaded, argparse.Namespace, TextIO], int]
 _COMMANDS: dict[str, Command] = {
     "check": _check,
     "run": _run_command,
     "chat": _chat,
     "export": _export_command,
+    "summarize": _summarize_command,
 }
 
 
@@ -149,30 +192,23 @@ def _load(env_file: Path) -> Loaded:
 
 async def _run(loaded: Loaded, out: TextIO) -> int:
     settings = loaded.settings
-    store = build_store(settings)
-    await store.open()
-    try:
-        logger.info("store ready: %s", store.description)
-        missing = [
-            name
-            for name, enabled in (
-                ("Slack", settings.slack_enabled),
-                ("Discord", settings.discord_enabled),
-            )
-            if enabled
-        ]
-        if missing:
-            print(
-                f"parley: {' and '.join(missing)} is configured, but its adapter is not part of "
-                "this version yet.",
-                file=sys.stderr,
-            )
-            return EXIT_CONFIG
+    if not (settings.slack_enabled or settings.discord_enabled):
+        store = build_store(settings)
+        await store.open()
+        await store.close()
         out.write(describe(loaded))
         out.write("\n" + PLATFORM_HELP + "\n")
         return EXIT_OK
-    finally:
-        await store.close()
+    if not settings.model_configured:
+        logger.warning("no model configured: every reply will be the agents' apology")
+    async with Runtime(settings, loaded.agents) as runtime:
+        adapters = build_adapters(settings, runtime.engine)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, runtime.request_stop)
+        logger.info("Parley is running on %s", ", ".join(a.name for a in adapters))
+        await runtime.serve(adapters)
+    return EXIT_OK
 
 
 async def _export(loaded: Loaded, conversation_id: str, fmt: str, out: TextIO) -> int:

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
 
     discord_bot_token: SecretStr | None = None
     discord_api_url: str | None = None
+    discord_sharded: bool = False
+    """Run discord.py's automatic sharding (large bots, roughly 2,500 servers and more)."""
+    discord_thread_on_mention: bool = False
+    """A mention outside bound channels opens a thread, where the conversation then lives."""
 
     agents_file: Path = Path("agents.yaml")
     port: int = Field(default=3000, ge=1, le=65535)

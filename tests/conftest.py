@@ -6,4 +6,8 @@ pytest_plugins = [
     "tests.support.stores",
     "tests.support.env",
     "tests.support.fake_openai",
+    "tests.support.engines",
+    "tests.support.fake_slack",
+    "tests.support.slack_bot",
+    "tests.support.discord_bot",
 ]

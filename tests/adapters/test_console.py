@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import os
 import shutil
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,8 +16,7 @@ from bot.tokens import TokenCounter
 from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef
 from tests.support.fake_openai import FakeOpenAI
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.process import REPO, run_bot
 
 
 @pytest.fixture
@@ -87,31 +83,14 @@ async def test_interactive_session_greets_and_streams(engine: Engine) -> None:
 async def chat_process(
     workdir: Path, fake: FakeOpenAI, stdin: str, *args: str, **env: str
 ) -> tuple[int, str, str]:
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(workdir),
-        "PYTHONPATH": str(REPO),
-        "TIKTOKEN_CACHE_DIR": str(workdir / "tiktoken"),
+    settings = {
         "OPENAI_BASE_URL": fake.base_url,
         "OPENAI_API_KEY": "sk-console-secret",
         "OPENAI_MAX_RETRIES": "0",
         **env,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "chat",
-        *args,
-        cwd=workdir,
-        env=environment,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    done = await run_bot(workdir, "chat", *args, stdin=stdin, **settings)
+    return done.code, done.out, done.err
 
 
 async def test_chat_command_remembers_across_restarts(

@@ -115,15 +115,6 @@ def test_run_without_platforms_explains_what_to_set(workdir: Path) -> None:
     assert (workdir / "data" / "parley.sqlite3").exists(), "the embedded store was opened"
 
 
-def test_run_with_an_unbuilt_adapter_says_so(workdir: Path) -> None:
-    result = bot(workdir, "run", DISCORD_BOT_TOKEN=DISCORD_TOKEN)
-    assert result.returncode == 2
-    assert "Discord is configured, but its adapter is not part of this version yet" in (
-        result.stderr
-    )
-    assert DISCORD_TOKEN not in result.stdout + result.stderr
-
-
 async def test_export_prints_a_stored_conversation(workdir: Path) -> None:
     store = SqliteStore(path=workdir / "data" / "parley.sqlite3")
     await store.open()

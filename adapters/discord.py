@@ -1,0 +1,419 @@
+"""The Discord adapter: discord.py's gateway client in the bot's event loop.
+
+It translates and nothing more. A message a person writes where Parley answers (see
+:mod:`adapters.discord_routing`) becomes an :class:`IncomingMessage` for the conversation of
+its channel; the turn is shown with a typing indicator and throttled edits
+(:mod:`adapters.discord_replies`). Slash commands live in :mod:`adapters.discord_commands`.
+Anything that goes wrong stops here: it is logged with the conversation and the person sees
+one short line. discord.py handles rate limits (it waits out every 429), reconnects and resumes.
+
+Settings: ``DISCORD_BOT_TOKEN`` (secret), ``DISCORD_API_URL`` (another API, see
+:mod:`adapters.discord_endpoints`), ``DISCORD_SHARDED`` (discord.py's ``AutoShardedClient``)
+and ``DISCORD_THREAD_ON_MENTION``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+import aiohttp
+
+from adapters import discord_endpoints as endpoints
+from adapters.base import FAILURE_LINE, short_error_line
+from adapters.discord_commands import STARTED_BY, AgentTree, command_tree, goal_embed
+from adapters.discord_messages import (
+    attachment_note,
+    is_from_a_person,
+    mentions,
+    read_message,
+    replies_to,
+    thread_name,
+)
+from adapters.discord_replies import NO_MENTIONS, show_turn
+from adapters.discord_routing import Place, bound_agent, key_for, place_of
+from adapters.discordpy import app_commands, discord
+from bot.engine import Engine, IncomingMessage
+from bot.errors import ConfigError, ParleyError
+from bot.logs import context_of, conversation_context
+from config.agents import Agent
+from config.settings import Settings
+from memory.base import Conversation, GoalCheck, PlatformKey
+
+logger = logging.getLogger(__name__)
+
+THREAD_ARCHIVE_MINUTES: Final = 1440
+MESSAGE_CACHE = 1000
+"""Messages discord.py keeps (to resolve replies and edits); bounded."""
+
+
+def intents() -> discord.Intents:
+    """Servers, their messages, DMs, and message content (a privileged intent: it must be
+    switched on for the application in the Developer Portal)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class DiscordAdapter:
+    """Connects to Discord, answers messages and the ``/agent`` commands."""
+
+    name = "discord"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        edit_interval: float = 1.0,
+        ready_timeout: float = 60.0,
+        guild_ready_timeout: float = 2.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        """``edit_interval``: seconds between edits of a growing reply. ``ready_timeout``:
+        how long :meth:`start` waits for the gateway. ``guild_ready_timeout``: discord.py's wait
+        for more servers after the last one arrived, before it is ready."""
+        if settings.discord_bot_token is None:
+            raise ConfigError("DISCORD_BOT_TOKEN is not set")
+        self._token = settings.discord_bot_token
+        self._api_url = settings.discord_api_url
+        self._sharded = settings.discord_sharded
+        self._thread_on_mention = settings.discord_thread_on_mention
+        self._engine = engine
+        self._edit_interval = edit_interval
+        self._ready_timeout = ready_timeout
+        self._guild_ready_timeout = guild_ready_timeout
+        self._stop_timeout = stop_timeout
+        self._client: discord.Client | None = None
+        self._tree: AgentTree | None = None
+        self._gateway: asyncio.Task[None] | None = None
+        self._connected = False
+        self._previous: endpoints.Endpoints | None = None
+
+    def __repr__(self) -> str:
+        return f"DiscordAdapter(api={self._api_url or 'discord.com'}, sharded={self._sharded})"
+
+    @property
+    def user_id(self) -> int | None:
+        """The bot's user id, once logged in."""
+        user = self._client.user if self._client is not None else None
+        return user.id if user is not None else None
+
+    # lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in, register the slash commands, connect; returns once the gateway is READY.
+
+        This is ``client.start(token)`` (login, then connect in a task) with the gateway
+        lookup for ``DISCORD_API_URL`` and the command sync in between. Raises
+        :class:`ParleyError` with one readable line (wrong token, intent not enabled, gateway
+        not ready in time), after cleaning up.
+        """
+        if self._client is not None:
+            raise RuntimeError("the Discord adapter is already started")
+        if self._api_url:
+            self._previous = endpoints.use_api(self._api_url)
+        client = self._build_client()
+        self._client = client
+        try:
+            await self._login(client)
+            if self._api_url:
+                gateway = await endpoints.use_gateway_of_api(client.http)
+                logger.info("Discord API %s, gateway %s", self._api_url, gateway)
+            await self._sync_commands()
+            await self._connect(client)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Disconnect. Turns already running finish in the engine."""
+        client, self._client = self._client, None
+        gateway, self._gateway = self._gateway, None
+        self._tree = None
+        try:
+            if client is not None:
+                await client.close()
+            if gateway is not None:
+                _, late = await asyncio.wait({gateway}, timeout=self._stop_timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(gateway, return_exceptions=True)
+        finally:
+            self._connected = False
+            previous, self._previous = self._previous, None
+            if previous is not None:
+                endpoints.restore(previous)
+
+    def _build_client(self) -> discord.Client:
+        kind = discord.AutoShardedClient if self._sharded else discord.Client
+        client = kind(
+            intents=intents(),
+            allowed_mentions=NO_MENTIONS,
+            max_messages=MESSAGE_CACHE,
+            guild_ready_timeout=self._guild_ready_timeout,
+        )
+        self._tree = command_tree(client, self._engine)
+
+        @client.event
+        async def on_message(message: discord.Message) -> None:
+            await self._on_message(message)
+
+        return client
+
+    async def _login(self, client: discord.Client) -> None:
+        try:
+            await client.login(self._token.get_secret_value())
+        except discord.LoginFailure:
+            raise ParleyError(
+                "Discord refused DISCORD_BOT_TOKEN: copy the bot's token again from the "
+                "Developer Portal (Bot page, Reset Token)"
+            ) from None
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            raise ParleyError(
+                f"could not log in to Discord at {endpoints.Route.BASE}: {_describe(exc)}"
+            ) from exc
+
+    async def _sync_commands(self) -> None:
+        """Register the ``/agent`` commands globally. A failure is logged, not fatal: people
+        can still talk to the agents."""
+        if self._tree is None:
+            return
+        try:
+            synced = await self._tree.sync()
+        except (discord.HTTPException, app_commands.AppCommandError) as exc:
+            problem = _describe(exc)
+        else:
+            logger.info("registered the slash commands: %s", ", ".join(c.name for c in synced))
+            return
+        logger.error("could not register the /agent commands with Discord: %s", problem)
+
+    async def _connect(self, client: discord.Client) -> None:
+        """Run the gateway connection in a task and wait until discord.py is ready (it has
+        every server of the READY), or the connection failed, or the time is up.
+
+        ``wait_until_ready`` rather than an ``on_ready`` handler: discord.py schedules handlers
+        on a loop it forgets at close, so a READY just before :meth:`stop` would leave a
+        handler coroutine that never runs.
+        """
+        gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        gateway.add_done_callback(self._gateway_ended)
+        self._gateway = gateway
+        ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
+        try:
+            done, _ = await asyncio.wait(
+                {gateway, ready}, timeout=self._ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+            await asyncio.gather(ready, return_exceptions=True)
+        if ready in done:
+            self._connected = True
+            user = client.user
+            logger.info(
+                "connected to Discord as %s (%d servers)",
+                user.name if user is not None else "?",
+                len(client.guilds),
+            )
+            return
+        if gateway in done:
+            raise ParleyError(_gateway_failure(gateway.exception()))
+        raise ParleyError(
+            f"the Discord gateway was not ready after {self._ready_timeout:g} seconds"
+        )
+
+    def _gateway_ended(self, task: asyncio.Task[None]) -> None:
+        """After a READY, a connection that ends by itself (not by :meth:`stop`) is fatal for
+        Discord: discord.py gave up reconnecting. Say so loudly."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and self._connected:
+            logger.error("Discord connection lost for good: %s", _gateway_failure(exc))
+
+    # goal checks -----------------------------------------------------------------------
+
+    async def post_goal_check(
+        self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
+    ) -> None:
+        """Show a scheduled goal check as an embed: in the conversation's own channel or
+        thread, or in ``channel`` (an agent's ``post_to: discord:ID``). Raises when Discord
+        refuses, so that the scheduler tries again on its next run."""
+        client = self._client
+        if client is None:
+            raise ParleyError("the Discord adapter is not running")
+        elsewhere = channel is not None and channel != conversation.key.channel
+        target = client.get_partial_messageable(int(channel or conversation.key.channel))
+        place = f"<#{conversation.key.channel}> · `{conversation.id}`" if elsewhere else None
+        await target.send(embed=goal_embed(agent, check, place=place), allowed_mentions=NO_MENTIONS)
+        logger.debug("goal check posted", extra=context_of(conversation))
+
+    # messages --------------------------------------------------------------------------
+
+    async def _on_message(self, message: discord.Message) -> None:
+        """The edge for messages: nothing escapes but cancellation."""
+        bot_id = self.user_id
+        if bot_id is None or self._client is None or not is_from_a_person(message):
+            return
+        key: PlatformKey | None = None
+        try:
+            answer = await self._should_answer(message, self._client, bot_id)
+            if answer is None:
+                return
+            place, agent = answer
+            key = place.key
+            await self._answer(message, place, agent, bot_id)
+        except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged in _fail, one line shown
+            await self._fail(message, key, exc)
+
+    async def _should_answer(
+        self, message: discord.Message, client: discord.Client, bot_id: int
+    ) -> tuple[Place, Agent | None] | None:
+        """The message's place and bound agent when Parley answers it, else None."""
+        place = await place_of(message, client)
+        if place.is_dm:
+            return place, None
+        addressed = mentions(message, bot_id) or replies_to(message, bot_id)
+        try:
+            agent = await bound_agent(self._engine, place)
+        except ParleyError:
+            if not addressed:  # unsure whether it was for us: stay quiet
+                logger.warning("could not read channel bindings; message left unanswered")
+                return None
+            raise
+        if addressed or agent is not None or place.opened_by(bot_id):
+            return place, agent
+        return None
+
+    async def _answer(
+        self, message: discord.Message, place: Place, agent: Agent | None, bot_id: int
+    ) -> None:
+        event_id = f"discord:{message.id}"
+        if not await self._engine.store.mark_event_processed(event_id=event_id):
+            logger.debug("message %s already answered (a replayed event)", message.id)
+            return
+        read = await read_message(message, bot_id)
+        if not read.text:
+            if read.skipped_attachments:
+                await message.channel.send(
+                    attachment_note(read),
+                    reference=message.to_reference(fail_if_not_exists=False),
+                    allowed_mentions=NO_MENTIONS,
+                )
+            return
+        channel: discord.abc.Messageable = message.channel
+        reply_to: discord.Message | None = message
+        key = place.key
+        if self._opens_thread(message, place, agent, bot_id):
+            thread = await self._open_thread(message, place, read.text)
+            if thread is not None:
+                channel, reply_to, key = thread, None, key_for(place.guild_id, thread.id)
+        turn = self._engine.reply(
+            IncomingMessage(
+                key=key,
+                text=read.text,
+                author_id=str(message.author.id),
+                author_name=message.author.display_name,
+                platform_message_id=str(message.id),
+                agent_id=agent.id if agent is not None else None,
+            )
+        )
+        shown = await show_turn(turn, channel, reply_to=reply_to, interval=self._edit_interval)
+        result = await turn.result()
+        context = conversation_context(
+            conversation_id=result.conversation.id,
+            platform="discord",
+            agent_id=result.conversation.agent_id,
+            event_id=event_id,
+        )
+        if not shown:
+            logger.warning("the reply had no visible text", extra=context)
+            await channel.send(FAILURE_LINE, allowed_mentions=NO_MENTIONS)
+            return
+        logger.debug("answered in %d message(s)", len(shown), extra=context)
+
+    def _opens_thread(
+        self, message: discord.Message, place: Place, agent: Agent | None, bot_id: int
+    ) -> bool:
+        """With ``DISCORD_THREAD_ON_MENTION``, a mention in an unbound guild text channel
+        moves the conversation into a thread started from the message."""
+        return (
+            self._thread_on_mention
+            and place.can_start_threads
+            and agent is None
+            and mentions(message, bot_id)
+        )
+
+    async def _open_thread(
+        self, message: discord.Message, place: Place, text: str
+    ) -> discord.Thread | None:
+        """A thread from the message, its conversation recording who it was opened for.
+        None (answer in the channel) when Discord refuses."""
+        try:
+            thread = await message.create_thread(
+                name=thread_name(text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:
+            logger.warning("could not open a thread (%s); answering in the channel", _describe(exc))
+            return None
+        store = self._engine.store
+        conversation, _ = await store.get_or_create_conversation(
+            key=key_for(place.guild_id, thread.id), agent_id=self._engine.agents.default.id
+        )
+        await store.update_conversation(
+            conversation_id=conversation.id,
+            data={**conversation.data, STARTED_BY: str(message.author.id)},
+        )
+        return thread
+
+    async def _fail(
+        self, message: discord.Message, key: PlatformKey | None, exc: Exception
+    ) -> None:
+        """Log the failure with the conversation, and tell the person in one short line."""
+        conversation_id = ""
+        if key is not None:
+            with contextlib.suppress(Exception):  # the store may be what failed
+                found = await self._engine.store.find_conversation(key=key)
+                conversation_id = found.id if found is not None else ""
+        logger.warning(
+            "could not answer a Discord message: %s",
+            _describe(exc),
+            exc_info=exc,
+            extra=conversation_context(
+                conversation_id=conversation_id,
+                platform="discord",
+                event_id=f"discord:{message.id}",
+            ),
+        )
+        try:
+            await message.channel.send(
+                short_error_line(exc),
+                reference=message.to_reference(fail_if_not_exists=False),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except (discord.DiscordException, aiohttp.ClientError, OSError) as error:
+            logger.warning("could not tell the person either: %s", _describe(error))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, discord.HTTPException):
+        return f"{exc.status} {exc.text or exc.__class__.__name__}"[:200]
+    return exc.__class__.__name__
+
+
+def _gateway_failure(exc: BaseException | None) -> str:
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return (
+            "Discord refused the Message Content intent: switch on MESSAGE CONTENT INTENT for "
+            "the application in the Developer Portal (Bot page, Privileged Gateway Intents)"
+        )
+    if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
+        return "the Discord gateway refused DISCORD_BOT_TOKEN"
+    if exc is None:
+        return "the Discord gateway connection ended before it was ready"
+    return f"could not connect to the Discord gateway: {_describe(exc)}"

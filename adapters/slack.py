@@ -1,0 +1,433 @@
+"""The Slack adapter: slack-bolt's ``AsyncApp`` over Socket Mode or HTTP, in the bot's loop.
+
+This module is the transport and the lifecycle: the Web API client (``SLACK_API_URL``, 429s
+retried by slack_sdk), Socket Mode (``AsyncSocketModeHandler``) or the HTTP server (Bolt's
+aiohttp app on ``PORT``, requests verified with the signing secret, ``GET /healthz``), and the
+listeners. Every event the manifest subscribes to has a listener, since Bolt acknowledges only
+those. A listener acknowledges, starts the work as a task (the tasks are bounded) and returns:
+the work never delays the acknowledgement. What the work does lives in
+:mod:`adapters.slack_messages` and :mod:`adapters.slack_commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    async_default_handlers,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.base import BUSY_LINE, short_error_line
+from adapters.slack_blocks import FORGET_CANCEL, FORGET_CONFIRM
+from adapters.slack_commands import (
+    AgentCommands,
+    Notify,
+    RecentThreads,
+    SlashCommand,
+    parse_agent_command,
+)
+from adapters.slack_messages import MessageHandler, ReplyOptions, aux_call, log_failure
+from adapters.slack_payloads import BotIdentity, error_code
+from adapters.slack_reply import StreamGate
+from adapters.slack_users import BoundedLRU, UserDirectory
+from bot.engine import Engine
+from bot.errors import ConfigError, ParleyError
+from config.agents import Agent
+from config.settings import Settings
+from memory.base import Conversation, GoalCheck
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+BOLT_APP_NAME = "slack_bolt.parley"
+"""Bolt names its listeners' loggers after the app and pins their level: keep them in Bolt's
+own logger tree, where that touches nothing of ours."""
+
+
+class _SameTokenWarning(logging.Filter):
+    """Bolt reads ``SLACK_BOT_TOKEN`` from the environment even when given a client, then warns
+    that the token is unused; the client carries that very token, so the warning misleads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("As you gave `client` as well")
+
+
+_SAME_TOKEN = _SameTokenWarning()
+
+
+class SlackStartError(ParleyError):
+    """Slack could not be reached or refused the tokens; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """What exists while the adapter runs."""
+
+    client: AsyncWebClient
+    commands: AgentCommands
+    messages: MessageHandler
+
+
+class SlackAdapter:
+    """Parley on Slack. ``await start()`` returns once connected (Socket Mode) or serving
+    (HTTP mode); ``await stop()`` stops taking events and lets running replies finish."""
+
+    name = "slack"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        edit_interval: float = 1.0,
+        stream_cooldown: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = 1000,
+        user_cache_size: int = 1000,
+        allowed_bot_ids: frozenset[str] = frozenset(),
+        http_host: str | None = None,
+        connect_timeout: float = 30.0,
+        stop_grace: float = 10.0,
+        rate_limit_retries: int = 3,
+    ) -> None:
+        """
+        Args:
+            edit_interval: seconds between edits (or stream appends) of a growing reply.
+            stream_cooldown: seconds without trying Slack's streaming methods after they fail.
+            max_in_flight: events being handled at once; beyond it people are told to retry.
+            allowed_bot_ids: other bots (``bot_id``) whose messages are answered.
+            http_host: interface of the HTTP mode server (default: all).
+        """
+        if settings.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is not set")
+        self._settings = settings
+        self._engine = engine
+        self._edit_interval = edit_interval
+        self._max_in_flight = max_in_flight
+        self._user_cache_size = user_cache_size
+        self._allowed_bots = allowed_bot_ids
+        self._http_host = http_host
+        self._connect_timeout = connect_timeout
+        self._stop_grace = stop_grace
+        self._rate_limit_retries = rate_limit_retries
+        self._gate = StreamGate(cooldown=stream_cooldown, clock=clock)
+        self._recent = RecentThreads(engine.store)
+        self._assistant_threads: BoundedLRU[tuple[str, str, str], bool] = BoundedLRU(10_000)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._received = 0
+        self._changed = asyncio.Event()
+        self._live: _Live | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        return f"SlackAdapter(mode={self._settings.slack_mode!r}, api_url={self.api_url!r})"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL (``SLACK_API_URL``, else Slack's), with a trailing slash."""
+        url = self._settings.slack_api_url or AsyncWebClient.BASE_URL
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def wait_idle(self, *, events: int = 0) -> None:
+        """Wait until at least ``events`` events arrived and nothing is being handled
+        (callers bound the wait with ``asyncio.timeout``)."""
+        while self._received < events or self._tasks:
+            self._changed.clear()
+            await self._changed.wait()
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self._shutdown(grace=0)
+            raise
+
+    async def stop(self) -> None:
+        await self._shutdown(grace=self._stop_grace)
+
+    async def _start(self) -> None:
+        token = self._settings.slack_bot_token
+        if token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is not set")
+        self._session = aiohttp.ClientSession()
+        client = AsyncWebClient(
+            token=token.get_secret_value(),
+            base_url=self.api_url,
+            session=self._session,
+            retry_handlers=[
+                *async_default_handlers(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=self._rate_limit_retries),
+            ],
+        )
+        bot = await self._identify(client)
+        users = UserDirectory(client, capacity=self._user_cache_size)
+        commands = AgentCommands(
+            engine=self._engine,
+            client=client,
+            users=users,
+            recent=self._recent,
+            bot_user_id=bot.user_id,
+        )
+        messages = MessageHandler(
+            engine=self._engine,
+            client=client,
+            bot=bot,
+            users=users,
+            commands=commands,
+            recent=self._recent,
+            gate=self._gate,
+            assistant_threads=self._assistant_threads,
+            options=ReplyOptions(
+                edit_interval=self._edit_interval, allowed_bots=self._allowed_bots
+            ),
+        )
+        self._live = _Live(client=client, commands=commands, messages=messages)
+        app = self._build_app(client)
+        if self._settings.slack_mode == "socket":
+            await self._connect_socket(app, client)
+            where = "Socket Mode"
+        else:
+            await self._serve_http(app)
+            where = f"HTTP mode on port {self._settings.port}"
+        logger.info("Slack: connected as %s in team %s, %s", bot.user_id, bot.team_id, where)
+
+    async def _identify(self, client: AsyncWebClient) -> BotIdentity:
+        try:
+            auth = await client.auth_test()
+        except SlackApiError as exc:
+            raise SlackStartError(
+                f"Slack refused SLACK_BOT_TOKEN ({error_code(exc)}): check the bot token (xoxb-...)"
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SlackStartError(
+                f"cannot reach Slack at {self.api_url} ({error_code(exc)})"
+            ) from None
+        return BotIdentity(
+            user_id=str(auth.get("user_id") or ""),
+            bot_id=str(auth.get("bot_id") or ""),
+            team_id=str(auth.get("team_id") or ""),
+        )
+
+    def _build_app(self, client: AsyncWebClient) -> AsyncApp:
+        bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+        if _SAME_TOKEN not in bolt_logger.filters:
+            bolt_logger.addFilter(_SAME_TOKEN)
+        secret = self._settings.slack_signing_secret
+        app = AsyncApp(
+            name=BOLT_APP_NAME,
+            client=client,
+            signing_secret=secret.get_secret_value() if secret is not None else "",
+        )
+        app.event("app_mention")(self._on_message)
+        app.event("message")(self._on_message)
+        app.event("assistant_thread_started")(self._on_assistant_thread_started)
+        app.event("assistant_thread_context_changed")(self._on_quiet_event)
+        app.command("/agent")(self._on_agent_command)
+        app.action(FORGET_CONFIRM)(self._on_forget_confirm)
+        app.action(FORGET_CANCEL)(self._on_forget_cancel)
+        return app
+
+    async def _connect_socket(self, app: AsyncApp, client: AsyncWebClient) -> None:
+        app_token = self._settings.slack_app_token
+        if app_token is None:
+            raise ConfigError("SLACK_APP_TOKEN: Socket Mode needs an app-level token (xapp-...)")
+        handler = AsyncSocketModeHandler(app, app_token.get_secret_value(), web_client=client)
+        self._socket = handler
+        try:
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+        except SlackApiError as exc:
+            raise SlackStartError(
+                f"Slack refused SLACK_APP_TOKEN ({error_code(exc)}): Socket Mode needs an "
+                "app-level token (xapp-...) with the connections:write scope"
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SlackStartError(
+                f"cannot reach Slack at {self.api_url} ({error_code(exc)})"
+            ) from None
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await handler.connect_async()  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            raise SlackStartError(
+                f"the Socket Mode connection did not open within {self._connect_timeout:g}s"
+            ) from None
+
+    async def _serve_http(self, app: AsyncApp) -> None:
+        web_app = app.web_app(path=EVENTS_PATH, port=self._settings.port)
+        web_app.router.add_get(HEALTH_PATH, _healthz)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, host=self._http_host, port=self._settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise SlackStartError(
+                f"cannot listen on port {self._settings.port} ({exc.strerror or exc})"
+            ) from None
+
+    async def _shutdown(self, *, grace: float) -> None:
+        """Stop taking events, let running work finish (up to ``grace``), then disconnect."""
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]
+            client = socket.client
+            leftovers = [
+                task
+                for task in (
+                    client.message_processor,
+                    client.current_session_monitor,
+                    client.message_receiver,
+                )
+                if task is not None
+            ]
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        if self._live is not None:
+            logger.info("Slack: disconnected")
+        self._live = None
+
+    async def post_goal_check(
+        self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
+    ) -> None:
+        """Show a scheduled goal check (:class:`bot.scheduler.GoalCheckPoster`): in the
+        conversation's thread, or in ``channel`` (``post_to: slack:C0123``)."""
+        await self._running().commands.post_goal_check(conversation, check, agent, channel=channel)
+
+    # Bolt listeners: acknowledge, start the work, return --------------------------------
+
+    async def _on_message(self, body: dict[str, Any]) -> None:
+        self._arrived()
+        messages = self._running().messages
+        if not self._spawn(messages.message(body)):
+            await messages.refuse(body)
+
+    async def _on_assistant_thread_started(self, body: dict[str, Any]) -> None:
+        self._arrived()
+        self._spawn(self._running().messages.assistant_thread_started(body))
+
+    async def _on_quiet_event(self) -> None:
+        """Subscribed for the assistant surface; nothing to do but acknowledge."""
+        self._arrived()
+
+    async def _on_agent_command(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        self._arrived()
+        live = self._running()
+        command = SlashCommand.from_payload(body)
+        parsed = parse_agent_command(command.text)
+        if parsed is None or parsed.verb == "help":
+            await ack(text=live.commands.usage)
+            return
+        await ack()
+        notify = _responder(respond)
+        work = partial(live.commands.slash, command, respond)
+        if not self._spawn(self._guard_command(work, notify)):
+            await notify(BUSY_LINE)
+
+    async def _on_forget_confirm(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        self._arrived()
+        notify = _responder(respond)
+        work = partial(self._running().commands.forget_confirmed, body, respond)
+        if not self._spawn(self._guard_command(work, notify)):
+            await notify(BUSY_LINE)
+
+    async def _on_forget_cancel(self, ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        self._arrived()
+        notify = _responder(respond)
+        work = partial(self._running().commands.forget_cancelled, respond)
+        if not self._spawn(self._guard_command(work, notify)):
+            await notify(BUSY_LINE)
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _running(self) -> _Live:
+        if self._live is None:
+            raise RuntimeError("the Slack adapter is not running")
+        return self._live
+
+    def _arrived(self) -> None:
+        self._received += 1
+        self._changed.set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run ``work`` after the acknowledgement; False (and ``work`` dropped) when full."""
+        if len(self._tasks) >= self._max_in_flight:
+            work.close()
+            logger.warning("%d Slack events in flight; refusing another", len(self._tasks))
+            return False
+        task = asyncio.create_task(_logged(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        self._changed.set()
+        return True
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._changed.set()
+
+    async def _guard_command(self, work: Callable[[], Awaitable[None]], notify: Notify) -> None:
+        """Run a command's work (made only once the task runs) and answer its failure."""
+        try:
+            await work()
+        except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged, one line to people
+            log_failure("Slack command failed", exc, {"platform": "slack"})
+            await aux_call("respond", notify(short_error_line(exc)))
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    """The last line of defence of a spawned task: nothing escapes unlogged."""
+    try:
+        await work
+    except Exception:
+        logger.exception("Slack handler failed")
+
+
+def _responder(respond: AsyncRespond) -> Notify:
+    async def notify(text: str) -> None:
+        await respond(text=text)
+
+    return notify

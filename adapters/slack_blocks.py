@@ -1,0 +1,113 @@
+"""Block Kit messages the adapter posts: a goal check, and the confirmation before forgetting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.slack_format import escape, markdown_to_mrkdwn
+from memory.base import GoalCheck
+
+FORGET_CONFIRM = "parley_forget_confirm"
+FORGET_CANCEL = "parley_forget_cancel"
+
+_HEADER_LIMIT = 150
+_SECTION_LIMIT = 3000
+
+Block = dict[str, Any]
+
+
+def goal_check_blocks(check: GoalCheck, *, agent_name: str) -> list[Block]:
+    """Header, whether the goal is reached, the summary and what is still missing."""
+    reached = "✅ reached" if check.reached else "❌ not yet"
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _cut(f"Goal check: {agent_name}", _HEADER_LIMIT),
+            },
+        },
+        _section(f"*Goal:* {reached}"),
+    ]
+    if check.summary:
+        blocks.append(_section(markdown_to_mrkdwn(check.summary)))
+    if check.missing:
+        items = "\n".join(f"• {escape(item)}" for item in check.missing)
+        blocks.append(_section(f"*Still missing:*\n{items}"))
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"Checked {check.checked_at:%Y-%m-%d %H:%M} UTC",
+                }
+            ],
+        }
+    )
+    return blocks
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetRequest:
+    """What a forget button carries: the conversation, and who may confirm."""
+
+    conversation_id: str
+    user: str
+
+    def encode(self) -> str:
+        return json.dumps({"c": self.conversation_id, "u": self.user}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, value: object) -> ForgetRequest | None:
+        try:
+            data = json.loads(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        conversation, user = data.get("c"), data.get("u")
+        if not isinstance(conversation, str) or not isinstance(user, str):
+            return None
+        return cls(conversation_id=conversation, user=user)
+
+
+FORGET_QUESTION = (
+    "Forget this conversation? I will delete it and all its messages from my memory. "
+    "This cannot be undone."
+)
+
+
+def forget_blocks(request: ForgetRequest) -> list[Block]:
+    value = request.encode()
+    return [
+        _section(FORGET_QUESTION),
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": FORGET_CONFIRM,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Forget it"},
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "action_id": FORGET_CANCEL,
+                    "text": {"type": "plain_text", "text": "Keep it"},
+                    "value": value,
+                },
+            ],
+        },
+    ]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _SECTION_LIMIT)}}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

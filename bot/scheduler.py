@@ -1,0 +1,312 @@
+"""Scheduled goal checks: each agent's ``goal_check`` schedule, exactly once across processes.
+
+Every run belongs to a time slot (the schedule's latest fire time). A process claims the
+(agent, slot) in the store before it starts and each (conversation, slot) before it checks
+one, so several processes sharing a store check and post each conversation once per slot. A
+process that dies leaves claims that expire; the conversation is still due, so the next slot
+picks it up. Checks whose posting failed are posted on the next run without checking again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TextIO, runtime_checkable
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.engine import Engine
+from bot.logs import context_of
+from config.agents import Agent, GoalCheckSpec, crontab_trigger
+from memory.base import Clock, Conversation, GoalCheck, utc_now
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""Interval schedules count from here, so every process computes the same slots."""
+_BATCH = 100
+_CONVERSATION_CLAIM_SECONDS = 600.0
+
+
+@runtime_checkable
+class GoalCheckPoster(Protocol):
+    """A platform that can show a goal check: Slack (blocks), Discord (an embed)."""
+
+    async def post_goal_check(
+        self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
+    ) -> None:
+        """Post into the conversation's own thread or channel, or into ``channel``."""
+        ...
+
+
+@dataclass
+class RunReport:
+    agent_id: str
+    slot: datetime
+    claimed: bool = True
+    checked: list[GoalCheck] = field(default_factory=list)
+    posted: int = 0
+    failed_posts: int = 0
+    skipped: int = 0
+
+
+def trigger_for(spec: GoalCheckSpec) -> BaseTrigger:
+    if spec.cron is not None:
+        return crontab_trigger(spec.cron, spec.timezone)
+    assert spec.every is not None  # noqa: S101 - the agents file guarantees one of the two
+    return IntervalTrigger(
+        seconds=spec.every.total_seconds(), start_date=EPOCH, timezone=ZoneInfo(spec.timezone)
+    )
+
+
+def latest_slot(spec: GoalCheckSpec, now: datetime) -> datetime:
+    """The schedule's most recent fire time at or before ``now`` (the run's slot)."""
+    if spec.every is not None:
+        period = spec.every.total_seconds()
+        elapsed = (now - EPOCH).total_seconds()
+        return EPOCH + timedelta(seconds=(elapsed // period) * period)
+    trigger = trigger_for(spec)
+    start = now - timedelta(days=366)
+    previous: datetime | None = None
+    candidate = trigger.get_next_fire_time(None, start)
+    while candidate is not None and candidate <= now:
+        previous = candidate
+        candidate = trigger.get_next_fire_time(candidate, candidate + timedelta(seconds=1))
+    return (previous or start).astimezone(UTC)
+
+
+def slot_seconds(spec: GoalCheckSpec) -> float:
+    """How long an (agent, slot) claim lives: one period for ``every``, an hour for cron."""
+    return spec.every.total_seconds() if spec.every is not None else 3600.0
+
+
+class PrintingPoster:
+    """Prints goal checks instead of posting them (``summarize --dry-run``)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    async def post_goal_check(
+        self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
+    ) -> None:
+        key = conversation.key
+        place = "/".join(
+            part for part in (key.platform, key.workspace, key.channel, key.thread) if part
+        )
+        target = f" -> {channel}" if channel else ""
+        state = "reached" if check.reached else "not reached yet"
+        lines = [f"{agent.id} · {conversation.id} · {place}{target}: goal {state}"]
+        if check.summary:
+            lines.append(f"  summary: {check.summary}")
+        if check.missing:
+            lines.append("  missing: " + "; ".join(check.missing))
+        self._out.write("\n".join(lines) + "\n")
+
+
+class GoalCheckRunner:
+    """One run of an agent's goal checks; the scheduler and ``summarize --now`` both use it."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        posters: Mapping[str, GoalCheckPoster],
+        clock: Clock = utc_now,
+        owner: str | None = None,
+        concurrency: int = 4,
+        mark_posted: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._store = engine.store
+        self._posters = posters
+        self._clock = clock
+        self.owner = owner or uuid.uuid4().hex
+        self._concurrency = concurrency
+        self._mark_posted = mark_posted
+
+    async def run(
+        self, agent: Agent, *, slot: datetime | None = None, claim_run: bool = True
+    ) -> RunReport:
+        """Check the agent's conversations that changed since their last check, and post.
+
+        ``claim_run=False`` (a manual run) skips the (agent, slot) claim; each conversation
+        is still claimed, so a manual run never duplicates a scheduled one's work.
+        """
+        spec = agent.goal_check
+        if slot is None:
+            now = self._clock()
+            slot = latest_slot(spec, now) if spec else now.replace(second=0, microsecond=0)
+        report = RunReport(agent_id=agent.id, slot=slot)
+        run_key = f"goal-run:{agent.id}:{slot.isoformat()}"
+        if claim_run and not await self._store.claim(
+            key=run_key, owner=self.owner, ttl_seconds=slot_seconds(spec) if spec else 3600.0
+        ):
+            report.claimed = False
+            logger.info(
+                "goal checks for %s at %s: another process has this slot",
+                agent.id,
+                slot.isoformat(),
+                extra={"agent_id": agent.id},
+            )
+            return report
+        await self._post_pending(agent, report)
+        gate = asyncio.Semaphore(self._concurrency)
+        seen: set[str] = set()
+        while True:
+            due = [
+                c
+                for c in await self._store.conversations_due_for_goal_check(
+                    agent_id=agent.id, limit=_BATCH
+                )
+                if c.id not in seen
+            ]
+            if not due:
+                break
+            seen.update(c.id for c in due)
+            await asyncio.gather(*(self._one(agent, c, slot, gate, report) for c in due))
+        logger.info(
+            "goal checks for %s at %s: %d checked, %d posted, %d posts failed",
+            agent.id,
+            slot.isoformat(),
+            len(report.checked),
+            report.posted,
+            report.failed_posts,
+            extra={"agent_id": agent.id},
+        )
+        return report
+
+    async def _one(
+        self,
+        agent: Agent,
+        conversation: Conversation,
+        slot: datetime,
+        gate: asyncio.Semaphore,
+        report: RunReport,
+    ) -> None:
+        key = f"goal-check:{conversation.id}:{slot.isoformat()}"
+        async with gate:
+            if not await self._store.claim(
+                key=key, owner=self.owner, ttl_seconds=_CONVERSATION_CLAIM_SECONDS
+            ):
+                report.skipped += 1
+                return
+            try:
+                check = await self._engine.check_goal(conversation.id)
+            except Exception:
+                logger.exception("goal check failed", extra=context_of(conversation))
+                return
+            report.checked.append(check)
+            if check.error is None:
+                await self._post(agent, conversation, check, report)
+
+    async def _post_pending(self, agent: Agent, report: RunReport) -> None:
+        for check in await self._store.goal_checks_to_post(agent_id=agent.id, limit=_BATCH):
+            conversation = await self._store.get_conversation(conversation_id=check.conversation_id)
+            if conversation is not None:
+                await self._post(agent, conversation, check, report)
+
+    async def _post(
+        self, agent: Agent, conversation: Conversation, check: GoalCheck, report: RunReport
+    ) -> None:
+        spec = agent.goal_check
+        target = spec.post_to if spec is not None else "thread"
+        platform, channel = (
+            (conversation.key.platform, None) if target == "thread" else target.split(":", 1)
+        )
+        poster = self._posters.get(platform)
+        if poster is None:
+            logger.debug("no %s poster; the check stays stored only", platform)
+            if self._mark_posted:
+                await self._store.mark_goal_check_posted(check_id=check.id)
+            return
+        try:
+            await poster.post_goal_check(conversation, check, agent, channel=channel)
+        except Exception:
+            report.failed_posts += 1
+            logger.exception(
+                "posting a goal check failed; it is retried on the next run",
+                extra=context_of(conversation),
+            )
+            return
+        if self._mark_posted:
+            await self._store.mark_goal_check_posted(check_id=check.id)
+        report.posted += 1
+
+
+class GoalScheduler:
+    """APScheduler jobs, one per agent with a ``goal_check``, running :class:`GoalCheckRunner`.
+
+    At start each job runs once for the latest slot, so runs missed while the bot was down
+    are coalesced into one (a slot already done elsewhere is a claim lost, not a repeat).
+    """
+
+    def __init__(
+        self,
+        *,
+        runner: GoalCheckRunner,
+        agents: list[Agent],
+        clock: Clock = utc_now,
+        run_missed_at_start: bool = True,
+    ) -> None:
+        self._runner = runner
+        self._agents = [agent for agent in agents if agent.goal_check is not None]
+        self._clock = clock
+        self._run_missed = run_missed_at_start
+        self._scheduler: AsyncIOScheduler | None = None
+        self._runs: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def agent_ids(self) -> list[str]:
+        return [agent.id for agent in self._agents]
+
+    async def start(self) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for agent in self._agents:
+            assert agent.goal_check is not None  # noqa: S101 - filtered in __init__
+            scheduler.add_job(
+                self._fire,
+                args=(agent,),
+                trigger=trigger_for(agent.goal_check),
+                id=f"goal-check:{agent.id}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+                next_run_time=self._clock() if self._run_missed else None,
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+        logger.info("goal checks scheduled for %s", ", ".join(self.agent_ids) or "no agent")
+
+    async def stop(self) -> None:
+        """Stop firing, cancel runs in progress (their claims expire) and wait for them."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        runs = list(self._runs.values())
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+    async def _fire(self, agent: Agent) -> None:
+        """The job APScheduler runs: start the agent's run as a task of ours and return, so
+        a stop can cancel and await it. A run still going when the next slot fires is left
+        alone (the next slot's conversations wait for the following one)."""
+        if agent.id in self._runs:
+            logger.warning("goal checks for %s still running; slot skipped", agent.id)
+            return
+        run = asyncio.create_task(self._run(agent))
+        self._runs[agent.id] = run
+        run.add_done_callback(lambda _: self._runs.pop(agent.id, None))
+
+    async def _run(self, agent: Agent) -> None:
+        try:
+            await self._runner.run(agent)
+        except Exception:
+            logger.exception("goal check run failed", extra={"agent_id": agent.id})

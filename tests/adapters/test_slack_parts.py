@@ -1,0 +1,168 @@
+"""The Slack adapter's pure parts: the /agent parser, what messages are usable, the stream
+gate, the bounded cache, the Block Kit messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.slack_blocks import (
+    FORGET_CANCEL,
+    FORGET_CONFIRM,
+    ForgetRequest,
+    forget_blocks,
+    goal_check_blocks,
+)
+from adapters.slack_commands import AgentCommand, parse_agent_command, thread_command
+from adapters.slack_payloads import BotIdentity, Ignored, SlackMessage, parse_message
+from adapters.slack_reply import StreamGate
+from adapters.slack_users import BoundedLRU
+from memory.base import GoalCheck
+from tests.support.fake_slack import (
+    BOT_ID,
+    BOT_USER,
+    TEAM,
+    event_callback,
+    mention_event,
+    message_event,
+)
+
+BOT = BotIdentity(user_id=BOT_USER, bot_id=BOT_ID, team_id=TEAM)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", AgentCommand("help")),
+        ("help", AgentCommand("help")),
+        ("LIST", AgentCommand("list")),
+        ("use chef", AgentCommand("use", "chef")),
+        ("use `Tutor`", AgentCommand("use", "tutor")),
+        ("start tutor", AgentCommand("start", "tutor")),
+        ("reset", AgentCommand("reset")),
+        ("summary", AgentCommand("summary")),
+        ("export", AgentCommand("export")),
+        ("forget", AgentCommand("forget")),
+        ("use", None),
+        ("use a b", None),
+        ("list all", None),
+        ("reset now", None),
+        ("dance", None),
+    ],
+)
+def test_agent_command_parser(text: str, expected: AgentCommand | None) -> None:
+    assert parse_agent_command(text) == expected
+
+
+def test_thread_commands_are_the_word_alone() -> None:
+    assert thread_command(" Summary! ") == "summary"
+    assert thread_command("forget") == "forget"
+    assert thread_command("summary of the recipe please") is None
+    assert thread_command("list") is None
+
+
+def parsed(event: dict[str, object], **options: object) -> SlackMessage | Ignored:
+    return parse_message(event_callback(dict(event)), BOT, **options)  # type: ignore[arg-type]
+
+
+def test_a_mention_is_usable_and_loses_the_mention() -> None:
+    message = parsed(mention_event("my name is Bob", ts="1.1"))
+    assert isinstance(message, SlackMessage)
+    assert message.text == "my name is Bob"
+    assert message.mentions_bot
+    assert message.thread == "1.1"
+    assert message.key.canonical == f"slack\x1f{TEAM}\x1fC0KITCHEN\x1f1.1"
+    assert message.channel_type == "channel"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"subtype": "message_changed"}, "subtype message_changed"),
+        ({"subtype": "message_deleted"}, "subtype message_deleted"),
+        ({"subtype": "channel_join"}, "subtype channel_join"),
+        ({"subtype": "bot_message", "bot_id": "B0OTHER"}, "subtype bot_message"),
+        ({"bot_id": "B0OTHER"}, "another bot's message"),
+        ({"bot_id": BOT_ID, "user": BOT_USER}, "the bot's own message"),
+        ({"user": BOT_USER}, "the bot's own message"),
+        ({"hidden": True}, "hidden message"),
+    ],
+)
+def test_unusable_messages_say_why(overrides: dict[str, object], reason: str) -> None:
+    assert parsed(message_event("hi", **overrides)) == Ignored(reason)
+
+
+def test_allowed_bots_are_usable() -> None:
+    message = parsed(message_event("hi", bot_id="B0FRIEND"), allowed_bots=frozenset({"B0FRIEND"}))
+    assert isinstance(message, SlackMessage)
+
+
+def test_files_and_broadcasts_are_usable() -> None:
+    shared = parsed(message_event("", subtype="file_share", files=[{"id": "F1"}]))
+    broadcast = parsed(message_event("hi", subtype="thread_broadcast", thread_ts="1.0"))
+    assert isinstance(shared, SlackMessage)
+    assert shared.has_files
+    assert isinstance(broadcast, SlackMessage)
+    assert broadcast.thread == "1.0"
+
+
+def test_stream_gate_closes_for_a_cooldown() -> None:
+    now = [100.0]
+    gate = StreamGate(cooldown=60, clock=lambda: now[0])
+    assert gate.available()
+    gate.failed("unknown_method")
+    assert not gate.available()
+    now[0] += 59
+    assert not gate.available()
+    now[0] += 1
+    assert gate.available()
+
+
+def test_bounded_lru_forgets_the_least_recently_used() -> None:
+    cache: BoundedLRU[str, int] = BoundedLRU(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1
+    cache.put("c", 3)
+    assert "b" not in cache
+    assert len(cache) == 2
+    assert cache.get("a") == 1
+    with pytest.raises(ValueError, match="capacity"):
+        BoundedLRU(0)
+
+
+def test_goal_check_blocks() -> None:
+    check = GoalCheck(
+        id="0" * 32,
+        conversation_id="1" * 32,
+        agent_id="chef",
+        checked_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        reached=False,
+        summary="Ada likes **rice**.",
+        missing=("a final <choice>",),
+        covered_seq=3,
+    )
+    blocks = goal_check_blocks(check, agent_name="Chef")
+    assert [block["type"] for block in blocks] == [
+        "header",
+        "section",
+        "section",
+        "section",
+        "context",
+    ]
+    assert blocks[0]["text"]["text"] == "Goal check: Chef"
+    assert blocks[1]["text"]["text"] == "*Goal:* ❌ not yet"
+    assert blocks[2]["text"]["text"] == "Ada likes *rice*."
+    assert blocks[3]["text"]["text"] == "*Still missing:*\n• a final &lt;choice&gt;"
+    assert blocks[4]["elements"][0]["text"] == "Checked 2026-01-02 03:04 UTC"
+
+
+def test_forget_buttons_carry_the_request() -> None:
+    request = ForgetRequest(conversation_id="a" * 32, user="U0ADA")
+    buttons = forget_blocks(request)[1]["elements"]
+    assert [button["action_id"] for button in buttons] == [FORGET_CONFIRM, FORGET_CANCEL]
+    assert ForgetRequest.decode(buttons[0]["value"]) == request
+    assert ForgetRequest.decode("not json") is None
+    assert ForgetRequest.decode('{"c": 1}') is None
+    assert ForgetRequest.decode(None) is None

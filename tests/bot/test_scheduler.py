@@ -1,0 +1,328 @@
+"""Scheduled goal checks, run directly with injected times: no waiting on the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.engine import Engine, IncomingMessage
+from bot.scheduler import GoalCheckRunner, GoalScheduler, latest_slot
+from config.agents import Agent, GoalCheckSpec
+from memory.base import Conversation, GoalCheck, NewMessage, PlatformKey
+from memory.sqlite import SqliteStore
+from tests.support.agents import agents_file, chef, plain
+from tests.support.clock import FakeClock
+from tests.support.engines import EngineFactory
+from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, default_brain
+from tests.support.process import REPO, run_bot
+from tests.support.stores import StoreFactory
+
+HOURLY = {"every": "1h", "post_to": "thread"}
+SLOT = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@dataclass
+class Posted:
+    conversation_id: str
+    check: GoalCheck
+    channel: str | None
+
+
+class RecordingPoster:
+    """Stands in for a platform adapter's ``post_goal_check`` (the adapters' own tests post
+    through the fake Slack and Discord servers)."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.posted: list[Posted] = []
+        self.failures = failures
+
+    async def post_goal_check(
+        self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
+    ) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("platform down")
+        self.posted.append(Posted(conversation.id, check, channel))
+
+
+def key(n: int, platform: str = "slack") -> PlatformKey:
+    return PlatformKey(platform=platform, workspace="T1", channel="C1", thread=f"{n}.0")  # type: ignore[arg-type]
+
+
+async def talk(engine: Engine, n: int, text: str = "hello", platform: str = "slack") -> str:
+    result = await engine.reply(
+        IncomingMessage(key=key(n, platform), text=text, author_name="Ada")
+    ).result()
+    return result.conversation.id
+
+
+def goal_requests(fake: FakeOpenAI) -> list[RecordedRequest]:
+    return [r for r in fake.chat_requests() if "[parley:goal]" in r.system_text]
+
+
+async def test_only_conversations_with_new_messages_are_checked_and_posted(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    engine = make_engine(agents_file(chef(goal_check=HOURLY), plain()))
+    chef_agent = engine.agents.get("chef")
+    active = await talk(engine, 1, "I have chosen the paella")
+    quiet = await talk(engine, 2)
+    poster = RecordingPoster()
+    runner = GoalCheckRunner(engine=engine, posters={"slack": poster})
+
+    first = await runner.run(chef_agent, slot=SLOT)
+    assert sorted(c.conversation_id for c in first.checked) == sorted([active, quiet])
+    assert {p.conversation_id for p in poster.posted} == {active, quiet}
+    assert all(p.channel is None for p in poster.posted), "post_to: thread"
+    reached = next(p.check for p in poster.posted if p.conversation_id == active)
+    assert reached.reached is True
+
+    await talk(engine, 1, "and now the dessert")
+    second = await runner.run(chef_agent, slot=SLOT + timedelta(hours=1))
+    assert [c.conversation_id for c in second.checked] == [active], "quiet had nothing new"
+    stored = await engine.store.list_goal_checks(conversation_id=active)
+    assert len(stored) == 2
+    assert all(check.posted_at is not None for check in stored)
+    third = await runner.run(chef_agent, slot=SLOT + timedelta(hours=2))
+    assert third.checked == []
+
+
+async def test_report_channel(make_engine: EngineFactory) -> None:
+    engine = make_engine(
+        agents_file(chef(goal_check={"every": "1h", "post_to": "discord:123456789"}))
+    )
+    await talk(engine, 1)
+    slack, discord = RecordingPoster(), RecordingPoster()
+    runner = GoalCheckRunner(engine=engine, posters={"slack": slack, "discord": discord})
+    await runner.run(engine.agents.default, slot=SLOT)
+    assert slack.posted == []
+    assert [p.channel for p in discord.posted] == ["123456789"]
+
+
+async def test_a_failing_model_for_one_conversation_leaves_the_others_posted(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    engine = make_engine(agents_file(chef(goal_check=HOURLY)))
+    good = [await talk(engine, n, f"ordinary talk {n}") for n in range(3)]
+    poisoned = await talk(engine, 9, "poison pill")
+
+    def brain(request: RecordedRequest) -> Reply:
+        if "[parley:goal]" in request.system_text and "poison" in str(request.messages):
+            return Reply(status=500, error_message="model crashed")
+        return default_brain(request)
+
+    fake_openai.handle(brain)
+    poster = RecordingPoster()
+    report = await GoalCheckRunner(engine=engine, posters={"slack": poster}).run(
+        engine.agents.default, slot=SLOT
+    )
+    assert sorted(p.conversation_id for p in poster.posted) == sorted(good)
+    failed = [c for c in report.checked if c.error]
+    assert [c.conversation_id for c in failed] == [poisoned]
+    conversation = await engine.store.get_conversation(conversation_id=poisoned)
+    assert conversation is not None
+    assert conversation.goal_pending, "it is checked again on the next run"
+
+
+async def test_a_failed_post_is_retried_without_checking_again(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    engine = make_engine(agents_file(chef(goal_check=HOURLY)))
+    conversation_id = await talk(engine, 1)
+    poster = RecordingPoster(failures=1)
+    runner = GoalCheckRunner(engine=engine, posters={"slack": poster})
+    first = await runner.run(engine.agents.default, slot=SLOT)
+    assert first.failed_posts == 1
+    assert poster.posted == []
+    checks_made = len(goal_requests(fake_openai))
+
+    second = await runner.run(engine.agents.default, slot=SLOT + timedelta(hours=1))
+    assert second.posted == 1
+    assert second.checked == []
+    assert len(goal_requests(fake_openai)) == checks_made, "posted, not checked again"
+    assert [p.conversation_id for p in poster.posted] == [conversation_id]
+
+
+async def test_two_processes_post_once_per_conversation_per_slot(
+    store_factory: StoreFactory, make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    """Two runners, each with its own store object on one database (an SQLite file or
+    MongoDB on SecantusDB), over 20 slots."""
+    agents = agents_file(chef(goal_check=HOURLY))
+    one = make_engine(agents, store=await store_factory())
+    two = make_engine(agents, store=await store_factory())
+    poster = RecordingPoster()
+    runners = [
+        GoalCheckRunner(engine=engine, posters={"slack": poster}, owner=name)
+        for engine, name in ((one, "p1"), (two, "p2"))
+    ]
+    for slot_number in range(20):
+        for n in range(3):
+            await talk(one if n % 2 else two, n, f"slot {slot_number} message {n}")
+        slot = SLOT + timedelta(hours=slot_number)
+        reports = await asyncio.gather(*(r.run(agents.default, slot=slot) for r in runners))
+        assert sum(report.claimed for report in reports) == 1, "one process runs the slot"
+    assert len(poster.posted) == 20 * 3
+    per_slot = {(p.conversation_id, p.check.covered_seq) for p in poster.posted}
+    assert len(per_slot) == 60, "no conversation was posted twice for the same messages"
+
+
+async def test_concurrent_runners_share_conversations_within_one_slot(
+    store_factory: StoreFactory, make_engine: EngineFactory
+) -> None:
+    """Even when both win different agent-slot claims (manual runs), each conversation of a
+    slot is checked by one of them only."""
+    agents = agents_file(chef(goal_check=HOURLY))
+    one = make_engine(agents, store=await store_factory())
+    two = make_engine(agents, store=await store_factory())
+    for n in range(8):
+        await talk(one, n)
+    poster = RecordingPoster()
+    a = GoalCheckRunner(engine=one, posters={"slack": poster}, owner="a")
+    b = GoalCheckRunner(engine=two, posters={"slack": poster}, owner="b")
+    first, second = await asyncio.gather(
+        a.run(agents.default, slot=SLOT, claim_run=False),
+        b.run(agents.default, slot=SLOT, claim_run=False),
+    )
+    assert first.claimed, "manual runs do not claim the agent's slot"
+    assert second.claimed
+    assert len(poster.posted) == 8
+    assert len(first.checked) + len(second.checked) == 8
+
+
+async def test_an_expired_claim_is_taken_over(clock_engine: tuple[Engine, FakeClock]) -> None:
+    engine, clock = clock_engine
+    conversation_id = await talk(engine, 1)
+    slot_key = f"goal-check:{conversation_id}:{SLOT.isoformat()}"
+    assert await engine.store.claim(key=slot_key, owner="crashed", ttl_seconds=600)
+    poster = RecordingPoster()
+    runner = GoalCheckRunner(engine=engine, posters={"slack": poster}, clock=clock)
+    blocked = await runner.run(engine.agents.default, slot=SLOT)
+    assert blocked.skipped == 1
+    assert poster.posted == []
+    clock.advance(601)
+    retried = await runner.run(engine.agents.default, slot=SLOT + timedelta(hours=1))
+    assert [p.conversation_id for p in poster.posted] == [conversation_id]
+    assert retried.skipped == 0
+
+
+def test_slots() -> None:
+    hourly = GoalCheckSpec(every=timedelta(hours=1))
+    now = datetime(2026, 3, 1, 12, 34, 56, tzinfo=UTC)
+    assert latest_slot(hourly, now) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    weekdays = GoalCheckSpec(cron="0 18 * * 1-5", timezone="Europe/Madrid")
+    sunday = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert latest_slot(weekdays, sunday) == datetime(2026, 2, 27, 17, tzinfo=UTC)
+
+
+async def test_scheduler_runs_a_missed_slot_at_start(make_engine: EngineFactory) -> None:
+    engine = make_engine(agents_file(chef(goal_check=HOURLY), plain()))
+    conversation_id = await talk(engine, 1)
+    posted = asyncio.Event()
+
+    class SignallingPoster(RecordingPoster):
+        async def post_goal_check(
+            self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
+        ) -> None:
+            await super().post_goal_check(conversation, check, agent, channel=channel)
+            posted.set()
+
+    poster = SignallingPoster()
+    scheduler = GoalScheduler(
+        runner=GoalCheckRunner(engine=engine, posters={"slack": poster}),
+        agents=list(engine.agents.agents),
+    )
+    assert scheduler.agent_ids == ["chef"]
+    await scheduler.start()
+    try:
+        await asyncio.wait_for(posted.wait(), timeout=20)
+    finally:
+        await scheduler.stop()
+    assert [p.conversation_id for p in poster.posted] == [conversation_id]
+
+
+@pytest.fixture
+async def clock_engine(
+    make_engine: EngineFactory, tmp_path: Path
+) -> AsyncIterator[tuple[Engine, FakeClock]]:
+    clock = FakeClock()
+    store = SqliteStore(path=tmp_path / "clocked.sqlite3", clock=clock)
+    await store.open()
+    yield make_engine(agents_file(chef(goal_check=HOURLY)), store=store), clock
+    await store.close()
+
+
+async def test_summarize_now_dry_run_prints_and_keeps_the_post_for_later(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
+    store = SqliteStore(path=tmp_path / "data" / "parley.sqlite3")
+    await store.open()
+    conversation, _ = await store.get_or_create_conversation(key=key(1), agent_id="chef")
+    await store.append_message(
+        conversation_id=conversation.id,
+        message=NewMessage(role="user", text="I have chosen the gazpacho", author_name="Ada"),
+    )
+    await store.close()
+    model = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-secret-summaries"}
+
+    done = await run_bot(tmp_path, "summarize", "--now", "--dry-run", **model)
+    assert done.code == 0, done.err
+    assert f"chef · {conversation.id} · slack/T1/C1/1.0: goal reached" in done.out
+    assert "chef: 1 checked, 0 failed, 1 printed" in done.out
+    assert "tutor: 0 checked" in done.out, "agents with a schedule run; nothing to check there"
+    assert "sk-secret-summaries" not in done.out + done.err
+
+    store = SqliteStore(path=tmp_path / "data" / "parley.sqlite3")
+    await store.open()
+    try:
+        checks = await store.list_goal_checks(conversation_id=conversation.id)
+        assert len(checks) == 1
+        assert checks[0].reached
+        assert checks[0].posted_at is None, "a dry run posts nothing, so nothing is marked"
+        assert [c.id for c in await store.goal_checks_to_post(agent_id="chef")] == [checks[0].id]
+    finally:
+        await store.close()
+
+    again = await run_bot(tmp_path, "summarize", "--now", "--agent", "chef", "--dry-run", **model)
+    assert "chef: 0 checked, 0 failed, 1 printed" in again.out, "printed again, not re-checked"
+
+
+async def test_summarize_refuses_an_agent_without_a_goal(tmp_path: Path) -> None:
+    shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
+    done = await run_bot(tmp_path, "summarize", "--now", "--agent", "waiter")
+    assert done.code == 2
+    assert done.err.strip() == "parley: no agent 'waiter' with a goal"
+
+
+async def test_stopping_cancels_a_run_in_progress(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(agents_file(chef(goal_check=HOURLY)))
+    await talk(engine, 1)
+    asked = asyncio.Event()
+
+    def slow_goal_checks(request: RecordedRequest) -> Reply:
+        if "[parley:goal]" in request.system_text:
+            asked.set()
+            return Reply(delay=60)
+        return default_brain(request)
+
+    fake_openai.handle(slow_goal_checks)
+    poster = RecordingPoster()
+    scheduler = GoalScheduler(
+        runner=GoalCheckRunner(engine=engine, posters={"slack": poster}),
+        agents=list(engine.agents.agents),
+    )
+    await scheduler.start()
+    await asyncio.wait_for(asked.wait(), timeout=20)
+    await asyncio.wait_for(scheduler.stop(), timeout=20)
+    assert poster.posted == []
+    assert "Traceback" not in caplog.text
+    assert "Error running job" not in caplog.text

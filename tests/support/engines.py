@@ -1,0 +1,68 @@
+"""Engines for tests: the real engine over a real store and the real OpenAI client, pointed
+at the fake OpenAI server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.engine import Engine
+from bot.llm import OpenAIModelClient
+from bot.tokens import TokenCounter
+from config.agents import AgentsFile
+from memory.base import ConversationStore
+from memory.sqlite import SqliteStore
+from tests.support.agents import agents_file, chef
+from tests.support.fake_openai import FakeOpenAI
+
+EngineFactory = Callable[..., Engine]
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[ConversationStore]:
+    store = SqliteStore(path=tmp_path / "engine.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def tokens() -> TokenCounter:
+    return TokenCounter()
+
+
+@pytest.fixture
+async def make_engine(
+    fake_openai: FakeOpenAI, sqlite_store: ConversationStore, tokens: TokenCounter
+) -> AsyncIterator[EngineFactory]:
+    made: list[tuple[Engine, OpenAIModelClient]] = []
+
+    def factory(
+        agents: AgentsFile | None = None,
+        *,
+        store: ConversationStore | None = None,
+        max_retries: int = 0,
+        timeout: float = 5.0,
+    ) -> Engine:
+        model = OpenAIModelClient(
+            api_key="test-key",
+            base_url=fake_openai.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        engine = Engine(
+            store=store or sqlite_store,
+            agents=agents or agents_file(chef()),
+            model=model,
+            tokens=tokens,
+            default_model="gpt-4o-mini",
+        )
+        made.append((engine, model))
+        return engine
+
+    yield factory
+    for engine, model in made:
+        await engine.aclose()
+        await model.close()
