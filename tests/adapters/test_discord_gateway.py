@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -28,6 +26,7 @@ from tests.support.discord_bot import (
 )
 from tests.support.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.process import start_bot
 
 REPO = Path(__file__).resolve().parents[2]
 GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES = 1 << 0, 1 << 9, 1 << 12
@@ -177,48 +176,35 @@ async def test_python_m_bot_run_answers_in_discord_and_stops_on_sigterm(
     tmp_path: Path, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
 ) -> None:
     shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(REPO),
-        "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken"),
-        "DISCORD_BOT_TOKEN": fake_discord.token,
-        "DISCORD_API_URL": fake_discord.api_url,
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_API_KEY": "sk-discord-run-secret",
-        "OPENAI_MAX_RETRIES": "0",
-        "BOT_DATA_DIR": str(tmp_path / "data"),
-        "LOG_LEVEL": "DEBUG",
-    }
     log = tmp_path / "bot.log"
-    with log.open("wb") as output:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
+    process = await start_bot(
+        tmp_path,
+        log,
+        "run",
+        DISCORD_BOT_TOKEN=fake_discord.token,
+        DISCORD_API_URL=fake_discord.api_url,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        OPENAI_API_KEY="sk-discord-run-secret",
+        OPENAI_MAX_RETRIES="0",
+        BOT_DATA_DIR=str(tmp_path / "data"),
+        LOG_LEVEL="DEBUG",
+    )
+    try:
+        await fake_discord.wait_for(fake_discord.identified, within=60)
+        bot = fake_discord.bot["id"]
+        await fake_discord.say(LOUNGE, ADA, f"<@{bot}> Hi, I'm Ada. Any soup ideas?")
+        await fake_discord.wait_for(
+            lambda: [
+                m
+                for m in fake_discord.bot_messages(LOUNGE)
+                if m["content"] == "You said: Ada: Hi, I'm Ada. Any soup ideas?"
+            ],
+            within=60,
         )
-        try:
-            await fake_discord.wait_for(fake_discord.identified, within=60)
-            bot = fake_discord.bot["id"]
-            await fake_discord.say(LOUNGE, ADA, f"<@{bot}> Hi, I'm Ada. Any soup ideas?")
-            await fake_discord.wait_for(
-                lambda: [
-                    m
-                    for m in fake_discord.bot_messages(LOUNGE)
-                    if m["content"] == "You said: Ada: Hi, I'm Ada. Any soup ideas?"
-                ],
-                within=60,
-            )
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(process.wait(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=60)
     text = log.read_text()
     assert code == 0, text
     tracebacks = text.split("Traceback (most recent call last):")[1:]

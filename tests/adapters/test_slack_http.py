@@ -20,11 +20,11 @@ from tests.support.fake_slack import (
     FakeSlack,
     block_actions,
     event_callback,
-    free_port,
     mention_event,
     signed_headers,
     slash_command,
 )
+from tests.support.loopback import free_port
 from tests.support.slack_bot import Bot, BotFactory, responses, texts
 
 JSON = "application/json"

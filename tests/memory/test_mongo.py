@@ -11,8 +11,8 @@ import pytest
 from bot.errors import StoreError
 from memory.base import PlatformKey
 from memory.mongo import MongoStore, redact_uri
+from tests.support.loopback import free_port
 from tests.support.process import REPO
-from tests.support.secantus import free_port
 
 PASSWORD = "s3cr%40t%3Apa%2Fss"
 """``s3cr@t:pa/ss`` percent-encoded: no piece of either spelling may show anywhere."""

@@ -33,7 +33,6 @@ import asyncio
 import itertools
 import json
 import re
-import socket
 import time
 import uuid
 import zlib
@@ -45,6 +44,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, WSMsgType, web
+
+from tests.support.loopback import serve_on_loopback
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 TOKEN = "MTAxNDkyNDk3.fake-discord.token"
@@ -490,18 +491,7 @@ class FakeDiscord:
         app.router.add_get("/attachments/{id}/{filename}", self._attachment)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            raise
+        runner, port = await serve_on_loopback(app)
         self._runner = runner
         self.base_url = f"http://127.0.0.1:{port}"
 

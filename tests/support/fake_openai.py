@@ -25,7 +25,6 @@ import contextlib
 import inspect
 import json
 import re
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +34,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.support.loopback import serve_on_loopback
 
 SUMMARY_MARKER = "[parley:summary]"
 GOAL_MARKER = "[parley:goal]"
@@ -143,18 +144,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            raise
+        runner, port = await serve_on_loopback(app)
         self._stopping.clear()
         self._runner = runner
         self.base_url = f"http://127.0.0.1:{port}/v1"

@@ -45,3 +45,19 @@ async def run_bot(workdir: Path, *args: str, stdin: str = "", **env: str) -> Fin
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=60)
     assert process.returncode is not None
     return Finished(process.returncode, out.decode(), err.decode())
+
+
+async def start_bot(workdir: Path, log: Path, *args: str, **env: str) -> asyncio.subprocess.Process:
+    """Start a long-running ``python -m bot`` (e.g. ``run``) writing its output to ``log``."""
+    with log.open("wb") as output:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=workdir,
+            env=bot_environment(workdir, **env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+        )

@@ -33,9 +33,9 @@ from tests.support.fake_slack import (
     Envelope,
     FakeSlack,
     block_actions,
-    free_port,
     slash_command,
 )
+from tests.support.loopback import free_port
 
 CHANNEL = "C0KITCHEN"
 DM = "D0ADA"
