@@ -306,7 +306,7 @@ class AgentCommands(app_commands.Group):
                 "Only someone with the Manage Server permission, or the person who started "
                 "this thread, can make me forget it."
             )
-        await self._engine.store.delete_conversation(conversation_id=conversation.id)
+        await self._engine.forget(conversation)
         logger.info(
             "conversation forgotten by %s",
             user_id,

@@ -368,7 +368,7 @@ class AgentCommands:
         if conversation is None or not _same_place(conversation, body):
             await respond(replace_original=True, text="That conversation is already gone.")
             return
-        await self._engine.store.delete_conversation(conversation_id=conversation.id)
+        await self._engine.forget(conversation)
         logger.info("conversation %s forgotten at %s's request", conversation.id, clicker)
         await respond(delete_original=True)
         await self._post(

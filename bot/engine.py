@@ -443,6 +443,15 @@ class Engine:
             logger.info("conversation reset", extra=context_of(conversation))
             return await self._store.close_conversation(conversation_id=conversation.id)
 
+    async def forget(self, conversation: Conversation) -> bool:
+        """Delete a conversation and all its messages, after any turn of it in progress ends
+        (a turn running meanwhile would otherwise fail half-way)."""
+        async with self._locks.hold(conversation.key.canonical):
+            deleted = await self._store.delete_conversation(conversation_id=conversation.id)
+        if deleted:
+            logger.info("conversation forgotten", extra=context_of(conversation))
+        return deleted
+
     # goal checks -------------------------------------------------------------------------
 
     async def check_goal(self, conversation_id: str) -> GoalCheck:

@@ -14,7 +14,7 @@ from memory.base import PlatformKey
 from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef, plain
 from tests.support.engines import EngineFactory
-from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply
 
 KEY = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="100.1")
 OTHER = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="200.2")
@@ -406,3 +406,28 @@ async def test_channel_binding_chooses_the_agent_of_new_conversations(
     assert (await engine.agent_for_channel(**where, channel="C0OTHER")).id == "plain"  # type: ignore[arg-type]
     with pytest.raises(UnknownAgent, match="no agent 'waiter' \\(agents: chef, plain\\)"):
         await engine.bind_channel(**where, channel="C0OTHER", agent_id="waiter")  # type: ignore[arg-type]
+
+
+async def test_forget_waits_for_a_turn_in_progress(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    engine = make_engine()
+    first = await engine.reply(said("my name is Bob")).result()
+    started = asyncio.Event()
+
+    def slow(request: RecordedRequest) -> Reply:
+        started.set()
+        return Reply(
+            content=json.dumps({"answer": "ok", "recipes": [], "ingredients": [], "summary": ""}),
+            chunk_delay=0.01,
+        )
+
+    fake_openai.handle(slow)
+    turn = engine.reply(said("one more thing"))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    assert await engine.forget(first.conversation)
+    result = await turn.result()
+    assert result.text == "ok", "the turn in progress finished before the deletion"
+    assert await engine.store.get_conversation(conversation_id=first.conversation.id) is None
+    assert await engine.store.list_messages(conversation_id=first.conversation.id) == []
+    assert not await engine.forget(first.conversation)
