@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from threading import Lock
@@ -30,6 +31,7 @@ _SHIPPED = {
 """Encodings we can seed offline, with the SHA-256 tiktoken expects of each file."""
 
 DEFAULT_ENCODING = "o200k_base"
+_CACHED_TEXT = 16_384
 CHARS_PER_TOKEN = 4
 
 
@@ -83,15 +85,25 @@ class TokenCounter:
     (``asyncio.to_thread``) at start so the event loop never waits on it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache_size: int = 512) -> None:
         self._encoders: dict[str, Callable[[str], int]] = {}
         self._lock = Lock()
+        self._cached = lru_cache(maxsize=cache_size)(self._count)
 
     def warm(self, model: str) -> None:
         self._encoder(encoding_name_for(model))
 
     def count(self, text: str, model: str) -> int:
-        return self._encoder(encoding_name_for(model))(text)
+        """Tokens of ``text`` for ``model``. Texts up to 16 KB are remembered (a bounded LRU):
+        every turn counts its agent's system prompt and first message again, and the new
+        message twice (to store it, and to build the prompt)."""
+        name = encoding_name_for(model)
+        if len(text) > _CACHED_TEXT:
+            return self._count(name, text)
+        return self._cached(name, text)
+
+    def _count(self, name: str, text: str) -> int:
+        return self._encoder(name)(text)
 
     def exact(self, model: str) -> bool:
         """True when counts for ``model`` come from tiktoken rather than the estimate."""

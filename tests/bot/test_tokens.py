@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,29 @@ def test_falls_back_to_an_estimate_when_no_encoding_can_be_had(
     assert counter.count("x" * 40, "gpt-4o") == estimate_tokens("x" * 40) == 10
     assert not counter.exact("gpt-4o")
     assert "estimating" in caplog.text
+
+
+def test_repeated_texts_are_counted_once(
+    empty_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = TokenCounter(cache_size=2)
+    counter.warm("gpt-4o")
+    calls: list[str] = []
+    real = counter._encoder
+
+    def spying(name: str) -> Callable[[str], int]:
+        calls.append(name)
+        return real(name)
+
+    monkeypatch.setattr(counter, "_encoder", spying)
+    system_prompt = "You are a Mediterranean chef. " * 20
+    assert counter.count(system_prompt, "gpt-4o") == counter.count(system_prompt, "gpt-4o")
+    assert len(calls) == 1, "the second count came from the cache"
+    counter.count("a", "gpt-4o")
+    counter.count("b", "gpt-4o")
+    counter.count(system_prompt, "gpt-4o")
+    assert len(calls) == 4, "the cache is bounded: the oldest entry was evicted"
+    huge = "x " * 10_000
+    counter.count(huge, "gpt-4o")
+    counter.count(huge, "gpt-4o")
+    assert len(calls) == 6, "texts over 16 KB are not kept"
