@@ -1,8 +1,9 @@
 """The Slack adapter: slack-bolt's ``AsyncApp`` over Socket Mode or HTTP, in the bot's loop.
 
 This module is the transport and the lifecycle: the Web API client (``SLACK_API_URL``, 429s
-retried by slack_sdk), Socket Mode (``AsyncSocketModeHandler``) or the HTTP server (Bolt's
-aiohttp app on ``PORT``, requests verified with the signing secret, ``GET /healthz``), and the
+retried by slack_sdk), Socket Mode (``AsyncSocketModeHandler``) or HTTP mode (Bolt's FastAPI
+adapter at ``/slack/events`` on the bot's HTTP server, requests verified with the signing
+secret), and the
 listeners. Every event the manifest subscribes to has a listener, since Bolt acknowledges only
 those. A listener acknowledges, starts the work as a task (the tasks are bounded) and returns:
 the work never delays the acknowledgement. What the work does lives in
@@ -20,7 +21,7 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -33,6 +34,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import BUSY_LINE, short_error_line
+from adapters.http.host import WebHost
+from adapters.http.server import ServerStartError
 from adapters.slack_blocks import FORGET_CANCEL, FORGET_CONFIRM
 from adapters.slack_commands import (
     AgentCommands,
@@ -53,8 +56,6 @@ from memory.base import Conversation, GoalCheck
 
 logger = logging.getLogger(__name__)
 
-EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 BOLT_APP_NAME = "slack_bolt.parley"
 """Bolt names its listeners' loggers after the app and pins their level: keep them in Bolt's
 own logger tree, where that touches nothing of ours."""
@@ -102,6 +103,7 @@ class SlackAdapter:
         user_cache_size: int = 1000,
         allowed_bot_ids: frozenset[str] = frozenset(),
         http_host: str | None = None,
+        web: WebHost | None = None,
         connect_timeout: float = 30.0,
         stop_grace: float = 10.0,
         rate_limit_retries: int = 3,
@@ -112,7 +114,9 @@ class SlackAdapter:
             stream_cooldown: seconds without trying Slack's streaming methods after they fail.
             max_in_flight: events being handled at once; beyond it people are told to retry.
             allowed_bot_ids: other bots (``bot_id``) whose messages are answered.
-            http_host: interface of the HTTP mode server (default: all).
+            http_host: interface of the HTTP mode server (default: ``HOST``).
+            web: the bot's HTTP server, which HTTP mode serves ``/slack/events`` on; without
+                one the adapter starts its own (health and Slack routes only).
         """
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -123,6 +127,8 @@ class SlackAdapter:
         self._user_cache_size = user_cache_size
         self._allowed_bots = allowed_bot_ids
         self._http_host = http_host
+        self._web = web
+        self._own_web: WebHost | None = None
         self._connect_timeout = connect_timeout
         self._stop_grace = stop_grace
         self._rate_limit_retries = rate_limit_retries
@@ -135,7 +141,6 @@ class SlackAdapter:
         self._live: _Live | None = None
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
         return f"SlackAdapter(mode={self._settings.slack_mode!r}, api_url={self.api_url!r})"
@@ -277,18 +282,16 @@ class SlackAdapter:
             ) from None
 
     async def _serve_http(self, app: AsyncApp) -> None:
-        web_app = app.web_app(path=EVENTS_PATH, port=self._settings.port)
-        web_app.router.add_get(HEALTH_PATH, _healthz)
-        runner = web.AppRunner(web_app, access_log=None)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, host=self._http_host, port=self._settings.port)
+        """Hand ``/slack/events`` to Bolt on the bot's HTTP server (started if need be)."""
+        web = self._web
+        if web is None:
+            host = self._http_host or self._settings.host
+            web = self._own_web = WebHost(host=host, port=self._settings.port)
+        web.slack.handler = AsyncSlackRequestHandler(app)
         try:
-            await site.start()
-        except OSError as exc:
-            raise SlackStartError(
-                f"cannot listen on port {self._settings.port} ({exc.strerror or exc})"
-            ) from None
+            await web.start()
+        except ServerStartError as exc:
+            raise SlackStartError(str(exc)) from None
 
     async def _shutdown(self, *, grace: float) -> None:
         """Stop taking events, let running work finish (up to ``grace``), then disconnect."""
@@ -306,9 +309,12 @@ class SlackAdapter:
                 if task is not None
             ]
             await asyncio.gather(*leftovers, return_exceptions=True)
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if self._web is not None:
+            self._web.slack.handler = None
+        own, self._own_web = self._own_web, None
+        if own is not None:
+            own.slack.handler = None
+            await own.stop()
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in late:
@@ -412,10 +418,6 @@ class SlackAdapter:
         except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged, one line to people
             log_failure("Slack command failed", exc, {"platform": "slack"})
             await aux_call("respond", notify(short_error_line(exc)))
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 async def _logged(work: Awaitable[None]) -> None:

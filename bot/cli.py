@@ -17,8 +17,9 @@ from typing import TextIO
 
 from adapters.console import ConsoleAdapter, ConsoleSession
 from bot.errors import ConfigError, NotFound, ParleyError
+from bot.keys import SCOPES, ApiKeys
 from bot.logs import configure_logging
-from bot.runtime import Runtime, build_adapters
+from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from config.agents import Agent, AgentsFile, load_agents
 from config.settings import Settings, load_settings
@@ -40,6 +41,15 @@ Set these in .env or the environment:
   Model:   OPENAI_API_KEY, or OPENAI_BASE_URL for any OpenAI-compatible server (Ollama, vLLM...)
 See README.md for creating the Slack and Discord apps.
 Meanwhile you can talk to an agent in this terminal: python -m bot chat [--agent ID]"""
+
+
+API_ONLY = """\
+No chat platform is configured (see README.md for Slack and Discord); serving the HTTP API.
+  Docs:     http://localhost:{port}/api/docs
+  Console:  http://localhost:{port}/console
+  A key:    python -m bot keys create --name me --scope admin
+Stop with Ctrl+C.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="print one conversation as Markdown or JSON")
     export.add_argument("conversation_id")
     export.add_argument("--format", choices=("md", "json"), default="md")
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a key; it is printed once, on the last line")
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. web-shop")
+    create.add_argument("--scope", required=True, choices=SCOPES)
+    create.add_argument("--agents", default="", help="comma-separated agent ids (default: all)")
+    actions.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a key by id or name")
+    revoke.add_argument("key", help="the key's id or name")
     return parser
 
 
@@ -175,6 +194,43 @@ async def _summarize(loaded: Loaded, agents: list[Agent], *, dry_run: bool, out:
     return EXIT_OK
 
 
+def _keys_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_keys(loaded, args, out))
+
+
+async def _keys(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        keys = ApiKeys(store)
+        if args.action == "create":
+            agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+            key, record = await keys.create(name=args.name, scope=args.scope, agents=agents)
+            limited = ", ".join(record.agents) if record.agents else "all agents"
+            out.write(
+                f"Created API key {record.name!r} (id {record.id}), scope {record.scope}, "
+                f"{limited}.\nIt is shown only this once; keep it secret:\n{key}\n"
+            )
+        elif args.action == "list":
+            records = await keys.list()
+            if not records:
+                out.write("No API keys yet: python -m bot keys create --name NAME --scope read\n")
+            for r in records:
+                state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
+                used = f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never"
+                only = ",".join(r.agents) or "all"
+                out.write(
+                    f"{r.id}  {r.name}  {r.hint}  {r.scope}  agents={only}  "
+                    f"created={r.created_at:%Y-%m-%d}  last-used={used}  {state}\n"
+                )
+        else:
+            record = await keys.revoke(args.key)
+            out.write(f"Revoked API key {record.name!r} ({record.id}).\n")
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
 Command = Callable[[Loaded, argparse.Namespace, TextIO], int]
 _COMMANDS: dict[str, Command] = {
     "check": _check,
@@ -182,6 +238,7 @@ _COMMANDS: dict[str, Command] = {
     "chat": _chat,
     "export": _export_command,
     "summarize": _summarize_command,
+    "keys": _keys_command,
 }
 
 
@@ -192,7 +249,8 @@ def _load(env_file: Path) -> Loaded:
 
 async def _run(loaded: Loaded, out: TextIO) -> int:
     settings = loaded.settings
-    if not (settings.slack_enabled or settings.discord_enabled):
+    platforms = settings.slack_enabled or settings.discord_enabled
+    if not platforms and not settings.api_enabled:
         store = build_store(settings)
         await store.open()
         await store.close()
@@ -202,11 +260,17 @@ async def _run(loaded: Loaded, out: TextIO) -> int:
     if not settings.model_configured:
         logger.warning("no model configured: every reply will be the agents' apology")
     async with Runtime(settings, loaded.agents) as runtime:
-        adapters = build_adapters(settings, runtime.engine)
+        adapters = runtime.build_adapters()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, runtime.request_stop)
-        logger.info("Parley is running on %s", ", ".join(a.name for a in adapters))
+        serving = [a.name for a in adapters]
+        if settings.api_enabled:
+            serving.append(f"the HTTP API on port {settings.port}")
+        if not platforms:
+            out.write(API_ONLY.format(port=settings.port))
+            out.flush()
+        logger.info("Parley is running: %s", ", ".join(serving))
         await runtime.serve(adapters)
     return EXIT_OK
 
@@ -240,7 +304,8 @@ def describe(loaded: Loaded) -> str:
     lines.append(f"Store        {_describe_store(settings)}")
     lines.append(f"Slack        {_describe_slack(settings)}")
     lines.append(f"Discord      {_describe_discord(settings)}")
-    lines.append(f"HTTP port    {settings.port}")
+    api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
+    lines.append(f"HTTP         {settings.host}:{settings.port}; API {api}")
     lines.append(f"Logging      {settings.log_level}, {settings.log_format}")
     return "\n".join(lines) + "\n"
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.catalog import AgentCatalog
 from bot.errors import NotFound, ParleyError
 from bot.goals import GOAL_SCHEMA, check_goal
 from bot.history import read_recent
@@ -149,7 +150,7 @@ class Engine:
         self,
         *,
         store: ConversationStore,
-        agents: AgentsFile,
+        agents: AgentsFile | AgentCatalog,
         model: ModelClient,
         tokens: TokenCounter,
         default_model: str,
@@ -157,7 +158,7 @@ class Engine:
         summary_concurrency: int = 2,
     ) -> None:
         self._store = store
-        self._agents = agents
+        self._agents = agents if isinstance(agents, AgentCatalog) else AgentCatalog(agents, store)
         self._model = model
         self._replies = StructuredReplies(model)
         self._tokens = tokens
@@ -174,7 +175,7 @@ class Engine:
         )
 
     @property
-    def agents(self) -> AgentsFile:
+    def agents(self) -> AgentCatalog:
         return self._agents
 
     @property
@@ -191,7 +192,18 @@ class Engine:
         return len(self._locks)
 
     def agent_of(self, conversation: Conversation) -> Agent:
-        agent = self._agents.find(conversation.agent_id)
+        """The conversation's agent from what this process knows (see :meth:`resolve_agent`)."""
+        return self._fallback(conversation, self._agents.find(conversation.agent_id))
+
+    async def resolve_agent(self, conversation: Conversation) -> Agent:
+        """The conversation's agent, reading a stored agent from the store when needed."""
+        return self._fallback(conversation, await self._agents.lookup(conversation.agent_id))
+
+    async def find_agent(self, agent_id: str) -> Agent | None:
+        """A file or stored agent by id."""
+        return await self._agents.lookup(agent_id)
+
+    def _fallback(self, conversation: Conversation, agent: Agent | None) -> Agent:
         if agent is None:
             logger.warning(
                 "agent %r is no longer defined; using the default agent",
@@ -216,7 +228,7 @@ class Engine:
             platform=platform, workspace=workspace, channel=channel
         )
         if bound is not None:
-            agent = self._agents.find(bound)
+            agent = await self._agents.lookup(bound)
             if agent is not None:
                 return agent
         return self._agents.for_channel(platform, channel, workspace=workspace)
@@ -225,7 +237,7 @@ class Engine:
         self, *, platform: Literal["slack", "discord"], workspace: str, channel: str, agent_id: str
     ) -> Agent:
         """Bind a channel to an agent for its new conversations (``/agent use``)."""
-        agent = self._agents.find(agent_id)
+        agent = await self._agents.lookup(agent_id)
         if agent is None:
             known = ", ".join(a.id for a in self._agents.agents)
             raise UnknownAgent(f"no agent {agent_id!r} (agents: {known})")
@@ -260,7 +272,7 @@ class Engine:
 
     async def _turn(self, incoming: IncomingMessage, turn: Turn) -> TurnResult:
         conversation = await self._conversation_for(incoming)
-        agent = self.agent_of(conversation)
+        agent = await self.resolve_agent(conversation)
         context = context_of(conversation)
         user_message = await self._store.append_message(
             conversation_id=conversation.id,
@@ -336,7 +348,7 @@ class Engine:
             return titled or existing
         if existing is not None:
             return existing
-        agent = self._agents.find(incoming.agent_id or "") or self._agents.default
+        agent = await self._agents.lookup(incoming.agent_id or "") or self._agents.default
         conversation, _ = await self._store.get_or_create_conversation(
             key=incoming.key, agent_id=agent.id, title=_title(incoming.text)
         )
@@ -406,7 +418,7 @@ class Engine:
         """The open conversation at ``key``, or a new one whose history opens with the agent's
         first message. Returns it and whether it was created."""
         async with self._locks.hold(key.canonical):
-            agent = self._agents.find(agent_id or "") or self._agents.default
+            agent = await self._agents.lookup(agent_id or "") or self._agents.default
             conversation, created = await self._store.get_or_create_conversation(
                 key=key, agent_id=agent.id
             )
@@ -462,7 +474,7 @@ class Engine:
         conversation = await self._store.get_conversation(conversation_id=conversation_id)
         if conversation is None:
             raise NotFound(f"conversation {conversation_id} not found")
-        agent = self.agent_of(conversation)
+        agent = await self.resolve_agent(conversation)
         if not agent.goal:
             raise NoGoal(f"agent {agent.id!r} has no goal")
         return await check_goal(

@@ -21,3 +21,7 @@ class StoreUnavailable(StoreError):
 
 class NotFound(StoreError):
     """The conversation (or other record) does not exist."""
+
+
+class Conflict(ParleyError):
+    """The record already exists (an id or a name is taken)."""

@@ -8,11 +8,15 @@ import logging
 from types import TracebackType
 
 from adapters.base import PlatformAdapter
+from adapters.http.host import WebHost
+from adapters.http.services import Services
+from bot.catalog import AgentCatalog
 from bot.engine import Engine
+from bot.errors import StoreError
 from bot.llm import ModelClient, OpenAIModelClient
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
 from bot.tokens import TokenCounter
-from config.agents import AgentsFile
+from config.agents import Agent, AgentsFile
 from config.settings import Settings
 from memory.base import ConversationStore
 from memory.factory import build_store
@@ -34,13 +38,15 @@ def _posters(adapters: list[PlatformAdapter]) -> dict[str, GoalCheckPoster]:
     return {a.name: a for a in adapters if isinstance(a, GoalCheckPoster)}
 
 
-def build_adapters(settings: Settings, engine: Engine) -> list[PlatformAdapter]:
+def build_adapters(
+    settings: Settings, engine: Engine, *, web: WebHost | None = None
+) -> list[PlatformAdapter]:
     """The adapters whose tokens are set; each module is imported only when used."""
     adapters: list[PlatformAdapter] = []
     if settings.slack_enabled:
         from adapters.slack import SlackAdapter
 
-        adapters.append(SlackAdapter(settings=settings, engine=engine))
+        adapters.append(SlackAdapter(settings=settings, engine=engine, web=web))
     if settings.discord_enabled:
         from adapters.discord import DiscordAdapter
 
@@ -69,33 +75,67 @@ class Runtime:
         self.store = store or build_store(settings)
         self.model = model or build_model_client(settings)
         self.tokens = tokens or TokenCounter()
+        self.catalog = AgentCatalog(agents, self.store)
         self.engine = Engine(
             store=self.store,
-            agents=agents,
+            agents=self.catalog,
             model=self.model,
             tokens=self.tokens,
             default_model=settings.bot_model,
         )
         self.adapters: list[PlatformAdapter] = []
+        self.services = Services.build(settings, self.engine)
+        self.web: WebHost | None = None
+        if settings.api_enabled or (settings.slack_enabled and settings.slack_mode == "http"):
+            self.web = WebHost(
+                host=settings.host,
+                port=settings.port,
+                services=self.services if settings.api_enabled else None,
+            )
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
         self._stop.set()
 
+    def build_adapters(self) -> list[PlatformAdapter]:
+        return build_adapters(self.settings, self.engine, web=self.web)
+
     async def serve(self, adapters: list[PlatformAdapter]) -> None:
-        """Start ``adapters`` and the goal-check scheduler, wait for a stop request, then stop
-        them in reverse order."""
+        """Start the HTTP server, ``adapters``, the goal-check scheduler and the stored-agent
+        refresher; wait for a stop request, then stop them in reverse order."""
         scheduler: GoalScheduler | None = None
+        refresher: asyncio.Task[None] | None = None
         try:
+            if self.web is not None:
+                await self.web.start()
             await self._start_adapters(adapters)
             runner = GoalCheckRunner(engine=self.engine, posters=_posters(self.adapters))
-            scheduler = GoalScheduler(runner=runner, agents=list(self.agents.agents))
+            scheduler = GoalScheduler(runner=runner, agents=list(await self._all_agents()))
             await scheduler.start()
+            refresher = asyncio.create_task(self._refresh_agents(scheduler), name="agents")
             await self._stop.wait()
         finally:
+            if refresher is not None:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
             if scheduler is not None:
                 await scheduler.stop()
             await self._stop_adapters()
+            if self.web is not None:
+                await self.web.stop()
+
+    async def _all_agents(self) -> tuple[Agent, ...]:
+        try:
+            return await self.catalog.refresh()
+        except StoreError as exc:
+            logger.warning("stored agents not read (%s); file agents only for now", exc)
+            return self.catalog.agents
+
+    async def _refresh_agents(self, scheduler: GoalScheduler) -> None:
+        """Pick up agents stored (or changed) by other processes for the goal-check schedule."""
+        while True:
+            await asyncio.sleep(self.settings.agents_refresh_seconds)
+            scheduler.sync(list(await self._all_agents()))
 
     async def posters(self) -> dict[str, GoalCheckPoster]:
         """Start the configured platforms' adapters (stopped on exit) for posting goal checks."""

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.util import undefined
 
 from bot.engine import Engine
 from bot.logs import context_of
@@ -269,20 +270,42 @@ class GoalScheduler:
     async def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         for agent in self._agents:
-            assert agent.goal_check is not None  # noqa: S101 - filtered in __init__
-            scheduler.add_job(
-                self._fire,
-                args=(agent,),
-                trigger=trigger_for(agent.goal_check),
-                id=f"goal-check:{agent.id}",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=None,
-                next_run_time=self._clock() if self._run_missed else None,
-            )
+            self._add_job(scheduler, agent, run_now=self._run_missed)
         scheduler.start()
         self._scheduler = scheduler
         logger.info("goal checks scheduled for %s", ", ".join(self.agent_ids) or "no agent")
+
+    def sync(self, agents: list[Agent]) -> None:
+        """Schedule the agents' goal checks as they are now: agents stored through the API
+        come and go, and their schedules change. Unchanged agents keep their jobs."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        wanted = {agent.id: agent for agent in agents if agent.goal_check is not None}
+        current = {agent.id: agent for agent in self._agents}
+        for agent_id, agent in current.items():
+            if wanted.get(agent_id) != agent:
+                scheduler.remove_job(_job_id(agent_id))
+                logger.info("goal checks unscheduled for %s", agent_id)
+        for agent_id, agent in wanted.items():
+            if current.get(agent_id) != agent:
+                self._add_job(scheduler, agent, run_now=False)
+                logger.info("goal checks scheduled for %s", agent_id)
+        self._agents = list(wanted.values())
+
+    def _add_job(self, scheduler: AsyncIOScheduler, agent: Agent, *, run_now: bool) -> None:
+        assert agent.goal_check is not None  # noqa: S101 - callers keep only such agents
+        scheduler.add_job(
+            self._fire,
+            args=(agent,),
+            trigger=trigger_for(agent.goal_check),
+            id=_job_id(agent.id),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            # None would add the job paused; undefined lets the trigger pick the next time
+            next_run_time=self._clock() if run_now else undefined,
+        )
 
     async def stop(self) -> None:
         """Stop firing, cancel runs in progress (their claims expire) and wait for them."""
@@ -310,3 +333,7 @@ class GoalScheduler:
             await self._runner.run(agent)
         except Exception:
             logger.exception("goal check run failed", extra={"agent_id": agent.id})
+
+
+def _job_id(agent_id: str) -> str:
+    return f"goal-check:{agent_id}"

@@ -403,11 +403,30 @@ def parse_agents(raw: object, *, source: str) -> AgentsFile:
         raise ConfigError(_describe(exc, raw, source)) from None
 
 
-def _describe(exc: ValidationError, raw: dict[str, Any], source: str) -> str:
+def parse_agent(raw: object, *, source: str) -> Agent:
+    """Validate one agent exactly as an entry of the agents file (the API's stored agents).
+
+    Errors name the source, the agent and the field: ``api: agent 'chef': reply_field: ...``.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: an agent is a mapping of fields")
+    try:
+        return Agent.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, {"agents": [raw]}, source, prefix=("agents", 0))) from None
+
+
+def _describe(
+    exc: ValidationError,
+    raw: dict[str, Any],
+    source: str,
+    *,
+    prefix: tuple[str | int, ...] = (),
+) -> str:
     agents = raw.get("agents")
     lines = []
     for error in exc.errors(include_input=False, include_url=False)[:_MAX_ERRORS]:
-        loc = list(error["loc"])
+        loc = [*prefix, *error["loc"]]
         message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         where = source
         if len(loc) >= 2 and loc[0] == "agents" and isinstance(loc[1], int):

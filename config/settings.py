@@ -48,7 +48,26 @@ class Settings(BaseSettings):
     """A mention outside bound channels opens a thread, where the conversation then lives."""
 
     agents_file: Path = Path("agents.yaml")
+    host: str = "0.0.0.0"  # noqa: S104 - a server in a container or on a PaaS listens on all
     port: int = Field(default=3000, ge=1, le=65535)
+
+    api_enabled: bool = True
+    api_max_body: int = Field(default=65_536, ge=1024, le=16 * 1024 * 1024)
+    """Largest request body, in bytes; bigger ones get 413."""
+    api_rate: float = Field(default=5.0, gt=0)
+    """Requests per second per API key, sustained (a token bucket per process)."""
+    api_burst: int = Field(default=30, ge=1)
+    """Requests a key may make at once before ``api_rate`` applies."""
+    agents_refresh_seconds: float = Field(default=30.0, ge=1)
+    """How often stored agents are re-read for the goal-check schedule."""
+    console_enabled: bool = True
+    """The web console at ``/console`` (needs the API)."""
+    console_secret: SecretStr | None = None
+    """Signs console sessions; set it (any long random string) when several processes serve
+    the console, or sessions made by one are refused by the others. Random per process if unset."""
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    api_cors_origins: str = ""
+    """Comma-separated origins allowed to call the API from browsers; empty turns CORS off."""
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -59,6 +78,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_signing_secret",
         "discord_bot_token",
+        "console_secret",
         mode="before",
     )
     @classmethod
@@ -106,6 +126,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.api_cors_origins.split(",") if origin.strip()]
+
+    @property
     def store_path(self) -> Path:
         """The embedded SQLite file, used when no MongoDB is configured."""
         return self.bot_data_dir / "parley.sqlite3"
@@ -132,6 +156,7 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.slack_signing_secret,
             self.discord_bot_token,
+            self.console_secret,
         )
         return [field.get_secret_value() for field in fields if field is not None]
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 Platform = Literal["slack", "discord", "console", "api"]
 Role = Literal["user", "assistant"]
 ConversationOrder = Literal["updated_desc", "updated_asc", "created_desc", "created_asc"]
+Scope = Literal["read", "write", "admin"]
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 """Conversation and message ids: 32 lowercase hex digits (a UUID4 without dashes)."""
@@ -175,6 +176,51 @@ class ConversationPage(_Value):
     total: int
 
 
+class StoredAgent(_Value):
+    """An agent created through the API, kept in the store so every process sharing it sees it."""
+
+    id: str
+    definition: dict[str, JsonValue]
+    """The agent as an agents-file entry (already validated by the caller)."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewApiKey(_Value):
+    """An API key as the caller creates it; the store assigns id and time."""
+
+    name: str = Field(min_length=1, max_length=80)
+    scope: Scope
+    agents: tuple[str, ...] = ()
+    """The agents the key may use; empty means every agent."""
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 hex of the key; the key itself is never stored."""
+    hint: str = Field(max_length=16)
+    """A recognisable prefix such as ``pk_Ab12…``, shown in listings."""
+
+
+class ApiKeyRecord(_Value):
+    id: str
+    """32 lowercase hex digits, like conversation ids."""
+    name: str
+    scope: Scope
+    agents: tuple[str, ...] = ()
+    key_hash: str
+    hint: str = ""
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ChannelBinding(_Value):
+    """A channel whose new conversations go to ``agent_id`` (see ``bind_channel``)."""
+
+    platform: Platform
+    workspace: str
+    channel: str
+    agent_id: str
+
+
 class _Unset:
     __slots__ = ()
 
@@ -289,6 +335,15 @@ class ConversationStore(Protocol):
 
     async def mark_goal_check_posted(self, *, check_id: str) -> bool: ...
 
+    async def list_agent_goal_checks(
+        self, *, agent_id: str, since: datetime, limit: int = 5000
+    ) -> list[GoalCheck]:
+        """Checks of the agent's conversations with ``checked_at >= since``, oldest first.
+
+        Read through the (agent_id, checked_at) index; failed checks are included.
+        """
+        ...
+
     async def goal_checks_to_post(self, *, agent_id: str, limit: int = 100) -> list[GoalCheck]:
         """Successful checks of the agent not yet posted (their posting failed), oldest first."""
         ...
@@ -310,6 +365,54 @@ class ConversationStore(Protocol):
         self, *, platform: Platform, workspace: str, channel: str
     ) -> str | None:
         """The agent bound to a channel through :meth:`bind_channel`, if any."""
+        ...
+
+    async def list_channel_bindings(
+        self, *, agent_id: str | None = None, limit: int = 1000
+    ) -> list[ChannelBinding]:
+        """Bound channels (of one agent, if given), by platform, workspace and channel."""
+        ...
+
+    # stored agents
+    async def create_agent(self, *, agent_id: str, definition: dict[str, JsonValue]) -> StoredAgent:
+        """Store a new agent. Raises Conflict if a stored agent has that id."""
+        ...
+
+    async def replace_agent(
+        self, *, agent_id: str, definition: dict[str, JsonValue]
+    ) -> StoredAgent | None:
+        """Replace the definition; None if unknown. Keeps created_at, sets updated_at."""
+        ...
+
+    async def get_agent(self, *, agent_id: str) -> StoredAgent | None: ...
+
+    async def list_agents(self, *, limit: int = 1000) -> list[StoredAgent]:
+        """By id."""
+        ...
+
+    async def delete_agent(self, *, agent_id: str) -> bool:
+        """True if it existed."""
+        ...
+
+    # API keys
+    async def add_api_key(self, key: NewApiKey) -> ApiKeyRecord:
+        """Store a key. Raises Conflict if an unrevoked key has that name (or the hash exists)."""
+        ...
+
+    async def find_api_key(self, *, key_hash: str) -> ApiKeyRecord | None:
+        """The key with that hash, revoked ones too (callers check revoked_at). One index lookup."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Oldest first (ties by id), revoked included."""
+        ...
+
+    async def revoke_api_key(self, *, key_id: str) -> bool:
+        """Set revoked_at; False if unknown or already revoked. Its name becomes free again."""
+        ...
+
+    async def touch_api_key(self, *, key_id: str) -> None:
+        """Set last_used_at to now (the store's clock); nothing happens for an unknown id."""
         ...
 
     # claims

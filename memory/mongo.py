@@ -33,9 +33,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from bot.errors import NotFound, StoreError, StoreUnavailable
+from bot.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from memory.base import (
     UNSET,
+    ApiKeyRecord,
+    ChannelBinding,
     Clock,
     Conversation,
     ConversationOrder,
@@ -44,10 +46,12 @@ from memory.base import (
     GoalCheck,
     GoalState,
     Message,
+    NewApiKey,
     NewGoalCheck,
     NewMessage,
     Platform,
     PlatformKey,
+    StoredAgent,
     is_valid_id,
     truncate_ms,
     utc_now,
@@ -63,6 +67,8 @@ _EVENTS = "processed_events"
 _GOAL_CHECKS = "goal_checks"
 _CLAIMS = "claims"
 _BINDINGS = "channel_bindings"
+_AGENTS = "agents"
+_API_KEYS = "api_keys"
 
 _UPSERT_ATTEMPTS = 5
 _SEARCH_SEPARATOR = "\x1f"
@@ -90,12 +96,18 @@ _SORTS: dict[ConversationOrder, list[tuple[str, int]]] = {
 _INDEXES: dict[str, list[IndexModel]] = {
     _CONVERSATIONS: [
         IndexModel([("key_id", ASCENDING)], unique=True, sparse=True),
-        IndexModel([("agent_id", ASCENDING), ("updated_at", DESCENDING)]),
-        IndexModel([("key.platform", ASCENDING), ("updated_at", DESCENDING)]),
+        # Listing pages read an index in the page's order (either direction): (filter, sort
+        # time, _id) for every filter and order the console offers.
+        *(
+            IndexModel([*filter_field, (time_field, ASCENDING), ("_id", ASCENDING)])
+            for filter_field in ([], [("agent_id", ASCENDING)], [("key.platform", ASCENDING)])
+            for time_field in ("updated_at", "created_at")
+        ),
+        *(
+            IndexModel([("tags", ASCENDING), (time_field, ASCENDING), ("_id", ASCENDING)])
+            for time_field in ("updated_at", "created_at")
+        ),
         IndexModel([("key.workspace", ASCENDING)]),
-        IndexModel([("tags", ASCENDING)]),
-        IndexModel([("created_at", ASCENDING)]),
-        IndexModel([("updated_at", ASCENDING)]),
         IndexModel(
             [("agent_id", ASCENDING), ("goal_pending", ASCENDING), ("last_message_at", ASCENDING)]
         ),
@@ -105,8 +117,18 @@ _INDEXES: dict[str, list[IndexModel]] = {
     _GOAL_CHECKS: [
         IndexModel([("conversation_id", ASCENDING), ("checked_at", DESCENDING), ("n", DESCENDING)]),
         IndexModel([("agent_id", ASCENDING), ("posted_at", ASCENDING)]),
+        IndexModel([("agent_id", ASCENDING), ("checked_at", ASCENDING), ("n", ASCENDING)]),
     ],
     _CLAIMS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    _BINDINGS: [IndexModel([("agent_id", ASCENDING), ("_id", ASCENDING)])],
+    # Agents are keyed by ``_id`` (the agent id), which is unique already.
+    _API_KEYS: [
+        IndexModel([("key_hash", ASCENDING)], unique=True),
+        # Only unrevoked keys carry ``active_name`` (revoking unsets it), so a name is unique
+        # among them and free again once its key is revoked.
+        IndexModel([("active_name", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)]),
+    ],
 }
 
 
@@ -225,6 +247,53 @@ def _message(doc: Document) -> Message:
         token_count=doc.get("token_count", 0),
         error=doc.get("error"),
     )
+
+
+def _stored_agent(doc: Document) -> StoredAgent:
+    return StoredAgent(
+        id=doc["_id"],
+        definition=_load_json(doc["definition"]),
+        created_at=_utc(doc["created_at"]),
+        updated_at=_utc(doc["updated_at"]),
+    )
+
+
+def _api_key(doc: Document) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=doc["_id"],
+        name=doc["name"],
+        scope=doc["scope"],
+        agents=tuple(doc.get("agents", ())),
+        key_hash=doc["key_hash"],
+        hint=doc.get("hint", ""),
+        created_at=_utc(doc["created_at"]),
+        last_used_at=_utc_or_none(doc.get("last_used_at")),
+        revoked_at=_utc_or_none(doc.get("revoked_at")),
+    )
+
+
+def _binding(doc: Document) -> ChannelBinding:
+    """The binding whose ``_id`` is its canonical key (no part may hold the separator)."""
+    platform, workspace, channel, _thread = str(doc["_id"]).split("\x1f")
+    return ChannelBinding(
+        platform=platform,
+        workspace=workspace,
+        channel=channel,
+        agent_id=doc["agent_id"],
+    )
+
+
+def _text(value: str) -> str:
+    """``value`` for a plain equality match: a string, never an operator document."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _ceil_ms(moment: datetime) -> datetime:
+    """The first whole millisecond at or after ``moment``: bounds for ``$gte`` comparisons."""
+    truncated = truncate_ms(moment)
+    return truncated + timedelta(milliseconds=1) if moment.microsecond % 1000 else truncated
 
 
 def _goal_check(doc: Document) -> GoalCheck:
@@ -651,6 +720,119 @@ class MongoStore:
             )
             return [_conversation(doc) async for doc in cursor]
 
+    async def list_agent_goal_checks(
+        self, *, agent_id: str, since: datetime, limit: int = 5000
+    ) -> list[GoalCheck]:
+        if limit < 1:
+            return []
+        with self._errors("list an agent's goal checks"):
+            cursor = self._collection(_GOAL_CHECKS).find(
+                {"agent_id": _text(agent_id), "checked_at": {"$gte": _ceil_ms(since)}},
+                sort=[("checked_at", ASCENDING), ("n", ASCENDING)],
+                limit=limit,
+            )
+            return [_goal_check(doc) async for doc in cursor]
+
+    # stored agents ---------------------------------------------------------------------------
+
+    async def create_agent(self, *, agent_id: str, definition: dict[str, JsonValue]) -> StoredAgent:
+        now = self._now()
+        doc: Document = {
+            "_id": _text(agent_id),
+            "definition": _dump_json(definition),
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._errors("create an agent"):
+            try:
+                await self._collection(_AGENTS).insert_one(doc)
+            except DuplicateKeyError:
+                raise Conflict(f"agent {agent_id!r} already exists") from None
+        return _stored_agent(doc)
+
+    async def replace_agent(
+        self, *, agent_id: str, definition: dict[str, JsonValue]
+    ) -> StoredAgent | None:
+        with self._errors("replace an agent"):
+            doc = await self._collection(_AGENTS).find_one_and_update(
+                {"_id": _text(agent_id)},
+                {"$set": {"definition": _dump_json(definition), "updated_at": self._now()}},
+                return_document=ReturnDocument.AFTER,
+            )
+        return None if doc is None else _stored_agent(doc)
+
+    async def get_agent(self, *, agent_id: str) -> StoredAgent | None:
+        with self._errors("read an agent"):
+            doc = await self._collection(_AGENTS).find_one({"_id": _text(agent_id)})
+        return None if doc is None else _stored_agent(doc)
+
+    async def list_agents(self, *, limit: int = 1000) -> list[StoredAgent]:
+        if limit < 1:
+            return []
+        with self._errors("list agents"):
+            cursor = self._collection(_AGENTS).find({}, sort=[("_id", ASCENDING)], limit=limit)
+            return [_stored_agent(doc) async for doc in cursor]
+
+    async def delete_agent(self, *, agent_id: str) -> bool:
+        with self._errors("delete an agent"):
+            result = await self._collection(_AGENTS).delete_one({"_id": _text(agent_id)})
+        return result.deleted_count == 1
+
+    # API keys --------------------------------------------------------------------------------
+
+    async def add_api_key(self, key: NewApiKey) -> ApiKeyRecord:
+        """Insert unless the hash or an unrevoked name is taken (the unique indexes decide)."""
+        doc: Document = {
+            "_id": uuid4().hex,
+            "name": key.name,
+            "active_name": key.name,
+            "scope": key.scope,
+            "agents": list(key.agents),
+            "key_hash": key.key_hash,
+            "hint": key.hint,
+            "created_at": self._now(),
+            "last_used_at": None,
+            "revoked_at": None,
+        }
+        with self._errors("add an API key"):
+            try:
+                await self._collection(_API_KEYS).insert_one(doc)
+            except DuplicateKeyError:
+                raise Conflict(
+                    f"an API key named {key.name!r} (or with that hash) already exists"
+                ) from None
+        return _api_key(doc)
+
+    async def find_api_key(self, *, key_hash: str) -> ApiKeyRecord | None:
+        with self._errors("find an API key"):
+            doc = await self._collection(_API_KEYS).find_one({"key_hash": _text(key_hash)})
+        return None if doc is None else _api_key(doc)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        with self._errors("list API keys"):
+            cursor = self._collection(_API_KEYS).find(
+                {}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)]
+            )
+            return [_api_key(doc) async for doc in cursor]
+
+    async def revoke_api_key(self, *, key_id: str) -> bool:
+        if not is_valid_id(key_id):
+            return False
+        with self._errors("revoke an API key"):
+            result = await self._collection(_API_KEYS).update_one(
+                {"_id": key_id, "revoked_at": None},
+                {"$set": {"revoked_at": self._now()}, "$unset": {"active_name": ""}},
+            )
+        return result.matched_count == 1
+
+    async def touch_api_key(self, *, key_id: str) -> None:
+        if not is_valid_id(key_id):
+            return
+        with self._errors("record an API key's use"):
+            await self._collection(_API_KEYS).update_one(
+                {"_id": key_id}, {"$set": {"last_used_at": self._now()}}
+            )
+
     # channel bindings ------------------------------------------------------------------------
 
     async def bind_channel(
@@ -671,6 +853,18 @@ class MongoStore:
                 {"_id": _binding_id(platform, workspace, channel)}
             )
         return None if doc is None else str(doc["agent_id"])
+
+    async def list_channel_bindings(
+        self, *, agent_id: str | None = None, limit: int = 1000
+    ) -> list[ChannelBinding]:
+        if limit < 1:
+            return []
+        conditions: Document = {} if agent_id is None else {"agent_id": _text(agent_id)}
+        with self._errors("list channel bindings"):
+            cursor = self._collection(_BINDINGS).find(
+                conditions, sort=[("_id", ASCENDING)], limit=limit
+            )
+            return [_binding(doc) async for doc in cursor]
 
     # claims --------------------------------------------------------------------------------
 

@@ -23,9 +23,11 @@ from typing import Any
 import aiosqlite
 from pydantic import JsonValue
 
-from bot.errors import NotFound, StoreError, StoreUnavailable
+from bot.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from memory.base import (
     UNSET,
+    ApiKeyRecord,
+    ChannelBinding,
     Clock,
     Conversation,
     ConversationOrder,
@@ -34,10 +36,12 @@ from memory.base import (
     GoalCheck,
     GoalState,
     Message,
+    NewApiKey,
     NewGoalCheck,
     NewMessage,
     Platform,
     PlatformKey,
+    StoredAgent,
     is_valid_id,
     truncate_ms,
     utc_now,
@@ -147,11 +151,52 @@ _SCHEMA = (
         expires_at INTEGER NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS conversations_agent ON conversations (agent_id, updated_at)",
-    "CREATE INDEX IF NOT EXISTS conversations_platform ON conversations (platform, updated_at)",
+    """
+    CREATE TABLE IF NOT EXISTS agents (
+        id TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        agents TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        hint TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+    )
+    """,
+    # Listing pages read an index in the page's order: (filter, sort time, id) for every
+    # filter and order the console offers. They replace the earlier two-column indexes.
+    "DROP INDEX IF EXISTS conversations_agent",
+    "DROP INDEX IF EXISTS conversations_platform",
+    "DROP INDEX IF EXISTS conversations_created",
+    "DROP INDEX IF EXISTS conversations_updated",
+    """
+    CREATE INDEX IF NOT EXISTS conversations_agent_updated
+    ON conversations (agent_id, updated_at, id)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS conversations_agent_created
+    ON conversations (agent_id, created_at, id)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS conversations_platform_updated
+    ON conversations (platform, updated_at, id)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS conversations_platform_created
+    ON conversations (platform, created_at, id)
+    """,
     "CREATE INDEX IF NOT EXISTS conversations_workspace ON conversations (workspace)",
-    "CREATE INDEX IF NOT EXISTS conversations_created ON conversations (created_at)",
-    "CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)",
+    "CREATE INDEX IF NOT EXISTS conversations_created_id ON conversations (created_at, id)",
+    "CREATE INDEX IF NOT EXISTS conversations_updated_id ON conversations (updated_at, id)",
     """
     CREATE INDEX IF NOT EXISTS conversations_goal_due
     ON conversations (agent_id, goal_pending, last_message_at)
@@ -164,6 +209,13 @@ _SCHEMA = (
     """,
     "CREATE INDEX IF NOT EXISTS claims_expiry ON claims (expires_at)",
     "CREATE INDEX IF NOT EXISTS goal_checks_unposted ON goal_checks (agent_id, posted_at)",
+    "CREATE INDEX IF NOT EXISTS goal_checks_agent ON goal_checks (agent_id, checked_at)",
+    "CREATE INDEX IF NOT EXISTS channel_bindings_agent ON channel_bindings (agent_id)",
+    """
+    CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name
+    ON api_keys (name) WHERE revoked_at IS NULL
+    """,
+    "CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (created_at, id)",
 )
 
 _BIND = """
@@ -239,6 +291,17 @@ SELECT * FROM conversations
 WHERE agent_id = ? AND goal_pending = 1 AND closed_at IS NULL
 ORDER BY last_message_at, id
 LIMIT ?
+"""
+
+_INSERT_AGENT = """
+INSERT INTO agents (id, definition, created_at, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+"""
+
+_INSERT_API_KEY = """
+INSERT INTO api_keys (id, name, scope, agents, key_hash, hint, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
 """
 
 _CLAIM = """
@@ -632,7 +695,110 @@ class SqliteStore:
             rows = await _fetch(db, _DUE_FOR_GOAL_CHECK, (agent_id, limit))
         return [_conversation(row) for row in rows]
 
-    # claims
+    async def list_agent_goal_checks(
+        self, *, agent_id: str, since: datetime, limit: int = 5000
+    ) -> list[GoalCheck]:
+        """Oldest first; checks made in the same millisecond come oldest-inserted first."""
+        if limit < 1:
+            return []
+        async with self._connection() as db:
+            rows = await _fetch(
+                db,
+                "SELECT * FROM goal_checks WHERE agent_id = ? AND checked_at >= ?"
+                " ORDER BY checked_at, rowid LIMIT ?",
+                (agent_id, _ceil_ms(since), limit),
+            )
+        return [_goal_check(row) for row in rows]
+
+    # stored agents
+
+    async def create_agent(self, *, agent_id: str, definition: dict[str, JsonValue]) -> StoredAgent:
+        now = self._now()
+        row = (agent_id, _dumps(definition), _to_ms(now), _to_ms(now))
+        async with self._connection() as db:
+            created = await _change(db, _INSERT_AGENT, row) == 1
+        if not created:
+            raise Conflict(f"agent {agent_id!r} already exists")
+        return StoredAgent(id=agent_id, definition=definition, created_at=now, updated_at=now)
+
+    async def replace_agent(
+        self, *, agent_id: str, definition: dict[str, JsonValue]
+    ) -> StoredAgent | None:
+        async with self._connection() as db:
+            rows = await _fetch(
+                db,
+                "UPDATE agents SET definition = ?, updated_at = ? WHERE id = ? RETURNING *",
+                (_dumps(definition), self._now_ms(), agent_id),
+            )
+        return _agent(rows[0]) if rows else None
+
+    async def get_agent(self, *, agent_id: str) -> StoredAgent | None:
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT * FROM agents WHERE id = ?", (agent_id,))
+        return _agent(rows[0]) if rows else None
+
+    async def list_agents(self, *, limit: int = 1000) -> list[StoredAgent]:
+        if limit < 1:
+            return []
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT * FROM agents ORDER BY id LIMIT ?", (limit,))
+        return [_agent(row) for row in rows]
+
+    async def delete_agent(self, *, agent_id: str) -> bool:
+        async with self._connection() as db:
+            deleted = await _change(db, "DELETE FROM agents WHERE id = ?", (agent_id,))
+        return deleted == 1
+
+    # API keys
+
+    async def add_api_key(self, key: NewApiKey) -> ApiKeyRecord:
+        """Insert unless the hash or an unrevoked name is taken (the unique indexes decide)."""
+        record = ApiKeyRecord(id=uuid.uuid4().hex, created_at=self._now(), **key.model_dump())
+        row = (
+            record.id,
+            record.name,
+            record.scope,
+            _dumps(list(record.agents)),
+            record.key_hash,
+            record.hint,
+            _to_ms(record.created_at),
+        )
+        async with self._connection() as db:
+            inserted = await _change(db, _INSERT_API_KEY, row) == 1
+        if not inserted:
+            raise Conflict(f"an API key named {key.name!r} (or with that hash) already exists")
+        return record
+
+    async def find_api_key(self, *, key_hash: str) -> ApiKeyRecord | None:
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return _api_key(rows[0]) if rows else None
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT * FROM api_keys ORDER BY created_at, id")
+        return [_api_key(row) for row in rows]
+
+    async def revoke_api_key(self, *, key_id: str) -> bool:
+        if not is_valid_id(key_id):
+            return False
+        async with self._connection() as db:
+            changed = await _change(
+                db,
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (self._now_ms(), key_id),
+            )
+        return changed == 1
+
+    async def touch_api_key(self, *, key_id: str) -> None:
+        if not is_valid_id(key_id):
+            return
+        async with self._connection() as db:
+            await _change(
+                db, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (self._now_ms(), key_id)
+            )
+
+    # channel bindings
 
     async def bind_channel(
         self, *, platform: Platform, workspace: str, channel: str, agent_id: str
@@ -651,6 +817,22 @@ class SqliteStore:
             )
             row = await cursor.fetchone()
         return None if row is None else str(row[0])
+
+    async def list_channel_bindings(
+        self, *, agent_id: str | None = None, limit: int = 1000
+    ) -> list[ChannelBinding]:
+        if limit < 1:
+            return []
+        columns = "SELECT platform, workspace, channel, agent_id FROM channel_bindings"
+        order = "ORDER BY platform, workspace, channel LIMIT ?"
+        async with self._connection() as db:
+            if agent_id is None:
+                rows = await _fetch(db, f"{columns} {order}", (limit,))
+            else:
+                rows = await _fetch(db, f"{columns} WHERE agent_id = ? {order}", (agent_id, limit))
+        return [ChannelBinding(**dict(row)) for row in rows]
+
+    # claims
 
     async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
         now = self._now_ms()
@@ -764,6 +946,12 @@ def _from_ms(ms: int) -> datetime:
     return _EPOCH + ms * _ONE_MS
 
 
+def _ceil_ms(moment: datetime) -> int:
+    """The first whole millisecond at or after ``moment``: bounds for ``>=`` comparisons."""
+    ms = _to_ms(moment)
+    return ms + 1 if moment.microsecond % 1000 else ms
+
+
 def _optional_time(ms: int | None) -> datetime | None:
     return None if ms is None else _from_ms(ms)
 
@@ -852,4 +1040,27 @@ def _goal_check(row: sqlite3.Row) -> GoalCheck:
         covered_seq=row["covered_seq"],
         error=row["error"],
         posted_at=_optional_time(row["posted_at"]),
+    )
+
+
+def _agent(row: sqlite3.Row) -> StoredAgent:
+    return StoredAgent(
+        id=row["id"],
+        definition=json.loads(row["definition"]),
+        created_at=_from_ms(row["created_at"]),
+        updated_at=_from_ms(row["updated_at"]),
+    )
+
+
+def _api_key(row: sqlite3.Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"],
+        name=row["name"],
+        scope=row["scope"],
+        agents=tuple(json.loads(row["agents"])),
+        key_hash=row["key_hash"],
+        hint=row["hint"],
+        created_at=_from_ms(row["created_at"]),
+        last_used_at=_optional_time(row["last_used_at"]),
+        revoked_at=_optional_time(row["revoked_at"]),
     )

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.fake_slack",
     "tests.support.slack_bot",
     "tests.support.discord_bot",
+    "tests.support.api",
 ]

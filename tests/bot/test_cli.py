@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from memory.base import NewMessage, PlatformKey
 from memory.sqlite import SqliteStore
+from tests.support.process import bot_environment
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-test-secret-openai-key"
@@ -26,13 +26,7 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def bot(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(workdir),
-        "PYTHONPATH": str(REPO),
-        "TIKTOKEN_CACHE_DIR": str(workdir / "tiktoken"),
-        **env,
-    }
+    environment = bot_environment(workdir, **env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=workdir,
@@ -105,8 +99,8 @@ def test_missing_agents_file(workdir: Path) -> None:
     )
 
 
-def test_run_without_platforms_explains_what_to_set(workdir: Path) -> None:
-    result = bot(workdir, "run")
+def test_run_without_platforms_or_api_explains_what_to_set(workdir: Path) -> None:
+    result = bot(workdir, "run", API_ENABLED="false")
     assert result.returncode == 0, result.stderr
     assert "SLACK_BOT_TOKEN" in result.stdout
     assert "DISCORD_BOT_TOKEN" in result.stdout

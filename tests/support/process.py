@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.loopback import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -19,12 +21,15 @@ class Finished:
 
 
 def bot_environment(workdir: Path, **env: str) -> dict[str, str]:
-    """A plain environment: only what a user would set, plus offline tiktoken files."""
+    """A plain environment: only what a user would set, plus offline tiktoken files and a
+    free ``PORT`` for the HTTP server (several bots may run at once)."""
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(workdir),
         "PYTHONPATH": str(REPO),
         "TIKTOKEN_CACHE_DIR": str(workdir / "tiktoken"),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
         **env,
     }
 

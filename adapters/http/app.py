@@ -1,0 +1,79 @@
+"""The bot's FastAPI application: health, Slack's HTTP mode, the API and the console.
+
+``build_app(services=None)`` serves only health and Slack (what a Slack adapter in HTTP mode
+needs on its own); with services it adds ``/api/v1`` (and the seed's ``/chat``), the OpenAPI
+document at ``/api/v1/openapi.json`` and its interactive docs at ``/api/docs``, served from
+files shipped in the package (no CDN).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from adapters.http.errors import install_error_handlers
+from adapters.http.limits import BodyLimit
+from adapters.http.routes import agents, chat, conversations, health, messages
+from adapters.http.routes.slack import slack_router
+from adapters.http.services import Services, SlackRoute
+
+API_PREFIX = "/api/v1"
+OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
+DOCS_PATH = "/api/docs"
+_DOCS_STATIC = "/api/docs/static"
+DEFAULT_BODY_LIMIT = 65_536
+
+
+def build_app(*, slack: SlackRoute | None = None, services: Services | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Parley API",
+        version="1",
+        summary="AI agents that remember: conversations, structured replies and goal checks.",
+        openapi_url=OPENAPI_PATH if services is not None else None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(slack_router(slack or (services.slack if services else SlackRoute())))
+    limit = DEFAULT_BODY_LIMIT
+    if services is not None:
+        app.state.services = services
+        limit = services.settings.api_max_body
+        api = APIRouter(prefix=API_PREFIX)
+        for module in (agents, conversations, messages):
+            api.include_router(module.router)
+        api.include_router(chat.router)
+        app.include_router(api)
+        app.include_router(chat.router)
+        _install_docs(app)
+        if services.settings.cors_origins:
+            app.add_middleware(
+                CORSMiddleware,
+                allow_origins=services.settings.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            )
+    app.add_middleware(BodyLimit, limit=limit)
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    static = resources.files("fastapi_offline") / "static"
+    app.mount(_DOCS_STATIC, StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_PATH,
+            title="Parley API",
+            swagger_js_url=f"{_DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_STATIC}/favicon.png",
+        )

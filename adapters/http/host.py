@@ -1,0 +1,29 @@
+"""The app and its server together: what the runtime starts first and stops last."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from adapters.http.app import build_app
+from adapters.http.server import HttpServer
+from adapters.http.services import Services, SlackRoute
+
+
+class WebHost:
+    """One FastAPI app on one port. The Slack adapter (HTTP mode) fills :attr:`slack` and
+    calls :meth:`start`, which is a no-op when the runtime already started it."""
+
+    def __init__(self, *, host: str, port: int, services: Services | None = None) -> None:
+        self.slack = services.slack if services is not None else SlackRoute()
+        self.app: FastAPI = build_app(slack=self.slack, services=services)
+        self.server = HttpServer(self.app, host=host, port=port)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()

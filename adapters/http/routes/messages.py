@@ -1,0 +1,98 @@
+"""``/api/v1/conversations/{id}/messages``: read the history, or take a turn (JSON or SSE)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from adapters.http.auth import Reader, ServicesDep, Writer
+from adapters.http.errors import ApiError
+from adapters.http.routes.conversations import ERRORS, MAX_LIMIT, load
+from adapters.http.schemas import MessagePage, NewUserMessage
+from adapters.http.services import Services
+from adapters.http.streaming import TurnOut, sse_events
+from bot.engine import IncomingMessage, Turn
+from memory.base import ApiKeyRecord, Conversation
+
+router = APIRouter(prefix="/conversations", tags=["messages"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def wants_events(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+def start_turn(
+    services: Services, conversation: Conversation, text: str, *, author: str, key: ApiKeyRecord
+) -> Turn:
+    """Start a turn in an ``api`` conversation (Slack and Discord ones are answered there)."""
+    if conversation.key.platform != "api":
+        raise ApiError(
+            409,
+            f"this conversation lives on {conversation.key.platform}; "
+            "read it here and answer it there",
+        )
+    if conversation.closed_at is not None:
+        raise ApiError(409, "this conversation is closed; start a new one")
+    return services.engine.reply(
+        IncomingMessage(
+            key=conversation.key,
+            text=text,
+            author_id=f"api-key:{key.id}",
+            author_name=author,
+            agent_id=conversation.agent_id,
+        )
+    )
+
+
+@router.get("/{conversation_id}/messages", response_model=MessagePage, responses=ERRORS)
+async def list_messages(
+    conversation_id: str,
+    key: Reader,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> MessagePage:
+    """Newest first; page back with ``before`` = the previous page's ``next_before``."""
+    await load(services, conversation_id, key)
+    items = await services.store.list_messages(
+        conversation_id=conversation_id, before_seq=before, limit=limit, newest_first=True
+    )
+    more = len(items) == limit and items[-1].seq > 1
+    return MessagePage(items=items, next_before=items[-1].seq if more else None)
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=TurnOut,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "description": "delta events (the growing visible text), then one "
+                    "message event (TurnOut), then done"
+                }
+            }
+        },
+    },
+)
+async def post_message(
+    conversation_id: str,
+    body: NewUserMessage,
+    request: Request,
+    key: Writer,
+    services: ServicesDep,
+) -> TurnOut | StreamingResponse:
+    """Run one turn. With ``Accept: text/event-stream`` the reply streams as server-sent
+    events; a client that disconnects loses nothing, the turn completes and is stored."""
+    conversation = await load(services, conversation_id, key)
+    turn = start_turn(services, conversation, body.text, author=body.author, key=key)
+    if wants_events(request):
+        return StreamingResponse(
+            sse_events(turn), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+    return TurnOut.of(await turn.result())
