@@ -101,8 +101,10 @@ class AgentCatalog:
         if not _AGENT_ID.fullmatch(agent_id):
             return None
         cached = self._cache.get(agent_id)
-        if cached is not None and self._clock() - cached[1] < self._ttl:
+        if cached is not None and cached[0] is not None and self._clock() - cached[1] < self._ttl:
             return cached[0]
+        # a miss is never answered from the cache: an agent another process just created
+        # must be usable here at once
         stored = await self._store.get_agent(agent_id=agent_id)
         return self._remember(agent_id, stored)
 

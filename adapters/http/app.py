@@ -16,6 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from adapters.http.console import install_console
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.routes import agents, chat, conversations, health, messages
@@ -52,6 +53,8 @@ def build_app(*, slack: SlackRoute | None = None, services: Services | None = No
         app.include_router(api)
         app.include_router(chat.router)
         _install_docs(app)
+        if services.settings.console_enabled:
+            install_console(app, services)
         if services.settings.cors_origins:
             app.add_middleware(
                 CORSMiddleware,

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.http.errors import ApiError
 from adapters.http.services import Services
@@ -13,6 +14,12 @@ from bot.keys import agent_allowed, scope_allows
 from memory.base import ApiKeyRecord, Scope
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="An API key: python -m bot keys create --name NAME --scope read|write|admin",
+)
+"""Declares the scheme in the OpenAPI document (so /api/docs can send a key); the header is
+checked below, with this module's own error bodies."""
 
 
 def services(request: Request) -> Services:
@@ -23,10 +30,13 @@ def services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
-def require(scope: Scope) -> Callable[[Request], Awaitable[ApiKeyRecord]]:
+def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:
     """A dependency: the caller's key, which must have ``scope`` and be within its rate."""
 
-    async def authorised(request: Request) -> ApiKeyRecord:
+    async def authorised(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> ApiKeyRecord:
         found = services(request)
         header = request.headers.get("authorization", "")
         kind, _, token = header.partition(" ")

@@ -39,6 +39,10 @@ _CODES = {
 }
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"
+"""FastAPI's 400 for a JSON body it could not decode at all (bytes that are not UTF-8)."""
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -119,6 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 400 and message == _UNPARSABLE_BODY:  # FastAPI's, e.g. not UTF-8
+            return error_response(400, "the body is not valid JSON", code="bad_json")
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"
         return error_response(exc.status_code, message, headers=exc.headers)

@@ -4,11 +4,13 @@ text body streams the default agent's reply as plain text."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from adapters.http.auth import ServicesDep, Writer
-from adapters.http.errors import ApiError
+from adapters.http.errors import ApiError, ErrorBody
 from adapters.http.routes.conversations import load, open_api_conversation
 from adapters.http.routes.messages import start_turn
 from adapters.http.schemas import NewConversation
@@ -16,13 +18,23 @@ from adapters.http.streaming import plain_text
 
 router = APIRouter(tags=["chat (plain text)"])
 _MAX_TEXT = 32_000
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+_TEXT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/plain": {"schema": {"type": "string", "maxLength": _MAX_TEXT}}},
+    }
+}
+"""The message is read raw, so its schema is declared here for the OpenAPI document."""
 
 
 @router.post(
     "/chat",
     response_class=PlainTextResponse,
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"content": {"text/plain": {"example": "0f8c2d...\n"}}}},
+    responses={**_ERRORS, 201: {"content": {"text/plain": {"example": "0f8c2d...\n"}}}},
 )
 async def new_chat(key: Writer, services: ServicesDep) -> PlainTextResponse:
     """A new conversation with the default agent; the body is its id."""
@@ -33,7 +45,8 @@ async def new_chat(key: Writer, services: ServicesDep) -> PlainTextResponse:
 @router.post(
     "/chat/{conversation_id}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={**_ERRORS, 200: {"content": {"text/plain": {}}}},
+    openapi_extra=_TEXT_BODY,
 )
 async def chat(
     conversation_id: str, request: Request, key: Writer, services: ServicesDep

@@ -1,0 +1,125 @@
+"""Console routes answer with pages, errors included: a failure is an HTML page with its
+status, a missing session a redirect to the sign-in page. Every response carries headers that
+keep the pages out of frames, caches and other sites' reach."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from adapters.http.console.auth import SignInRequired, maybe_signed_in
+from adapters.http.console.csrf import CsrfRefused
+from adapters.http.console.session import clear_session
+from adapters.http.console.templating import page
+from adapters.http.errors import ApiError, describe_validation
+from bot.engine import EngineBusy, NoGoal, UnknownAgent
+from bot.errors import ConfigError, Conflict, NotFound, StoreError
+
+logger = logging.getLogger(__name__)
+
+SIGN_IN = "/console/signin"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_SAFE_NEXT = re.compile(r"^/console(/[A-Za-z0-9/_.~%=&?+-]*)?$")
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path, never another site."""
+    if target and _SAFE_NEXT.fullmatch(target) and "//" not in target:
+        return target
+    return "/console/conversations"
+
+
+def secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def sign_in_redirect(request: Request, reason: str) -> Response:
+    query = {"notice": reason}
+    if request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query["next"] = safe_next(target)
+    response = RedirectResponse(f"{SIGN_IN}?{urlencode(query)}", status_code=303)
+    if reason in ("expired", "revoked"):
+        clear_session(response, request)
+    return response
+
+
+_STATUS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
+    ((NotFound, UnknownAgent), 404),
+    ((NoGoal, Conflict), 409),
+    (ConfigError, 422),
+    (EngineBusy, 503),
+)
+_CSRF_MESSAGE = (
+    "This form has expired or did not come from this console. Reload the page and try again."
+)
+
+
+def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
+    """The status and message of a failure a person can act on; re-raises anything else."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.message, exc.headers
+    if isinstance(exc, CsrfRefused):
+        return 403, _CSRF_MESSAGE, None
+    if isinstance(exc, RequestValidationError):
+        return 422, describe_validation(list(exc.errors())), None
+    for kinds, status in _STATUS:
+        if isinstance(exc, kinds):
+            return status, str(exc), {"Retry-After": "5"} if status == 503 else None
+    if isinstance(exc, StoreError):
+        logger.warning("store failed on a console page: %s", exc)
+        return 503, "The store cannot be reached or failed; try again shortly.", None
+    raise exc
+
+
+async def error_page(request: Request, exc: Exception) -> Response:
+    status, message, headers = _describe(exc)
+    user = await maybe_signed_in(request)
+    return page(
+        request,
+        "error.html",
+        user=user,
+        status=status,
+        headers=headers,
+        status_code=status,
+        message=message,
+        section="",
+    )
+
+
+class ConsoleRoute(APIRoute):
+    """A route whose failures become pages (see the module's docstring)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except SignInRequired as exc:
+                response = sign_in_redirect(request, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - _describe re-raises what it does not know
+                response = await error_page(request, exc)
+            return secure(response)
+
+        return console_handler

@@ -1,0 +1,215 @@
+"""The pages that read: conversations (filtered, paged), one conversation, its export, agents."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from adapters.http.console import views
+from adapters.http.console.auth import ConsoleUser, User
+from adapters.http.console.chart import chart_since, daily_counts, goal_chart_svg
+from adapters.http.console.errors import ConsoleRoute
+from adapters.http.console.state import console_of
+from adapters.http.console.templating import page
+from adapters.http.errors import ApiError
+from adapters.http.routes.conversations import load
+from adapters.http.services import Services
+from bot.errors import NotFound
+from bot.keys import agent_allowed
+from config.agents import AGENT_ID, Agent
+from memory.base import Conversation, ConversationQuery, Platform, utc_now
+from memory.export import export_conversation
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+PAGE_SIZE = 50
+MESSAGES_SHOWN = 100
+GOAL_CHECKS_SHOWN = 50
+MAX_PAGE = 20_000
+PLATFORMS: tuple[Platform, ...] = ("slack", "discord", "console", "api")
+_AGENT_ID = re.compile(AGENT_ID)
+
+
+@router.get("/console")
+async def home() -> Response:
+    return RedirectResponse("/console/conversations", status_code=303)
+
+
+async def allowed_agents(services: Services, user: ConsoleUser) -> list[Agent]:
+    agents = await services.catalog.refresh()
+    return [agent for agent in agents if agent_allowed(user.key, agent.id)]
+
+
+@router.get("/console/conversations")
+async def conversations(
+    request: Request,
+    user: User,
+    *,
+    agent: Annotated[str, Query(max_length=64)] = "",
+    platform: Annotated[str, Query(max_length=16)] = "",
+    tag: Annotated[str, Query(max_length=64)] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    page_number: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1,
+) -> Response:
+    services = console_of(request).services
+    if agent and not _AGENT_ID.fullmatch(agent):
+        raise ApiError(422, f"agent: {agent!r} is not an agent id")
+    if platform and platform not in PLATFORMS:
+        raise ApiError(422, f"platform: must be one of {', '.join(PLATFORMS)}")
+    if user.key.agents and not agent:
+        agent = user.key.agents[0]
+    if agent and not agent_allowed(user.key, agent):
+        raise ApiError(403, f"this key may not use agent {agent!r}")
+    found = await services.store.list_conversations(
+        ConversationQuery(
+            agent_id=agent or None,
+            platform=platform or None,  # checked against PLATFORMS above
+            tag=tag.strip() or None,
+            text=q.strip() or None,
+            limit=PAGE_SIZE,
+            offset=(page_number - 1) * PAGE_SIZE,
+        )
+    )
+    filters = {"agent": agent, "platform": platform, "tag": tag, "q": q}
+    pages = max(1, math.ceil(found.total / PAGE_SIZE))
+
+    def page_url(number: int) -> str:
+        query = {name: value for name, value in filters.items() if value}
+        return f"/console/conversations?{urlencode({**query, 'page': number})}"
+
+    first = (page_number - 1) * PAGE_SIZE + 1 if found.items else 0
+    return page(
+        request,
+        "conversations.html",
+        user=user,
+        section="conversations",
+        conversations=found.items,
+        total=found.total,
+        first=first,
+        last=first + len(found.items) - 1 if found.items else 0,
+        page_number=page_number,
+        pages=pages,
+        previous_url=page_url(page_number - 1) if page_number > 1 else None,
+        next_url=page_url(page_number + 1) if page_number < pages else None,
+        filters=filters,
+        agents=await allowed_agents(services, user),
+        platforms=PLATFORMS,
+        restricted=bool(user.key.agents),
+    )
+
+
+async def conversation_agent(services: Services, conversation: Conversation) -> Agent:
+    return await services.catalog.lookup(conversation.agent_id) or services.catalog.default
+
+
+async def conversation_page(
+    request: Request,
+    user: ConsoleUser,
+    conversation: Conversation,
+    *,
+    before: int | None = None,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    form_error: str = "",
+) -> Response:
+    services = console_of(request).services
+    newest = await services.store.list_messages(
+        conversation_id=conversation.id, before_seq=before, limit=MESSAGES_SHOWN, newest_first=True
+    )
+    messages = list(reversed(newest))
+    older = messages[0].seq if messages and messages[0].seq > 1 else None
+    checks = await services.store.list_goal_checks(
+        conversation_id=conversation.id, limit=GOAL_CHECKS_SHOWN
+    )
+    agent = await conversation_agent(services, conversation)
+    values = {
+        "tags": ", ".join(conversation.tags),
+        "source": conversation.source or "",
+        "data": views.pretty_json(conversation.data) if conversation.data else "",
+    }
+    if form is not None:
+        values = {name: form.get(name, "") for name in values}
+    return page(
+        request,
+        "conversation.html",
+        user=user,
+        status=status,
+        section="conversations",
+        conversation=conversation,
+        agent=agent,
+        messages=messages,
+        older_url=f"/console/conversations/{conversation.id}?before={older}" if older else None,
+        checks=checks,
+        form=values,
+        form_error=form_error,
+    )
+
+
+@router.get("/console/conversations/{conversation_id}")
+async def conversation(
+    conversation_id: str,
+    request: Request,
+    user: User,
+    before: Annotated[int | None, Query(ge=2)] = None,
+) -> Response:
+    found = await load(console_of(request).services, conversation_id, user.key)
+    return await conversation_page(request, user, found, before=before)
+
+
+@router.get("/console/conversations/{conversation_id}/export")
+async def export(
+    conversation_id: str,
+    request: Request,
+    user: User,
+    format: Literal["md", "json"] = "md",
+) -> Response:
+    services = console_of(request).services
+    await load(services, conversation_id, user.key)
+    try:
+        text = await export_conversation(
+            services.store, conversation_id=conversation_id, fmt=format
+        )
+    except NotFound:
+        raise ApiError(404, f"no conversation {conversation_id!r}") from None
+    media = "application/json" if format == "json" else "text/markdown; charset=utf-8"
+    filename = f"conversation-{conversation_id}.{format}"
+    return Response(
+        text,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/console/agents")
+async def agents(request: Request, user: User) -> Response:
+    services = console_of(request).services
+    now = utc_now()
+    since = chart_since(now)
+    cards: list[dict[str, Any]] = []
+    for agent in await allowed_agents(services, user):
+        checks = await services.store.list_agent_goal_checks(agent_id=agent.id, since=since)
+        stored = await services.store.list_channel_bindings(agent_id=agent.id)
+        counts = daily_counts(checks, now=now)
+        cards.append(
+            {
+                "agent": agent,
+                "source": services.catalog.source_of(agent.id),
+                "fields": views.shape_fields(agent),
+                "schedule": views.schedule(agent),
+                "bindings": views.bindings(agent, stored),
+                "chart": goal_chart_svg(counts, label=f"Goal checks of {agent.name}"),
+                "checked": sum(count.total for count in counts),
+                "is_default": agent.id == services.catalog.default.id,
+            }
+        )
+    return page(request, "agents.html", user=user, section="agents", cards=cards)
+
+
+@router.get("/console/{rest:path}")
+async def not_found(rest: str, request: Request, user: User) -> Response:
+    raise ApiError(404, "There is no such page in the console.")
