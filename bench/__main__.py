@@ -1,9 +1,10 @@
-"""``python -m bench [--quick] [--stores sqlite,mongo] [--json PATH]``.
+"""``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only] [--json PATH]``.
 
 Runs every scenario of ``bench.engine_bench`` for each store on one asyncio event loop:
 SQLite on a file in a temporary directory, MongoDB through a SecantusDB subprocess started on
 a free loopback port (skipped, with the reason printed, when ``secantusd-py`` is missing).
-Progress goes to stderr; the report goes to stdout.
+Then the HTTP API's share (``bench.api_bench``: SQLite, a server process and a client
+process). Progress goes to stderr; the report goes to stdout.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from time import perf_counter
 
+from bench.api_bench import run_api
 from bench.engine_bench import Bench, concurrency, growth
 from bench.fake_model import InstantModel
 from bench.plan import Plan, plan_for
@@ -49,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated stores to measure: sqlite, mongo (default: both)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    api = parser.add_mutually_exclusive_group()
+    api.add_argument("--no-api", action="store_true", help="skip the HTTP API benchmark")
+    api.add_argument("--api-only", action="store_true", help="only the HTTP API benchmark (SQLite)")
     args = parser.parse_args(argv)
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
     unknown = sorted(set(stores) - set(STORES))
@@ -148,7 +153,7 @@ async def run(args: argparse.Namespace) -> Report:
     )
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         workdir = Path(tmp)
-        for name in args.stores:
+        for name in [] if args.api_only else args.stores:
             if name == "sqlite":
                 from memory.sqlite import SqliteStore
 
@@ -169,9 +174,14 @@ async def run(args: argparse.Namespace) -> Report:
             except SecantusUnavailable as exc:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
+    judge(report)
+    if not args.no_api:
+        rows, targets, setup = await run_api(quick=args.quick, progress=progress("api"))
+        report.rows += rows
+        report.targets += targets
+        report.setup.append(setup)
     report.elapsed_s = perf_counter() - started
     report.machine["load_at_end"] = load_average()
-    judge(report)
     return report
 
 

@@ -1,11 +1,11 @@
 """The HTTP API's share of a message's latency.
 
 A server process (``bench.api_server``) runs the product's stack on SQLite with the instant
-fake model. It first times the engine alone, then serves HTTP; this process then sends the
-same number of messages as ``POST /api/v1/conversations/{id}/messages`` (JSON) from 1 and
-from 50 concurrent clients over keep-alive connections, round-robin over the conversations.
-Engine rows are timed inside the server; HTTP rows from the client, so they include the
-client's own work and the loopback round trip. The HTTP layer's share is the difference.
+fake model. One message at a time, it alternates turns straight to the engine with turns
+over HTTP from a client in its own process: the difference is the HTTP layer's share (client
+work and the loopback round trip included). Then this process sends the same number of
+messages from 50 concurrent clients over keep-alive connections, round-robin over the
+conversations, beside the engine alone with 50 turns in flight.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from time import perf_counter, process_time
+from time import perf_counter
 
 import aiohttp
 
@@ -52,13 +52,27 @@ async def _http_phase(
         return latencies, perf_counter() - wall
 
 
+def _row(latencies: list[float], scenario: str, approach: str, in_flight: int, wall: float) -> Row:
+    row = summarise(
+        latencies=latencies,
+        wall=wall,
+        cpu=0.0,
+        store="sqlite",
+        section="api",
+        approach=approach,
+        scenario=scenario,
+    )
+    row.in_flight = in_flight
+    return row
+
+
 async def run_api(
     *, quick: bool, progress: Callable[[str], None]
 ) -> tuple[list[Row], list[Target], str]:
     conversations = 100 if quick else 500
     messages = 500 if quick else 5000
     with tempfile.TemporaryDirectory(prefix="parley-api-bench-") as tmp:
-        progress(f"API: server with {conversations} conversations, engine alone first")
+        progress(f"API: {conversations} conversations; engine and HTTP turns one at a time")
         server = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -73,78 +87,72 @@ async def run_api(
             stdout=asyncio.subprocess.PIPE,
             limit=64 * 1024 * 1024,
         )
-        assert server.stdout is not None and server.stdin is not None  # noqa: S101, PT018
+        assert server.stdout is not None  # noqa: S101 - piped above
+        assert server.stdin is not None  # noqa: S101 - piped above
         try:
             line = await asyncio.wait_for(server.stdout.readline(), timeout=1800)
             if not line:
                 raise RuntimeError("the API benchmark server did not start")
             ready = json.loads(line)
-            base = f"http://127.0.0.1:{ready['port']}"
-            rows: list[Row] = []
-            for in_flight in IN_FLIGHT:
-                engine = ready["engine"][str(in_flight)]
-                row = summarise(
-                    latencies=engine,
-                    wall=sum(engine) / in_flight,
-                    cpu=0.0,
-                    store="sqlite",
-                    section="api",
-                    approach="engine",
-                    scenario=f"engine alone, in flight {in_flight}",
-                )
-                row.in_flight = in_flight
-                rows.append(row)
-            for in_flight in IN_FLIGHT:
-                progress(f"API: {messages:,} messages over HTTP, {in_flight} clients")
-                cpu = process_time()
-                latencies, wall = await _http_phase(
-                    base,
-                    ready["key"],
-                    ids=ready["conversations"],
-                    texts=ready["texts"],
-                    messages=messages,
-                    in_flight=in_flight,
-                )
-                row = summarise(
-                    latencies=latencies,
-                    wall=wall,
-                    cpu=process_time() - cpu,
-                    store="sqlite",
-                    section="api",
-                    approach="http",
-                    scenario=f"HTTP API, {in_flight} clients",
-                )
-                row.in_flight = in_flight
-                rows.append(row)
-        finally:
+            progress(f"API: {messages:,} messages from 50 clients in another process")
+            latencies, wall = await _http_phase(
+                f"http://127.0.0.1:{ready['port']}",
+                ready["key"],
+                ids=ready["conversations"],
+                texts=ready["texts"],
+                messages=messages,
+                in_flight=50,
+            )
             server.stdin.close()
+            finished = json.loads(await asyncio.wait_for(server.stdout.readline(), timeout=60))
+        finally:
+            if not server.stdin.is_closing():
+                server.stdin.close()
             await asyncio.wait_for(server.wait(), timeout=60)
-    targets = _judge(rows)
+    engine_1, engine_50 = ready["engine"]["1"], ready["engine"]["50"]
+    rows = [
+        _row(engine_1, "engine alone, in flight 1", "engine", 1, sum(engine_1)),
+        _row(
+            ready["http_interleaved"],
+            "HTTP round trip, 1 client",
+            "http",
+            1,
+            sum(ready["http_interleaved"]),
+        ),
+        _row(ready["http_share_1"], "HTTP layer's own time, 1 client", "layer", 1, 0.0),
+        _row(engine_50, "engine alone, in flight 50", "engine", 50, sum(engine_50) / 50),
+        _row(latencies, "HTTP round trip, 50 clients", "http", 50, wall),
+        _row(finished["http_share_50"], "HTTP layer's own time, 50 clients", "layer", 50, 0.0),
+    ]
     setup = (
-        f"API: {conversations} API conversations on SQLite, {messages:,} messages per row; "
-        "engine rows timed in the server process, HTTP rows from a client process "
-        "(aiohttp, keep-alive) on loopback, JSON replies."
+        f"API: {conversations} API conversations on SQLite, {messages:,} messages per row, "
+        "JSON replies, aiohttp clients with keep-alive on loopback. In flight 1: engine and "
+        "HTTP turns alternate in the server process. 50 clients: a separate client process; "
+        "the engine row beside it is the engine alone with 50 turns in flight. 'HTTP layer's "
+        "own time' is measured in the server: the request's time in the app minus its turn."
     )
-    return rows, targets, setup
+    return rows, _judge(rows), setup
 
 
 def _judge(rows: list[Row]) -> list[Target]:
-    targets = []
+    """The target is judged on one client: with 50, a request's time in the app also holds its
+    wait for the event loop behind the other 49 turns, which is queueing, not the layer's cost;
+    there the amortised cost per message (wall / messages) tells the layer's share."""
     by = {(row.approach, row.in_flight): row for row in rows}
-    for in_flight in IN_FLIGHT:
-        engine, http = by[("engine", in_flight)], by[("http", in_flight)]
-        share = http.p99_ms - engine.p99_ms
-        met = share < HTTP_TARGET_MS
-        http.target = f"+{share:.2f}ms p99 {'met' if met else 'NOT met'}"
-        targets.append(
-            Target(
-                store="sqlite",
-                name=f"the HTTP layer adds < {HTTP_TARGET_MS:g} ms at p99 "
-                f"({in_flight} client{'s' if in_flight > 1 else ''})",
-                met=met,
-                detail=f"p99 engine alone {engine.p99_ms:.2f} ms, over HTTP {http.p99_ms:.2f} "
-                f"ms (+{share:.2f}); p50 {engine.p50_ms:.2f} -> {http.p50_ms:.2f} ms "
-                f"(+{http.p50_ms - engine.p50_ms:.2f})",
-            )
+    layer, engine, http = by[("layer", 1)], by[("engine", 1)], by[("http", 1)]
+    met = layer.p99_ms < HTTP_TARGET_MS
+    layer.target = f"p99<{HTTP_TARGET_MS:g}ms {'met' if met else 'NOT met'}"
+    many, alone = by[("http", 50)], by[("engine", 50)]
+    return [
+        Target(
+            store="sqlite",
+            name=f"the HTTP layer adds < {HTTP_TARGET_MS:g} ms at p99 (one request at a time)",
+            met=met,
+            detail=f"HTTP layer's own time per request p50 {layer.p50_ms:.2f} ms, p99 "
+            f"{layer.p99_ms:.2f} ms; round trip p50 {http.p50_ms:.2f} ms vs engine alone "
+            f"{engine.p50_ms:.2f} ms. With 50 clients: {many.msgs_per_s:,.0f} msgs/s over "
+            f"HTTP vs {alone.msgs_per_s:,.0f} engine alone, amortised "
+            f"{many.wall_s / many.samples * 1000:.2f} vs "
+            f"{alone.wall_s / alone.samples * 1000:.2f} ms per message",
         )
-    return targets
+    ]

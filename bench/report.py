@@ -88,7 +88,7 @@ def _find(rows: list[Row], store: str, **match: Any) -> Row | None:
 
 def judge(report: Report) -> None:
     """Fill in the ratios, the targets and the table's target column."""
-    for store in dict.fromkeys(row.store for row in report.rows):
+    for store in report.plans:
         _judge_concurrency(report, store)
         _judge_growth(report, store)
 
@@ -216,8 +216,8 @@ def _cells(row: Row) -> tuple[str, ...]:
         row.span or "-",
         f"{row.p50_ms:.2f}",
         f"{row.p99_ms:.2f}",
-        f"{row.msgs_per_s:,.0f}",
-        f"{row.wall_s / row.samples * 1000:.2f}",
+        f"{row.msgs_per_s:,.0f}" if row.msgs_per_s else "-",
+        f"{row.wall_s / row.samples * 1000:.2f}" if row.wall_s else "-",
         "-" if row.prompt_tokens is None else f"{row.prompt_tokens:,}",
         row.target,
     )

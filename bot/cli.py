@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from adapters.console import ConsoleAdapter, ConsoleSession
+from bot.catalog import AgentCatalog
 from bot.errors import ConfigError, NotFound, ParleyError
 from bot.keys import SCOPES, ApiKeys
 from bot.logs import configure_logging
@@ -160,24 +161,31 @@ def _export_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> in
 
 def _summarize_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     if args.agent:
-        agent = loaded.agents.find(args.agent)
+        agent = asyncio.run(_find_agent(loaded, args.agent))
         if agent is None or not agent.goal:
             print(f"parley: no agent {args.agent!r} with a goal", file=sys.stderr)
             return EXIT_CONFIG
-        agents = [agent]
-    else:
-        agents = [agent for agent in loaded.agents.agents if agent.goal_check is not None]
     if not loaded.settings.model_configured:
         print(
             "parley: goal checks need a model: set OPENAI_API_KEY or OPENAI_BASE_URL",
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    return asyncio.run(_summarize(loaded, agents, dry_run=args.dry_run, out=out))
+    return asyncio.run(_summarize(loaded, args.agent, dry_run=args.dry_run, out=out))
 
 
-async def _summarize(loaded: Loaded, agents: list[Agent], *, dry_run: bool, out: TextIO) -> int:
+async def _summarize(loaded: Loaded, agent_id: str | None, *, dry_run: bool, out: TextIO) -> int:
+    """Every scheduled agent's checks once (agents stored through the API included), or one
+    agent's (any agent with a goal)."""
     async with Runtime(loaded.settings, loaded.agents) as runtime:
+        if agent_id:
+            agent = await runtime.catalog.lookup(agent_id)
+            if agent is None:
+                raise NotFound(f"no agent {agent_id!r}")
+            agents = [agent]
+        else:
+            everyone = await runtime.catalog.refresh()
+            agents = [agent for agent in everyone if agent.goal_check is not None]
         if dry_run:
             printer = PrintingPoster(out)
             posters: dict[str, GoalCheckPoster] = {"slack": printer, "discord": printer}
@@ -192,6 +200,19 @@ async def _summarize(loaded: Loaded, agents: list[Agent], *, dry_run: bool, out:
                 f"{report.posted} {'printed' if dry_run else 'posted'}\n"
             )
     return EXIT_OK
+
+
+async def _find_agent(loaded: Loaded, agent_id: str) -> Agent | None:
+    """An agent of the file, or one stored through the API."""
+    found = loaded.agents.find(agent_id)
+    if found is not None:
+        return found
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        return await AgentCatalog(loaded.agents, store).lookup(agent_id)
+    finally:
+        await store.close()
 
 
 def _keys_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:

@@ -27,7 +27,13 @@ def services(request: Request) -> Services:
     return found
 
 
-ServicesDep = Annotated[Services, Depends(services)]
+async def _services(request: Request) -> Services:
+    """The dependency is async: FastAPI runs a plain ``def`` dependency in a worker thread,
+    a thread hop on every request for a dictionary lookup."""
+    return services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:

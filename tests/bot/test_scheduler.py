@@ -326,3 +326,68 @@ async def test_stopping_cancels_a_run_in_progress(
     assert poster.posted == []
     assert "Traceback" not in caplog.text
     assert "Error running job" not in caplog.text
+
+
+async def test_agents_stored_through_the_api_are_scheduled_and_unscheduled(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(agents_file(chef()))
+    scheduler = GoalScheduler(
+        runner=GoalCheckRunner(engine=engine, posters={}),
+        agents=list(engine.agents.agents),
+        run_missed_at_start=False,
+    )
+    await scheduler.start()
+    try:
+        assert scheduler.agent_ids == [], "the file's chef has a goal but no schedule"
+        pirate = await engine.agents.create(
+            plain(id="pirate", goal="The person named a ship.", goal_check=HOURLY)
+        )
+        scheduler.sync(list(await engine.agents.refresh()))
+        assert scheduler.agent_ids == ["pirate"]
+        assert scheduler._scheduler is not None
+        job = scheduler._scheduler.get_job("goal-check:pirate")
+        assert job is not None
+        assert job.next_run_time is not None, "scheduled, not added paused"
+
+        scheduler.sync([pirate])
+        assert scheduler._scheduler.get_job("goal-check:pirate") is job, "unchanged: kept"
+        await engine.agents.replace(
+            "pirate",
+            plain(id="pirate", goal="A ship.", goal_check={"every": "2h", "post_to": "thread"}),
+        )
+        scheduler.sync(list(await engine.agents.refresh()))
+        assert scheduler._scheduler.get_job("goal-check:pirate") is not job, "changed: replaced"
+
+        await engine.agents.delete("pirate")
+        scheduler.sync(list(await engine.agents.refresh()))
+        assert scheduler.agent_ids == []
+        assert scheduler._scheduler.get_job("goal-check:pirate") is None
+    finally:
+        await scheduler.stop()
+
+
+async def test_summarize_now_runs_agents_stored_through_the_api(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
+    store = SqliteStore(path=tmp_path / "data" / "parley.sqlite3")
+    await store.open()
+    await store.create_agent(
+        agent_id="pirate",
+        definition=plain(id="pirate", goal="The person chose a ship.", goal_check=HOURLY),
+    )
+    conversation, _ = await store.get_or_create_conversation(key=key(7), agent_id="pirate")
+    await store.append_message(
+        conversation_id=conversation.id,
+        message=NewMessage(role="user", text="I have chosen the schooner", author_name="Anne"),
+    )
+    await store.close()
+    model = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-secret-summaries"}
+
+    everyone = await run_bot(tmp_path, "summarize", "--now", "--dry-run", **model)
+    assert everyone.code == 0, everyone.err
+    assert "pirate: 1 checked, 0 failed, 1 printed" in everyone.out
+    one = await run_bot(tmp_path, "summarize", "--now", "--agent", "pirate", "--dry-run", **model)
+    assert one.code == 0, one.err
+    assert "pirate: 0 checked, 0 failed, 1 printed" in one.out
