@@ -92,5 +92,5 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("pymongo", "aiosqlite", "httpx", "httpcore", "discord.gateway"):
+    for noisy in ("pymongo", "aiosqlite", "httpx", "httpcore", "discord.gateway", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -15,6 +15,7 @@ from adapters.http.services import Services
 from bot.errors import NotFound
 from memory.base import (
     UNSET,
+    ApiKeyRecord,
     Conversation,
     ConversationOrder,
     ConversationPage,
@@ -32,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MAX_LIMIT = 100
 
 
-async def load(services: Services, conversation_id: str, key: Any) -> Conversation:
+async def load(services: Services, conversation_id: str, key: ApiKeyRecord) -> Conversation:
     """The conversation, if it exists and the key may see its agent (404 / 403 otherwise)."""
     if not valid_id(conversation_id):
         raise ApiError(404, f"no conversation {conversation_id!r}")
@@ -48,7 +49,7 @@ def api_key_for_new_conversation() -> PlatformKey:
 
 
 async def open_api_conversation(
-    services: Services, key: Any, body: NewConversation
+    services: Services, key: ApiKeyRecord, body: NewConversation
 ) -> Conversation:
     agent_id = body.agent_id or services.catalog.default.id
     check_agent(key, agent_id)
