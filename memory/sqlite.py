@@ -5,6 +5,22 @@ One aiosqlite connection serves every coroutine of a process, so an asyncio lock
 coroutine's statements from landing inside another's transaction. Multi-statement writes run
 in ``BEGIN IMMEDIATE`` transactions, which take SQLite's write lock up front: a second process
 on the same file then waits (``busy_timeout``) instead of failing half-way through.
+
+Text search reads an index, never every conversation. SQLite cannot fold case beyond ASCII, so
+the store keeps each conversation's title, summary and source ``str.casefold``-ed in
+``conversation_search_folded``, indexed by ``conversation_search_text``, an FTS5 table with the
+trigram tokenizer (case-sensitive: the text is folded already); ``conversation_search`` maps
+conversation ids to the rowids both use. A needle of three or more characters is one FTS5
+phrase of consecutive trigrams, which holds exactly where the needle is a substring;
+``_text_matches`` lists the few characters for which that is not so, and checks those cases
+with ``instr``. Shorter needles have no trigram to look up: they scan the folded text with
+``instr``, in C, with no Python call per row.
+
+Triggers on ``conversations`` (plain SQL, so every writer fires them, an older release's
+processes included) queue each new conversation, and each change of title, summary or source,
+in ``conversation_search_pending``, and drop a deleted conversation's text. The store folds the
+queue in the same transaction as its own writes and at ``open`` (which also indexes a file from
+before text search); a search folds whatever is still queued itself, so it never misses a row.
 """
 
 from __future__ import annotations
@@ -14,9 +30,10 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +233,110 @@ _SCHEMA = (
     ON api_keys (name) WHERE revoked_at IS NULL
     """,
     "CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (created_at, id)",
+    # Text search: see the module docstring. INTEGER PRIMARY KEYs keep the rowids FTS5 refers
+    # to stable through VACUUM. ``has_nul`` marks text the tokenizer reads only up to a NUL.
+    """
+    CREATE TABLE IF NOT EXISTS conversation_search (
+        search_id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL UNIQUE,
+        has_nul INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS conversation_search_nul
+    ON conversation_search (search_id) WHERE has_nul
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS conversation_search_folded (
+        search_id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        source TEXT
+    )
+    """,
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS conversation_search_text USING fts5 (
+        title, summary, source,
+        content = 'conversation_search_folded', content_rowid = 'search_id',
+        tokenize = 'trigram case_sensitive 1', columnsize = 0
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS conversation_search_pending (
+        conversation_id TEXT PRIMARY KEY
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS conversation_search_removed
+    AFTER DELETE ON conversation_search BEGIN
+        DELETE FROM conversation_search_folded WHERE search_id = old.search_id;
+    END
+    """,
+    # FTS5 keeps no copy of external content: it is told the old text to forget. The store
+    # does so itself when it changes text (FTS5 indexes many times slower from a trigger);
+    # this trigger covers deletes, from the conversation down, whoever makes them.
+    """
+    CREATE TRIGGER IF NOT EXISTS conversation_search_folded_removed
+    AFTER DELETE ON conversation_search_folded BEGIN
+        INSERT INTO conversation_search_text
+            (conversation_search_text, rowid, title, summary, source)
+        VALUES ('delete', old.search_id, old.title, old.summary, old.source);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS conversations_search_added
+    AFTER INSERT ON conversations BEGIN
+        INSERT INTO conversation_search_pending (conversation_id) VALUES (new.id)
+        ON CONFLICT (conversation_id) DO NOTHING;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS conversations_search_changed
+    AFTER UPDATE OF title, summary, source ON conversations
+    WHEN old.title IS NOT new.title OR old.summary IS NOT new.summary
+        OR old.source IS NOT new.source
+    BEGIN
+        INSERT INTO conversation_search_pending (conversation_id) VALUES (new.id)
+        ON CONFLICT (conversation_id) DO NOTHING;
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS conversations_search_removed
+    AFTER DELETE ON conversations BEGIN
+        DELETE FROM conversation_search WHERE conversation_id = old.id;
+        DELETE FROM conversation_search_pending WHERE conversation_id = old.id;
+    END
+    """,
 )
+
+_INDEX_BATCH = 2000
+"""Queued conversations folded per transaction at ``open``: short holds of the write lock."""
+
+_QUEUED = """
+SELECT
+    p.conversation_id AS id, c.title, c.summary, c.source,
+    s.search_id, s.has_nul, f.title AS old_title, f.summary AS old_summary, f.source AS old_source,
+    (SELECT max(search_id) FROM conversation_search) AS last_search_id
+FROM conversation_search_pending AS p
+LEFT JOIN conversations AS c ON c.id = p.conversation_id
+LEFT JOIN conversation_search AS s ON s.conversation_id = p.conversation_id
+LEFT JOIN conversation_search_folded AS f ON f.search_id = s.search_id
+"""
+
+_KEEP_FOLDED = """
+INSERT INTO conversation_search_folded (search_id, title, summary, source) VALUES (?, ?, ?, ?)
+ON CONFLICT (search_id) DO UPDATE SET
+    title = excluded.title, summary = excluded.summary, source = excluded.source
+"""
+
+_FORGET_TEXT = """
+INSERT INTO conversation_search_text (conversation_search_text, rowid, title, summary, source)
+VALUES ('delete', ?, ?, ?, ?)
+"""
+
+_LEARN_TEXT = """
+INSERT INTO conversation_search_text (rowid, title, summary, source) VALUES (?, ?, ?, ?)
+"""
 
 _BIND = """
 INSERT INTO channel_bindings (platform, workspace, channel, agent_id, updated_at)
@@ -317,11 +437,62 @@ _ORDER_BY: dict[ConversationOrder, str] = {
     "created_asc": "created_at ASC, id ASC",
 }
 
-_TEXT_MATCH = (
-    "(instr(parley_fold(title), ?) > 0"
-    " OR instr(parley_fold(summary), ?) > 0"
-    " OR instr(parley_fold(source), ?) > 0)"
-)
+_TRIGRAM = 3
+"""The FTS5 trigram tokenizer makes a token of every three characters: shorter needles have none."""
+
+_UNTOKENIZED = frozenset("\ufffd\ufffe\uffff")
+"""Characters the tokenizer reads alike (all as U+FFFD): a phrase holding one may match others."""
+
+_NOT_QUEUED = """
+        s.conversation_id NOT IN (SELECT conversation_id FROM conversation_search_pending)"""
+
+_FOLDED_MATCH = """
+        (instr(f.title, ?) > 0 OR instr(f.summary, ?) > 0 OR instr(f.source, ?) > 0)"""
+
+_PHRASE_MATCHES = """
+    SELECT s.conversation_id
+    FROM conversation_search_text (?) AS t
+    CROSS JOIN conversation_search AS s ON s.search_id = t.rowid
+    WHERE NOT s.has_nul AND"""
+
+_CONFIRMED_PHRASE_MATCHES = """
+    SELECT s.conversation_id
+    FROM conversation_search_text (?) AS t
+    CROSS JOIN conversation_search AS s ON s.search_id = t.rowid
+    CROSS JOIN conversation_search_folded AS f ON f.search_id = s.search_id
+    WHERE NOT s.has_nul AND"""
+
+_NUL_MATCHES = """
+    SELECT s.conversation_id
+    FROM conversation_search AS s
+    CROSS JOIN conversation_search_folded AS f ON f.search_id = s.search_id
+    WHERE s.has_nul AND"""
+
+_SCANNED_MATCHES = """
+    SELECT s.conversation_id
+    FROM conversation_search_folded AS f
+    CROSS JOIN conversation_search AS s ON s.search_id = f.search_id
+    WHERE"""
+
+_MATCHES_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS search_matches (matched_id TEXT PRIMARY KEY) WITHOUT ROWID
+"""
+
+_QUEUED_MATCHES = """
+    SELECT c.id
+    FROM conversation_search_pending AS p CROSS JOIN conversations AS c ON c.id = p.conversation_id
+    WHERE instr(parley_fold(c.title), ?) > 0
+        OR instr(parley_fold(c.summary), ?) > 0
+        OR instr(parley_fold(c.source), ?) > 0"""
+
+_FEW_MATCHES = 2000
+"""Up to this many text matches, a search looks each one up; beyond, it reads the indexes.
+
+A lookup per match is cheapest while they are few. Many matches are cheaper probed: the count
+from the other filters' index (or the id index), the page by walking the order's index until
+``offset + limit`` matches, which come soon when matches are many (at worst one pass over the
+index, with no Python).
+"""
 
 
 class SqliteStore:
@@ -353,12 +524,31 @@ class SqliteStore:
             try:
                 db.row_factory = sqlite3.Row
                 await db.create_function("parley_fold", 1, _fold, deterministic=True)
+                await _change(db, _MATCHES_TABLE)
                 for pragma in _PRAGMAS:
                     await _fetch(db, pragma)
                 async with _transaction(db):
+                    searchable = await _fetch(
+                        db,
+                        "SELECT 1 FROM sqlite_master"
+                        " WHERE type = 'table' AND name = 'conversation_search'",
+                    )
                     for statement in _SCHEMA:
                         await _change(db, statement)
+                    if not searchable:
+                        # A file from before text search: queue every conversation for it.
+                        await _change(
+                            db,
+                            "INSERT INTO conversation_search_pending (conversation_id)"
+                            " SELECT id FROM conversations",
+                        )
                     await _prune(db, self._now_ms())
+                # Index what is queued (all of an upgraded file, or what an older release's
+                # process wrote), a batch per transaction so other processes are not held up.
+                indexed = _INDEX_BATCH
+                while indexed == _INDEX_BATCH:
+                    async with _transaction(db):
+                        indexed = await _index_queued(db, limit=_INDEX_BATCH)
             except BaseException:
                 await db.close()
                 raise
@@ -404,6 +594,8 @@ class SqliteStore:
             rows = await _fetch(
                 db, "SELECT * FROM conversations WHERE key_id = ?", (key.canonical,)
             )
+            if created:
+                await _index_queued(db, conversation_id=rows[0]["id"])
         return _conversation(rows[0]), created
 
     async def find_conversation(self, *, key: PlatformKey) -> Conversation | None:
@@ -463,6 +655,8 @@ class SqliteStore:
         }
         async with self._write() as db:
             rows = await _fetch(db, _UPDATE_CONVERSATION, params)
+            if rows:
+                await _index_queued(db, conversation_id=conversation_id)
             if rows and new_tags is not None:
                 await _change(
                     db,
@@ -479,13 +673,15 @@ class SqliteStore:
     async def set_summary(self, *, conversation_id: str, summary: str, summary_seq: int) -> bool:
         if not is_valid_id(conversation_id):
             return False
-        async with self._connection() as db:
+        async with self._write() as db:
             changed = await _change(
                 db,
                 "UPDATE conversations SET summary = ?, summary_seq = ?"
                 " WHERE id = ? AND summary_seq <= ?",
                 (summary, summary_seq, conversation_id, summary_seq),
             )
+            if changed:
+                await _index_queued(db, conversation_id=conversation_id)
         return changed == 1
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
@@ -504,19 +700,18 @@ class SqliteStore:
             params.append(query.tag)
         if not query.include_closed:
             filters.append("closed_at IS NULL")
-        if query.text:
-            filters.append(_TEXT_MATCH)
-            params.extend([query.text.casefold()] * 3)
         # Only the fixed fragments above reach the SQL text; every value is a bound parameter.
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        order = f"ORDER BY {_ORDER_BY[query.order]} LIMIT ? OFFSET ?"
         count_sql = f"SELECT count(*) FROM conversations {where}"  # noqa: S608
-        page_sql = (
-            f"SELECT * FROM conversations {where}"  # noqa: S608
-            f" ORDER BY {_ORDER_BY[query.order]} LIMIT ? OFFSET ?"
-        )
+        page_sql = f"SELECT * FROM conversations {where} {order}"  # noqa: S608
         async with self._connection() as db, _transaction(db, "BEGIN"):
-            total = (await _fetch(db, count_sql, params))[0][0]
+            if query.text:
+                count_sql, page_sql = await _match_text(db, query.text, filters, order)
+            total: int = (await _fetch(db, count_sql, params))[0][0]
             rows = await _fetch(db, page_sql, [*params, query.limit, query.offset])
+            if query.text:
+                await _change(db, "DELETE FROM temp.search_matches")
         return ConversationPage(items=tuple(_conversation(row) for row in rows), total=total)
 
     async def delete_conversation(self, *, conversation_id: str) -> bool:
@@ -918,8 +1113,10 @@ async def _change(db: aiosqlite.Connection, sql: str, params: Params = ()) -> in
 
 
 async def _change_many(
-    db: aiosqlite.Connection, sql: str, rows: Iterable[Sequence[object]]
+    db: aiosqlite.Connection, sql: str, rows: Sequence[Sequence[object]]
 ) -> None:
+    if not rows:
+        return
     try:
         async with db.executemany(sql, rows):
             pass
@@ -931,6 +1128,138 @@ async def _prune(db: aiosqlite.Connection, now_ms: int) -> None:
     """Keep the event and claim tables bounded: expired rows mean nothing any more."""
     await _change(db, "DELETE FROM processed_events WHERE expires_at <= ?", (now_ms,))
     await _change(db, "DELETE FROM claims WHERE expires_at <= ?", (now_ms,))
+
+
+async def _match_text(
+    db: aiosqlite.Connection, text: str, filters: Sequence[str], order: str
+) -> tuple[str, str]:
+    """Find the conversations holding ``text`` (into ``temp.search_matches``, this connection's
+    own table: filling it takes no lock on the file); returns the count and page statements
+    that combine them with the other filters, in the caller's transaction.
+    """
+    matches, params = _text_matches(text)
+    await _change(db, "DELETE FROM temp.search_matches")
+    found = await _change(
+        db, f"INSERT OR IGNORE INTO temp.search_matches (matched_id) {matches}", params
+    )
+    if found <= _FEW_MATCHES:
+        # Few: look each one up (and sort them for the page).
+        joined = (
+            "temp.search_matches AS m CROSS JOIN conversations ON conversations.id = m.matched_id"
+        )
+        where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        count_sql = f"SELECT count(*) FROM {joined} {where}"  # noqa: S608
+        page_sql = f"SELECT conversations.* FROM {joined} {where} {order}"  # noqa: S608
+        return count_sql, page_sql
+    # Many: SQLite counts through whichever index suits the other filters, and the page walks
+    # the order's index until it has enough matches (the unary + keeps it off the id index).
+    counted = " AND ".join([*filters, "id IN temp.search_matches"])
+    walked = " AND ".join([*filters, "+id IN temp.search_matches"])
+    count_sql = f"SELECT count(*) FROM conversations WHERE {counted}"  # noqa: S608
+    page_sql = f"SELECT * FROM conversations WHERE {walked} {order}"  # noqa: S608
+    return count_sql, page_sql
+
+
+def _text_matches(text: str) -> tuple[str, list[object]]:
+    """A SELECT of the ids of conversations whose title, summary or source holds ``text``
+    caselessly (``str.casefold``), and its parameters.
+
+    A folded needle of three or more characters is one FTS5 phrase: its trigrams, consecutive.
+    The tokenizer makes a token of every three characters of the text as they are, so the phrase
+    holds exactly where the needle is a substring, but for two exceptions checked with ``instr``:
+    the tokenizer stops at a NUL (text holding one is flagged ``has_nul`` and checked whole), and
+    reads U+FFFD, U+FFFE and U+FFFF alike (a needle holding one has its phrase's rows checked).
+    A needle with a NUL (which would end the FTS5 query) or shorter than a trigram scans all the
+    folded text with ``instr``. Queued conversations are folded here, in Python: usually none.
+    """
+    needle = text.casefold()
+    folded: list[object] = [needle] * 3
+    queued = f"UNION ALL {_QUEUED_MATCHES}"
+    if len(needle) < _TRIGRAM or "\x00" in needle:
+        return f"{_SCANNED_MATCHES} {_FOLDED_MATCH} AND {_NOT_QUEUED} {queued}", [*folded, *folded]
+    # One FTS5 phrase: inside double quotes every character is text, and "" is a quote.
+    phrase = '"' + needle.replace('"', '""') + '"'
+    params: list[object] = [phrase]
+    indexed = f"{_PHRASE_MATCHES} {_NOT_QUEUED}"
+    if not _UNTOKENIZED.isdisjoint(needle):
+        indexed = f"{_CONFIRMED_PHRASE_MATCHES} {_FOLDED_MATCH} AND {_NOT_QUEUED}"
+        params = [phrase, *folded]
+    nul = f"{_NUL_MATCHES} {_FOLDED_MATCH} AND {_NOT_QUEUED}"
+    return f"{indexed} UNION ALL {nul} {queued}", [*params, *folded, *folded]
+
+
+async def _index_queued(
+    db: aiosqlite.Connection, *, conversation_id: str | None = None, limit: int = 1
+) -> int:
+    """Fold queued conversations (this one, or up to ``limit``) into the search text.
+
+    Runs inside the caller's transaction, which holds the write lock: new rows can take the
+    next free ids. Returns how many queued conversations it handled. FTS5 gets the batch's old
+    texts to forget, then the new ones, each in rowid order (which it buffers best).
+    """
+    if conversation_id is None:
+        rows = await _fetch(db, f"{_QUEUED} LIMIT ?", (limit,))
+    else:
+        rows = await _fetch(db, f"{_QUEUED} WHERE p.conversation_id = ?", (conversation_id,))
+    if not rows:
+        return 0
+    # A queued conversation deleted since (its delete trigger normally sees to this).
+    await _change_many(
+        db,
+        "DELETE FROM conversation_search WHERE search_id = ?",
+        [
+            (row["search_id"],)
+            for row in rows
+            if row["title"] is None and row["search_id"] is not None
+        ],
+    )
+    found = [row for row in rows if row["title"] is not None]
+    old = sorted(
+        (
+            (row["search_id"], row["old_title"], row["old_summary"], row["old_source"])
+            for row in found
+            if row["old_title"] is not None
+        ),
+        key=itemgetter(0),
+    )
+    await _change_many(db, _FORGET_TEXT, old)
+    last_id: int = rows[0]["last_search_id"] or 0
+    new: list[tuple[object, ...]] = []
+    nul_changed: list[tuple[object, ...]] = []
+    texts: list[tuple[int, str | None, str | None, str | None]] = []
+    for row in found:
+        text = _folded(row)
+        has_nul = any(value is not None and "\x00" in value for value in text)
+        search_id = row["search_id"]
+        if search_id is None:
+            last_id += 1
+            search_id = last_id
+            new.append((search_id, row["id"], has_nul))
+        elif bool(row["has_nul"]) != has_nul:
+            nul_changed.append((has_nul, search_id))
+        texts.append((search_id, *text))
+    texts.sort(key=itemgetter(0))
+    await _change_many(
+        db,
+        "INSERT INTO conversation_search (search_id, conversation_id, has_nul) VALUES (?, ?, ?)",
+        new,
+    )
+    await _change_many(
+        db, "UPDATE conversation_search SET has_nul = ? WHERE search_id = ?", nul_changed
+    )
+    await _change_many(db, _KEEP_FOLDED, texts)
+    await _change_many(db, _LEARN_TEXT, texts)
+    await _change_many(
+        db,
+        "DELETE FROM conversation_search_pending WHERE conversation_id = ?",
+        [(row["id"],) for row in rows],
+    )
+    return len(rows)
+
+
+def _folded(row: sqlite3.Row) -> tuple[str | None, str | None, str | None]:
+    """A conversation's title, summary and source as search holds them."""
+    return _fold(row["title"]), _fold(row["summary"]), _fold(row["source"])
 
 
 def _fold(value: object) -> str | None:

@@ -383,17 +383,28 @@ async def test_list_agent_goal_checks(store: ConversationStore, clock: FakeClock
 
 
 async def test_sqlite_opens_a_previous_release_database(tmp_path: Path) -> None:
-    """A file from before stored agents and API keys existed opens, and gains them."""
+    """A file from before stored agents, API keys and the search index existed opens, and
+    gains them."""
     path = tmp_path / "old.sqlite3"
     store = SqliteStore(path=path)
     await store.open()
     conversation, _ = await store.get_or_create_conversation(
-        key=PlatformKey(platform="api", channel="shop"), agent_id="chef"
+        key=PlatformKey(platform="api", channel="shop"), agent_id="chef", title="Straße"
     )
     await store.close()
     db = sqlite3.connect(path)
     with db:
-        for table in ("agents", "api_keys"):
+        triggers = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        for (trigger,) in triggers:
+            db.execute(f"DROP TRIGGER {trigger}")
+        for table in (
+            "agents",
+            "api_keys",
+            "conversation_search_text",
+            "conversation_search_folded",
+            "conversation_search",
+            "conversation_search_pending",
+        ):
             db.execute(f"DROP TABLE {table}")
         for name in (
             "conversations_agent_updated",
@@ -416,6 +427,10 @@ async def test_sqlite_opens_a_previous_release_database(tmp_path: Path) -> None:
         assert await reopened.get_conversation(conversation_id=conversation.id) == conversation
         page = await reopened.list_conversations(ConversationQuery(agent_id="chef"))
         assert [item.id for item in page.items] == [conversation.id]
+        for text in ("STRASSE", "ss", "ße"):
+            page = await reopened.list_conversations(ConversationQuery(text=text))
+            assert [item.id for item in page.items] == [conversation.id]
+        assert (await reopened.list_conversations(ConversationQuery(text="strand"))).total == 0
         await reopened.create_agent(agent_id="chef", definition={"name": "Chef"})
         await reopened.add_api_key(new_key("ci"))
         assert [agent.id for agent in await reopened.list_agents()] == ["chef"]
