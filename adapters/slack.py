@@ -47,9 +47,10 @@ from adapters.slack_commands import (
 from adapters.slack_messages import MessageHandler, ReplyOptions, aux_call, log_failure
 from adapters.slack_payloads import BotIdentity, error_code
 from adapters.slack_reply import StreamGate
-from adapters.slack_users import BoundedLRU, UserDirectory
+from adapters.slack_users import UserDirectory
 from bot.engine import Engine
 from bot.errors import ConfigError, ParleyError
+from bot.lru import BoundedLRU
 from config.agents import Agent
 from config.settings import Settings
 from memory.base import Conversation, GoalCheck

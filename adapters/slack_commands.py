@@ -24,8 +24,9 @@ from adapters.console import format_goal_check
 from adapters.slack_blocks import ForgetRequest, forget_blocks, goal_check_blocks
 from adapters.slack_format import escape, markdown_to_mrkdwn
 from adapters.slack_payloads import error_code, is_dm_channel
-from adapters.slack_users import BoundedLRU, UserDirectory
+from adapters.slack_users import UserDirectory
 from bot.engine import Engine, NoGoal, UnknownAgent
+from bot.lru import BoundedLRU
 from config.agents import Agent
 from memory.base import (
     Conversation,

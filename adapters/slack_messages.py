@@ -33,10 +33,11 @@ from adapters.slack_payloads import (
     parse_message,
 )
 from adapters.slack_reply import StreamGate, ThreadSink, show_turn
-from adapters.slack_users import BoundedLRU, UserDirectory
+from adapters.slack_users import UserDirectory
 from bot.engine import Engine, EngineBusy, IncomingMessage
 from bot.errors import StoreError
 from bot.logs import conversation_context
+from bot.lru import BoundedLRU
 from memory.base import Conversation, PlatformKey
 
 logger = logging.getLogger(__name__)

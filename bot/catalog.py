@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal
 
 from bot.errors import ConfigError, Conflict, NotFound
+from bot.lru import BoundedLRU
 from config.agents import AGENT_ID, Agent, AgentsFile, parse_agent
 from memory.base import ConversationStore, StoredAgent
 
@@ -47,7 +47,7 @@ class AgentCatalog:
         self._ttl = ttl
         self._capacity = capacity
         self._clock = clock
-        self._cache: OrderedDict[str, tuple[Agent | None, float]] = OrderedDict()
+        self._cache: BoundedLRU[str, tuple[Agent | None, float]] = BoundedLRU(capacity)
 
     @property
     def file(self) -> AgentsFile:
@@ -114,8 +114,9 @@ class AgentCatalog:
         seen = {record.id for record in stored}
         for record in stored:
             self._remember(record.id, record)
-        for agent_id in [key for key in self._cache if key not in seen]:
-            del self._cache[agent_id]
+        for agent_id in self._cache:
+            if agent_id not in seen:
+                self._cache.pop(agent_id)
         return self.agents
 
     async def create(self, definition: dict[str, Any]) -> Agent:
@@ -165,8 +166,5 @@ class AgentCatalog:
                 agent = parse_agent(record.definition, source="store")
             except ConfigError as exc:  # a bad stored row must not break turns
                 logger.warning("stored agent %r is invalid and ignored: %s", agent_id, exc)
-        self._cache[agent_id] = (agent, self._clock())
-        self._cache.move_to_end(agent_id)
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        self._cache.put(agent_id, (agent, self._clock()))
         return agent

@@ -12,10 +12,10 @@ import logging
 import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from bot.errors import NotFound
+from bot.lru import BoundedLRU
 from memory.base import ID_PATTERN, ApiKeyRecord, ConversationStore, NewApiKey, Scope
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class ApiKeys:
         self._active_ttl = active_ttl
         self._capacity = capacity
         self._clock = clock
-        self._touched: OrderedDict[str, float] = OrderedDict()
+        self._touched: BoundedLRU[str, float] = BoundedLRU(capacity)
         self._active: tuple[float, dict[str, ApiKeyRecord]] | None = None
         self._active_lock = asyncio.Lock()
 
@@ -161,8 +161,5 @@ class ApiKeys:
         last = self._touched.get(record.id)
         if last is not None and now - last < self._touch_every:
             return
-        self._touched[record.id] = now
-        self._touched.move_to_end(record.id)
-        while len(self._touched) > self._capacity:
-            self._touched.popitem(last=False)
+        self._touched.put(record.id, now)
         await self._store.touch_api_key(key_id=record.id)

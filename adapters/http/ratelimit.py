@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from bot.lru import BoundedLRU
 
 
 class RateLimiter:
@@ -25,16 +26,15 @@ class RateLimiter:
     ) -> None:
         self._rate = rate
         self._burst = float(burst)
-        self._capacity = capacity
         self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._buckets: BoundedLRU[str, tuple[float, float]] = BoundedLRU(capacity)
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     def take(self, key: str) -> float | None:
         now = self._clock()
-        tokens, then = self._buckets.get(key, (self._burst, now))
+        tokens, then = self._buckets.get(key) or (self._burst, now)
         tokens = min(self._burst, tokens + (now - then) * self._rate)
         if tokens >= 1.0:
             self._store(key, tokens - 1.0, now)
@@ -47,7 +47,4 @@ class RateLimiter:
         return str(max(1, math.ceil(seconds)))
 
     def _store(self, key: str, tokens: float, now: float) -> None:
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        while len(self._buckets) > self._capacity:
-            self._buckets.popitem(last=False)
+        self._buckets.put(key, (tokens, now))

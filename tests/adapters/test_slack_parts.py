@@ -17,7 +17,6 @@ from adapters.slack_blocks import (
 from adapters.slack_commands import AgentCommand, parse_agent_command, thread_command
 from adapters.slack_payloads import BotIdentity, Ignored, SlackMessage, parse_message
 from adapters.slack_reply import StreamGate
-from adapters.slack_users import BoundedLRU
 from memory.base import GoalCheck
 from tests.support.fake_slack import (
     BOT_ID,
@@ -117,19 +116,6 @@ def test_stream_gate_closes_for_a_cooldown() -> None:
     assert not gate.available()
     now[0] += 1
     assert gate.available()
-
-
-def test_bounded_lru_forgets_the_least_recently_used() -> None:
-    cache: BoundedLRU[str, int] = BoundedLRU(2)
-    cache.put("a", 1)
-    cache.put("b", 2)
-    assert cache.get("a") == 1
-    cache.put("c", 3)
-    assert "b" not in cache
-    assert len(cache) == 2
-    assert cache.get("a") == 1
-    with pytest.raises(ValueError, match="capacity"):
-        BoundedLRU(0)
 
 
 def test_goal_check_blocks() -> None:
