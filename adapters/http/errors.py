@@ -7,7 +7,7 @@ with its traceback. No traceback and no secret ever reaches a client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -108,6 +108,29 @@ def describe_validation(errors: list[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+_PLAIN: dict[type[Exception], tuple[int, str | None, dict[str, str] | None]] = {
+    BodyTooLarge: (413, None, None),
+    ConfigError: (422, None, None),
+    ReadOnlyAgent: (409, "read_only", None),
+    Conflict: (409, None, None),
+    NoGoal: (409, "no_goal", None),
+    UnknownAgent: (404, None, None),
+    NotFound: (404, None, None),
+    EngineBusy: (503, "busy", {"Retry-After": "5"}),
+}
+"""Errors whose own message is what the client reads: status, code (else the status's), headers.
+Starlette picks the handler of the nearest class, so ReadOnlyAgent wins over Conflict."""
+
+
+def _plain(
+    status: int, code: str | None, headers: dict[str, str] | None
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, str(exc), code=code, headers=headers)
+
+    return handle
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -129,37 +152,8 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route {request.method} {request.url.path}"
         return error_response(exc.status_code, message, headers=exc.headers)
 
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return error_response(413, str(exc))
-
-    @app.exception_handler(ConfigError)
-    async def _config(request: Request, exc: ConfigError) -> JSONResponse:
-        return error_response(422, str(exc))
-
-    @app.exception_handler(ReadOnlyAgent)
-    async def _read_only(request: Request, exc: ReadOnlyAgent) -> JSONResponse:
-        return error_response(409, str(exc), code="read_only")
-
-    @app.exception_handler(Conflict)
-    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return error_response(409, str(exc))
-
-    @app.exception_handler(NoGoal)
-    async def _no_goal(request: Request, exc: NoGoal) -> JSONResponse:
-        return error_response(409, str(exc), code="no_goal")
-
-    @app.exception_handler(UnknownAgent)
-    async def _unknown_agent(request: Request, exc: UnknownAgent) -> JSONResponse:
-        return error_response(404, str(exc))
-
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return error_response(404, str(exc))
-
-    @app.exception_handler(EngineBusy)
-    async def _busy(request: Request, exc: EngineBusy) -> JSONResponse:
-        return error_response(503, str(exc), code="busy", headers={"Retry-After": "5"})
+    for kind, (status, code, headers) in _PLAIN.items():
+        app.add_exception_handler(kind, _plain(status, code, headers))
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:

@@ -17,13 +17,11 @@ from adapters.http.console.errors import ConsoleRoute
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
 from adapters.http.errors import ApiError
-from adapters.http.routes.conversations import load
+from adapters.http.routes.conversations import export_download, load
 from adapters.http.services import Services
-from bot.errors import NotFound
 from bot.keys import agent_allowed
 from config.agents import AGENT_ID, Agent
 from memory.base import Conversation, ConversationQuery, Platform, utc_now
-from memory.export import export_conversation
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -170,19 +168,7 @@ async def export(
 ) -> Response:
     services = console_of(request).services
     await load(services, conversation_id, user.key)
-    try:
-        text = await export_conversation(
-            services.store, conversation_id=conversation_id, fmt=format
-        )
-    except NotFound:
-        raise ApiError(404, f"no conversation {conversation_id!r}") from None
-    media = "application/json" if format == "json" else "text/markdown; charset=utf-8"
-    filename = f"conversation-{conversation_id}.{format}"
-    return Response(
-        text,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return await export_download(services, conversation_id, format)
 
 
 @router.get("/console/agents")

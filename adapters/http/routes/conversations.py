@@ -185,6 +185,13 @@ async def export(
 ) -> Response:
     """The whole conversation as a download: Markdown for people, JSON for programs."""
     await load(services, conversation_id, key)
+    return await export_download(services, conversation_id, format)
+
+
+async def export_download(
+    services: Services, conversation_id: str, format: Literal["md", "json"]
+) -> Response:
+    """An export as an attachment (the API's and the console's); the caller checked access."""
     try:
         text = await export_conversation(
             services.store, conversation_id=conversation_id, fmt=format
