@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.host import WebHost
 from adapters.http.services import Services
+from bench.engine_bench import run_pool, timed_turn
 from bench.fake_model import InstantModel
 from bench.workload import MODEL, TextSource, bench_agents
 from bot.engine import Engine, IncomingMessage, Turn
@@ -93,25 +94,6 @@ def http_shares(log: list[dict[str, float]]) -> list[float]:
     return [r["end"] - r["start"] - r["turn"] for r in log if "end" in r and "turn" in r]
 
 
-async def _engine_phase(
-    engine: Engine, keys: list[PlatformKey], texts: list[str], messages: int, in_flight: int
-) -> list[float]:
-    latencies: list[float] = []
-    plan = iter(range(messages))
-
-    async def worker() -> None:
-        for index in plan:
-            incoming = IncomingMessage(key=keys[index % len(keys)], text=texts[index % len(texts)])
-            start = perf_counter()
-            result = await engine.reply(incoming).result()
-            latencies.append(perf_counter() - start)
-            if result.failed:
-                raise RuntimeError("a benchmark turn failed")
-
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return latencies
-
-
 async def _interleaved(
     engine: Engine,
     base: str,
@@ -130,10 +112,8 @@ async def _interleaved(
     async with aiohttp.ClientSession(base, headers=headers) as session:
         for index in range(messages):
             text = texts[index % len(texts)]
-            start = perf_counter()
             incoming = IncomingMessage(key=convs[index % half][0], text=text)
-            result = await engine.reply(incoming).result()
-            alone.append(perf_counter() - start)
+            alone.append(await timed_turn(engine, incoming))
             conversation = convs[half + index % (len(convs) - half)][1]
             start = perf_counter()
             async with session.post(
@@ -141,7 +121,7 @@ async def _interleaved(
             ) as response:
                 payload = await response.read()
             over_http.append(perf_counter() - start)
-            if result.failed or response.status != 200 or json.loads(payload)["failed"]:
+            if response.status != 200 or json.loads(payload)["failed"]:
                 raise RuntimeError("a benchmark turn failed")
     return alone, over_http
 
@@ -182,7 +162,11 @@ async def main(args: argparse.Namespace) -> None:
     )
     shares_1 = http_shares(log)
     log.clear()
-    alone_50 = await _engine_phase(engine, [k for k, _ in convs], texts, args.messages, 50)
+    turns = (
+        IncomingMessage(key=convs[i % len(convs)][0], text=texts[i % len(texts)])
+        for i in range(args.messages)
+    )
+    alone_50 = await run_pool(engine, turns, 50)
     ready = {
         "port": web.port,
         "key": key,
