@@ -17,7 +17,7 @@ from httpx_sse import aconnect_sse
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.loopback import free_port
-from tests.support.process import REPO, run_bot, start_bot
+from tests.support.process import REPO, create_key, run_bot, start_bot, wait_healthy
 
 START = 60.0
 
@@ -36,31 +36,13 @@ def settings(workdir: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
     }
 
 
-async def create_key(workdir: Path, *args: str, **env: str) -> str:
-    made = await run_bot(workdir, "keys", "create", *args, **env)
-    assert made.code == 0, made.err
-    return made.out.strip().splitlines()[-1]
-
-
-async def wait_ready(base: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    async with asyncio.timeout(START), httpx.AsyncClient() as client:
-        while True:
-            assert process.returncode is None, log.read_text()  # noqa: ASYNC240 - on failure only
-            try:
-                if (await client.get(f"{base}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 async def serve(workdir: Path, name: str, **env: str) -> AsyncIterator[str]:
     port = free_port()
     log = workdir / f"{name}.log"
     process = await start_bot(workdir, log, "run", PORT=str(port), **env)
     base = f"http://127.0.0.1:{port}"
     try:
-        await wait_ready(base, process, log)
+        await wait_healthy(base, process, log, within=START)
         yield base
     finally:
         if process.returncode is None:

@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from tests.support.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,3 +68,29 @@ async def start_bot(workdir: Path, log: Path, *args: str, **env: str) -> asyncio
             stdout=output,
             stderr=output,
         )
+
+
+async def create_key(workdir: Path, *args: str, **env: str) -> str:
+    """``python -m bot keys create ARGS``: the key, which it prints alone on its last line."""
+    made = await run_bot(workdir, "keys", "create", *args, **env)
+    assert made.code == 0, made.err
+    key = made.out.strip().splitlines()[-1]
+    assert key.startswith("pk_"), made.out
+    return key
+
+
+async def wait_healthy(
+    base: str, process: asyncio.subprocess.Process, log: Path, *, within: float = 60.0
+) -> None:
+    """Wait until a started bot answers ``GET /healthz``; fail with its log if it exits."""
+    async with asyncio.timeout(within), httpx.AsyncClient(base_url=base, timeout=2.0) as client:
+        while True:
+            if process.returncode is not None:
+                output = await asyncio.to_thread(log.read_text)
+                raise AssertionError(f"the bot exited early:\n{output}")
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import json
 import os
@@ -25,14 +24,13 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, default_brain
 from tests.support.fake_slack import FakeSlack, mention_event
 from tests.support.loopback import free_port
-from tests.support.process import REPO, run_bot, start_bot
+from tests.support.process import REPO, create_key, start_bot, wait_healthy
 from tests.support.slack_bot import CHANNEL
 
 START = 60.0
@@ -107,16 +105,13 @@ async def running_bot(
         "PORT": str(port),
         "LOG_LEVEL": "INFO",
     }
-    made = await run_bot(tmp_path, "keys", "create", "--name", "browser", "--scope", "admin", **env)
-    assert made.code == 0, made.err
-    key = made.out.strip().splitlines()[-1]
-    assert key.startswith("pk_")
+    key = await create_key(tmp_path, "--name", "browser", "--scope", "admin", **env)
     log = tmp_path / "bot.log"
     process = await start_bot(tmp_path, log, "run", **env)
     url = f"http://127.0.0.1:{port}"
     try:
         await fake_slack.wait_connected(within=START)
-        await _wait_ready(url, process, log)
+        await wait_healthy(url, process, log, within=START)
         yield RunningBot(url=url, key=key, log=log, process=process)
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), timeout=30)
@@ -128,19 +123,6 @@ async def running_bot(
     output = log.read_text()
     assert "Traceback" not in output, output
     assert key not in output
-
-
-async def _wait_ready(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
-        async with asyncio.timeout(START):
-            while True:
-                if process.returncode is not None:
-                    output = await asyncio.to_thread(log.read_text)
-                    pytest.fail(f"the bot exited early:\n{output}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
 
 
 @pytest.fixture
