@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 AgentSource = Literal["file", "store"]
 
-_MISSING = None
 _AGENT_ID = re.compile(AGENT_ID)
 
 
@@ -124,8 +123,9 @@ class AgentCatalog:
         agent = parse_agent(definition, source="agent")
         if self._in_file(agent.id):
             raise Conflict(f"agent {agent.id!r} is defined in the agents file")
-        record = await self._store.create_agent(agent_id=agent.id, definition=definition)
-        return self._remember(agent.id, record) or agent
+        await self._store.create_agent(agent_id=agent.id, definition=definition)
+        self._keep(agent.id, agent)
+        return agent
 
     async def replace(self, agent_id: str, definition: dict[str, Any]) -> Agent:
         if not _AGENT_ID.fullmatch(agent_id):
@@ -141,7 +141,8 @@ class AgentCatalog:
         record = await self._store.replace_agent(agent_id=agent_id, definition=definition)
         if record is None:
             raise NotFound(f"agent {agent_id!r} not found")
-        return self._remember(agent_id, record) or agent
+        self._keep(agent_id, agent)
+        return agent
 
     async def delete(self, agent_id: str) -> bool:
         if not _AGENT_ID.fullmatch(agent_id):
@@ -151,7 +152,7 @@ class AgentCatalog:
                 f"agent {agent_id!r} comes from the agents file and is read-only here"
             )
         deleted = await self._store.delete_agent(agent_id=agent_id)
-        self._remember(agent_id, None)
+        self._keep(agent_id, None)
         return deleted
 
     # internals ------------------------------------------------------------------------------
@@ -160,11 +161,14 @@ class AgentCatalog:
         return self._file.find(agent_id) is not None
 
     def _remember(self, agent_id: str, record: StoredAgent | None) -> Agent | None:
-        agent: Agent | None = _MISSING
+        agent: Agent | None = None
         if record is not None:
             try:
                 agent = parse_agent(record.definition, source="store")
             except ConfigError as exc:  # a bad stored row must not break turns
                 logger.warning("stored agent %r is invalid and ignored: %s", agent_id, exc)
+        return self._keep(agent_id, agent)
+
+    def _keep(self, agent_id: str, agent: Agent | None) -> Agent | None:
         self._cache.put(agent_id, (agent, self._clock()))
         return agent

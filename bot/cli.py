@@ -204,9 +204,6 @@ async def _summarize(loaded: Loaded, agent_id: str | None, *, dry_run: bool, out
 
 async def _find_agent(loaded: Loaded, agent_id: str) -> Agent | None:
     """An agent of the file, or one stored through the API."""
-    found = loaded.agents.find(agent_id)
-    if found is not None:
-        return found
     store = build_store(loaded.settings)
     await store.open()
     try:

@@ -199,10 +199,6 @@ class Engine:
         """The conversation's agent, reading a stored agent from the store when needed."""
         return self._fallback(conversation, await self._agents.lookup(conversation.agent_id))
 
-    async def find_agent(self, agent_id: str) -> Agent | None:
-        """A file or stored agent by id."""
-        return await self._agents.lookup(agent_id)
-
     def _fallback(self, conversation: Conversation, agent: Agent | None) -> Agent:
         if agent is None:
             logger.warning(
