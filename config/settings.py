@@ -68,6 +68,31 @@ class Settings(BaseSettings):
     console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     api_cors_origins: str = ""
     """Comma-separated origins allowed to call the API from browsers; empty turns CORS off."""
+    api_turns_per_key: int = Field(default=4, ge=1, le=1000)
+    """Turns one API key may have running or queued at once in this process; more get 429."""
+    api_turn_share: float = Field(default=0.5, gt=0, le=0.95)
+    """The share of the engine's pending turns that API and console turns may take together;
+    the rest is kept for Slack and Discord."""
+    max_queued_per_conversation: int = Field(default=8, ge=1, le=1000)
+    """Turns one conversation may have running or queued at once; more are refused."""
+    slack_max_body: int = Field(default=1_048_576, ge=65_536, le=16 * 1024 * 1024)
+    """Largest body ``/slack/events`` accepts (a 40,000-character message with blocks that
+    repeat it is well over 64 KB); the API keeps ``api_max_body``."""
+    http_header_timeout: float = Field(default=5.0, gt=0, le=120)
+    """Seconds a connection may take to send a request's complete headers before it is closed
+    (slow-loris protection)."""
+    http_max_connections: int = Field(default=1000, ge=10, le=100_000)
+    """Open HTTP connections this process keeps at once; beyond it new ones are refused."""
+    trusted_proxies: str = "127.0.0.1"
+    """Comma-separated addresses (or ``*``) of reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed: the client address for sign-in limits and logs, and
+    ``https`` for the console's Secure cookie."""
+    auth_failure_rate: float = Field(default=0.2, gt=0)
+    """Failed authentications per second one client address may make, sustained."""
+    auth_failure_burst: int = Field(default=10, ge=1)
+    """Failed authentications one client address may make at once before it gets 429."""
+    console_secure_cookie: bool = False
+    """Always mark the console's cookie Secure (behind a TLS proxy that is not trusted)."""
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -128,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.api_cors_origins.split(",") if origin.strip()]
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [ip.strip() for ip in self.trusted_proxies.split(",") if ip.strip()]
 
     @property
     def store_path(self) -> Path:
