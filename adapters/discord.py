@@ -253,6 +253,21 @@ class DiscordAdapter:
         await target.send(embed=goal_embed(agent, check, place=place), allowed_mentions=NO_MENTIONS)
         logger.debug("goal check posted", extra=context_of(conversation))
 
+    async def channel_workspace(self, channel: str) -> str | None:
+        """The guild of a report channel (from the cache, else asked once of Discord); None
+        for a DM channel or one Discord does not show this bot."""
+        client = self._client
+        if client is None or not channel.isdigit():
+            return None
+        found = client.get_channel(int(channel))
+        if found is None:
+            try:
+                found = await client.fetch_channel(int(channel))
+            except discord.HTTPException:
+                return None
+        guild = getattr(found, "guild", None)
+        return None if guild is None else str(guild.id)
+
     # messages --------------------------------------------------------------------------
 
     async def _on_message(self, message: discord.Message) -> None:

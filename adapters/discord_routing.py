@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from adapters.discordpy import discord
 from bot.engine import Engine
 from config.agents import Agent
+from memory.base import DISCORD_DM_WORKSPACE as DM_WORKSPACE
 from memory.base import PlatformKey
 
 logger = logging.getLogger(__name__)
-
-DM_WORKSPACE = "dm"
 
 
 @dataclass(frozen=True, slots=True)

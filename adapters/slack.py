@@ -45,7 +45,7 @@ from adapters.slack_commands import (
     parse_agent_command,
 )
 from adapters.slack_messages import MessageHandler, ReplyOptions, aux_call, log_failure
-from adapters.slack_payloads import BotIdentity, error_code
+from adapters.slack_payloads import BotIdentity, error_code, is_dm_channel
 from adapters.slack_reply import StreamGate
 from adapters.slack_users import UserDirectory
 from bot.engine import Engine
@@ -84,6 +84,7 @@ class _Live:
     client: AsyncWebClient
     commands: AgentCommands
     messages: MessageHandler
+    bot: BotIdentity
 
 
 class SlackAdapter:
@@ -211,7 +212,7 @@ class SlackAdapter:
                 edit_interval=self._edit_interval, allowed_bots=self._allowed_bots
             ),
         )
-        self._live = _Live(client=client, commands=commands, messages=messages)
+        self._live = _Live(client=client, commands=commands, messages=messages, bot=bot)
         app = self._build_app(client)
         if self._settings.slack_mode == "socket":
             await self._connect_socket(app, client)
@@ -334,6 +335,13 @@ class SlackAdapter:
         """Show a scheduled goal check (:class:`bot.scheduler.GoalCheckPoster`): in the
         conversation's thread, or in ``channel`` (``post_to: slack:C0123``)."""
         await self._running().commands.post_goal_check(conversation, check, agent, channel=channel)
+
+    async def channel_workspace(self, channel: str) -> str | None:
+        """A bot token belongs to one workspace, so every channel it posts to is in that
+        team; a DM is in no one's report channel."""
+        if is_dm_channel(channel):
+            return None
+        return self._running().bot.team_id or None
 
     # Bolt listeners: acknowledge, start the work, return --------------------------------
 

@@ -46,6 +46,26 @@ class GoalCheckPoster(Protocol):
         """Post into the conversation's own thread or channel, or into ``channel``."""
         ...
 
+    async def channel_workspace(self, channel: str) -> str | None:
+        """The workspace (Slack team, Discord guild) a report channel belongs to; None when
+        it is unknown or belongs to none."""
+        ...
+
+
+def report_channel_takes(
+    conversation: Conversation, *, platform: str, workspace: str | None
+) -> bool:
+    """Whether a report channel on ``platform`` in ``workspace`` may show this conversation's
+    goal checks: only conversations of the same platform and workspace, never direct messages,
+    so that a report channel never shows another tenant's (or a private) conversation."""
+    key = conversation.key
+    return (
+        workspace is not None
+        and key.platform == platform
+        and key.workspace == workspace
+        and not key.is_direct
+    )
+
 
 @dataclass
 class RunReport:
@@ -109,6 +129,10 @@ class PrintingPoster:
         if check.missing:
             lines.append("  missing: " + "; ".join(check.missing))
         self._out.write("\n".join(lines) + "\n")
+
+    async def channel_workspace(self, channel: str) -> str | None:
+        """Unknown without a platform connection: a dry run shows each check in its own place."""
+        return None
 
 
 class GoalCheckRunner:
@@ -216,11 +240,7 @@ class GoalCheckRunner:
     async def _post(
         self, agent: Agent, conversation: Conversation, check: GoalCheck, report: RunReport
     ) -> None:
-        spec = agent.goal_check
-        target = spec.post_to if spec is not None else "thread"
-        platform, channel = (
-            (conversation.key.platform, None) if target == "thread" else target.split(":", 1)
-        )
+        platform, channel = await self._target(agent, conversation)
         poster = self._posters.get(platform)
         if poster is None:
             logger.debug("no %s poster; the check stays stored only", platform)
@@ -239,6 +259,31 @@ class GoalCheckRunner:
         if self._mark_posted:
             await self._store.mark_goal_check_posted(check_id=check.id)
         report.posted += 1
+
+    async def _target(self, agent: Agent, conversation: Conversation) -> tuple[str, str | None]:
+        """Where a check is shown: (platform, report channel), or the conversation's own
+        (platform, None) when there is no report channel or it may not show this one."""
+        spec = agent.goal_check
+        own = (conversation.key.platform, None)
+        if spec is None or spec.post_to == "thread":
+            return own
+        platform, channel = spec.post_to.split(":", 1)
+        poster = self._posters.get(platform)
+        if poster is None:
+            return own
+        try:
+            workspace = await poster.channel_workspace(channel)
+        except Exception:
+            logger.exception(
+                "could not tell the report channel's workspace", extra=context_of(conversation)
+            )
+            workspace = None
+        if report_channel_takes(conversation, platform=platform, workspace=workspace):
+            return platform, channel
+        logger.debug(
+            "goal check kept out of another tenant's report channel", extra=context_of(conversation)
+        )
+        return own
 
 
 class GoalScheduler:

@@ -22,6 +22,10 @@ ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 """Conversation and message ids: 32 lowercase hex digits (a UUID4 without dashes)."""
 
 MAX_PAGE = 1000
+DISCORD_DM_WORKSPACE = "dm"
+"""The ``workspace`` of Discord direct messages, which belong to no guild."""
+SLACK_IM_CHANNEL = re.compile(r"^D[A-Z0-9]+$")
+"""Slack direct-message (IM) channel ids."""
 
 
 def utc_now() -> datetime:
@@ -63,6 +67,13 @@ class PlatformKey(_Value):
         if "\x1f" in value:
             raise ValueError("must not contain the unit separator character")
         return value
+
+    @property
+    def is_direct(self) -> bool:
+        """A direct message: a Discord DM (workspace ``dm``) or a Slack IM (channel ``D...``)."""
+        if self.platform == "discord":
+            return self.workspace == DISCORD_DM_WORKSPACE
+        return self.platform == "slack" and bool(SLACK_IM_CHANNEL.fullmatch(self.channel))
 
     @property
     def canonical(self) -> str:

@@ -403,3 +403,14 @@ async def test_scheduled_goal_checks_are_posted_as_embeds(
     (report,) = fake_discord.bot_messages(LOUNGE)
     fields = {field["name"]: field["value"] for field in report["embeds"][0]["fields"]}
     assert fields["Conversation"] == f"<#{CHEF_ROOM}> · `{conversation.id}`"
+
+
+async def test_a_report_channel_is_known_by_its_guild(
+    start_bot: BotFactory, fake_discord: FakeDiscord
+) -> None:
+    """The scheduler posts a conversation into a report channel only from the same guild."""
+    bot = await start_bot()
+    assert await bot.adapter.channel_workspace(str(LOUNGE)) == str(KITCHEN)
+    assert await bot.adapter.channel_workspace(str(GARDEN_CHEF)) == str(GARDEN)
+    assert await bot.adapter.channel_workspace("999999999999999999") is None, "unknown"
+    assert await bot.adapter.channel_workspace("not-a-channel") is None

@@ -381,3 +381,12 @@ async def test_the_adapter_posts_scheduled_goal_checks(
     fake_slack.fail("chat.postMessage", "channel_not_found")
     with pytest.raises(SlackApiError):  # the scheduler keeps the check and retries
         await bot.adapter.post_goal_check(conversation, check, agent, channel="C0GONE")
+
+
+async def test_a_report_channel_is_in_the_bots_own_workspace(
+    start_slack: BotFactory, fake_slack: FakeSlack
+) -> None:
+    """The scheduler posts a conversation into a report channel only from the same team."""
+    bot = await start_slack()
+    assert await bot.adapter.channel_workspace(CHANNEL) == TEAM
+    assert await bot.adapter.channel_workspace(DM) is None, "a DM is nobody's report channel"

@@ -38,9 +38,14 @@ class RecordingPoster:
     """Stands in for a platform adapter's ``post_goal_check`` (the adapters' own tests post
     through the fake Slack and Discord servers)."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, *, workspaces: dict[str, str] | None = None) -> None:
         self.posted: list[Posted] = []
         self.failures = failures
+        self.workspaces = workspaces or {}
+        """Report channel -> its workspace, as the platform would say."""
+
+    async def channel_workspace(self, channel: str) -> str | None:
+        return self.workspaces.get(channel)
 
     async def post_goal_check(
         self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
@@ -55,9 +60,16 @@ def key(n: int, platform: str = "slack") -> PlatformKey:
     return PlatformKey(platform=platform, workspace="T1", channel="C1", thread=f"{n}.0")  # type: ignore[arg-type]
 
 
-async def talk(engine: Engine, n: int, text: str = "hello", platform: str = "slack") -> str:
+async def talk(
+    engine: Engine,
+    n: int,
+    text: str = "hello",
+    platform: str = "slack",
+    *,
+    at: PlatformKey | None = None,
+) -> str:
     result = await engine.reply(
-        IncomingMessage(key=key(n, platform), text=text, author_name="Ada")
+        IncomingMessage(key=at or key(n, platform), text=text, author_name="Ada")
     ).result()
     return result.conversation.id
 
@@ -97,12 +109,74 @@ async def test_report_channel(make_engine: EngineFactory) -> None:
     engine = make_engine(
         agents_file(chef(goal_check={"every": "1h", "post_to": "discord:123456789"}))
     )
-    await talk(engine, 1)
-    slack, discord = RecordingPoster(), RecordingPoster()
+    guild = PlatformKey(platform="discord", workspace="555", channel="42")
+    here = await talk(engine, 1, at=guild)
+    slack = RecordingPoster()
+    discord = RecordingPoster(workspaces={"123456789": "555"})
     runner = GoalCheckRunner(engine=engine, posters={"slack": slack, "discord": discord})
     await runner.run(engine.agents.default, slot=SLOT)
     assert slack.posted == []
-    assert [p.channel for p in discord.posted] == ["123456789"]
+    assert [(p.conversation_id, p.channel) for p in discord.posted] == [(here, "123456789")]
+
+
+async def test_a_report_channel_shows_only_its_own_tenant(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    """An agent with ``post_to: slack:CREPORT`` (in team T1) is used in several workspaces,
+    on several platforms, in DMs and through the API: only T1's channel conversations reach
+    the report channel; the rest are shown in their own place, or stay stored."""
+    engine = make_engine(agents_file(chef(goal_check={"every": "1h", "post_to": "slack:CREPORT"})))
+    places = {
+        "t1 thread": PlatformKey(platform="slack", workspace="T1", channel="C1", thread="1.0"),
+        "t1 dm": PlatformKey(platform="slack", workspace="T1", channel="D1", thread="2.0"),
+        "t2 thread": PlatformKey(platform="slack", workspace="T2", channel="C9", thread="3.0"),
+        "guild": PlatformKey(platform="discord", workspace="T1", channel="77"),
+        "discord dm": PlatformKey(platform="discord", workspace="dm", channel="78"),
+        "api": PlatformKey(platform="api", channel="a1"),
+    }
+    ids = {name: await talk(engine, 0, f"secret of {name}", at=at) for name, at in places.items()}
+    slack = RecordingPoster(workspaces={"CREPORT": "T1"})
+    discord = RecordingPoster(workspaces={"CREPORT": "T1"})
+    runner = GoalCheckRunner(engine=engine, posters={"slack": slack, "discord": discord})
+
+    report = await runner.run(engine.agents.default, slot=SLOT)
+
+    assert len(report.checked) == len(places)
+    by_id = {p.conversation_id: p.channel for p in slack.posted}
+    assert by_id == {ids["t1 thread"]: "CREPORT", ids["t1 dm"]: None, ids["t2 thread"]: None}
+    assert {p.conversation_id: p.channel for p in discord.posted} == {
+        ids["guild"]: None,
+        ids["discord dm"]: None,
+    }, "same id as the team, other platform: its own channel"
+    api_checks = await engine.store.list_goal_checks(conversation_id=ids["api"])
+    assert [c.posted_at is not None for c in api_checks] == [True], "stored, nowhere to post"
+
+
+async def test_an_unknown_report_channel_keeps_checks_in_their_own_place(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(agents_file(chef(goal_check={"every": "1h", "post_to": "slack:CGONE"})))
+    conversation_id = await talk(engine, 1)
+    slack = RecordingPoster()  # the platform cannot say whose channel CGONE is
+    await GoalCheckRunner(engine=engine, posters={"slack": slack}).run(
+        engine.agents.default, slot=SLOT
+    )
+    assert [(p.conversation_id, p.channel) for p in slack.posted] == [(conversation_id, None)]
+
+
+@pytest.mark.parametrize(
+    ("place", "direct"),
+    [
+        (PlatformKey(platform="slack", workspace="T1", channel="D0123ABC"), True),
+        (PlatformKey(platform="slack", workspace="T1", channel="C0123ABC"), False),
+        (PlatformKey(platform="slack", workspace="T1", channel="G0123ABC"), False),
+        (PlatformKey(platform="discord", workspace="dm", channel="1"), True),
+        (PlatformKey(platform="discord", workspace="555", channel="1"), False),
+        (PlatformKey(platform="api", channel="D1"), False),
+    ],
+)
+def test_direct_messages_are_told_apart(place: PlatformKey, direct: bool) -> None:
+    assert place.is_direct is direct
 
 
 async def test_a_failing_model_for_one_conversation_leaves_the_others_posted(
