@@ -39,6 +39,7 @@ from bot.engine import Engine, IncomingMessage
 from bot.errors import ConfigError, ParleyError
 from bot.logs import context_of, conversation_context
 from config.agents import Agent
+from config.redact import redact_url
 from config.settings import Settings
 from memory.base import Conversation, GoalCheck, PlatformKey
 
@@ -96,7 +97,8 @@ class DiscordAdapter:
         self._previous: endpoints.Endpoints | None = None
 
     def __repr__(self) -> str:
-        return f"DiscordAdapter(api={self._api_url or 'discord.com'}, sharded={self._sharded})"
+        api = redact_url(self._api_url or "") or "discord.com"
+        return f"DiscordAdapter(api={api}, sharded={self._sharded})"
 
     @property
     def user_id(self) -> int | None:
@@ -124,7 +126,11 @@ class DiscordAdapter:
             await self._login(client)
             if self._api_url:
                 gateway = await endpoints.use_gateway_of_api(client.http)
-                logger.info("Discord API %s, gateway %s", self._api_url, gateway)
+                logger.info(
+                    "Discord API %s, gateway %s",
+                    redact_url(self._api_url),
+                    redact_url(str(gateway)),
+                )
             await self._sync_commands()
             await self._connect(client)
         except BaseException:

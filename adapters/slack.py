@@ -52,6 +52,7 @@ from bot.engine import Engine
 from bot.errors import ConfigError, ParleyError
 from bot.lru import BoundedLRU
 from config.agents import Agent
+from config.redact import redact_url
 from config.settings import Settings
 from memory.base import Conversation, GoalCheck
 
@@ -145,13 +146,18 @@ class SlackAdapter:
         self._socket: AsyncSocketModeHandler | None = None
 
     def __repr__(self) -> str:
-        return f"SlackAdapter(mode={self._settings.slack_mode!r}, api_url={self.api_url!r})"
+        return f"SlackAdapter(mode={self._settings.slack_mode!r}, api_url={self.shown_url!r})"
 
     @property
     def api_url(self) -> str:
         """The Web API base URL (``SLACK_API_URL``, else Slack's), with a trailing slash."""
         url = self._settings.slack_api_url or AsyncWebClient.BASE_URL
         return url if url.endswith("/") else url + "/"
+
+    @property
+    def shown_url(self) -> str:
+        """:attr:`api_url` as people and logs see it: without credentials."""
+        return redact_url(self.api_url)
 
     @property
     def in_flight(self) -> int:
@@ -231,7 +237,7 @@ class SlackAdapter:
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SlackStartError(
-                f"cannot reach Slack at {self.api_url} ({error_code(exc)})"
+                f"cannot reach Slack at {self.shown_url} ({error_code(exc)})"
             ) from None
         return BotIdentity(
             user_id=str(auth.get("user_id") or ""),
@@ -273,7 +279,7 @@ class SlackAdapter:
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SlackStartError(
-                f"cannot reach Slack at {self.api_url} ({error_code(exc)})"
+                f"cannot reach Slack at {self.shown_url} ({error_code(exc)})"
             ) from None
         try:
             async with asyncio.timeout(self._connect_timeout):

@@ -23,6 +23,7 @@ from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from config.agents import Agent, AgentsFile, load_agents
+from config.redact import redact_url
 from config.settings import Settings, load_settings
 from memory.export import export_conversation
 from memory.factory import build_store
@@ -349,7 +350,7 @@ def _describe_agent(agent: Agent, settings: Settings) -> str:
 
 
 def _describe_model(settings: Settings) -> str:
-    where = settings.openai_base_url or "OpenAI (api.openai.com)"
+    where = redact_url(settings.openai_base_url or "") or "OpenAI (api.openai.com)"
     if not settings.model_configured:
         return f"{settings.bot_model}: NOT configured (set OPENAI_API_KEY, or OPENAI_BASE_URL)"
     key = "key set" if settings.openai_api_key is not None else "no key"
@@ -363,7 +364,7 @@ def _describe_store(settings: Settings) -> str:
 def _describe_discord(settings: Settings) -> str:
     if not settings.discord_enabled:
         return "off (set DISCORD_BOT_TOKEN)"
-    api = f", API {settings.discord_api_url}" if settings.discord_api_url else ""
+    api = f", API {redact_url(settings.discord_api_url)}" if settings.discord_api_url else ""
     return f"on{api}"
 
 
@@ -373,5 +374,5 @@ def _describe_slack(settings: Settings) -> str:
     mode = (
         "Socket Mode" if settings.slack_mode == "socket" else f"HTTP mode on port {settings.port}"
     )
-    api = f", API {settings.slack_api_url}" if settings.slack_api_url else ""
+    api = f", API {redact_url(settings.slack_api_url)}" if settings.slack_api_url else ""
     return f"on, {mode}{api}"

@@ -16,6 +16,7 @@ from openai import AsyncOpenAI
 
 from bot.errors import ParleyError
 from bot.prompt import ChatMessage
+from config.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class OpenAIModelClient:
 
     @property
     def description(self) -> str:
-        return f"OpenAI-compatible API at {self._base_url or 'api.openai.com'}"
+        return f"OpenAI-compatible API at {redact_url(self._base_url or '') or 'api.openai.com'}"
 
     def __repr__(self) -> str:
         return f"OpenAIModelClient({self.description})"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from config.redact import redact_url, url_secrets
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -123,6 +125,16 @@ class Settings(BaseSettings):
                 raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("slack_api_url", "discord_api_url")
+    @classmethod
+    def _no_user_info(cls, value: str | None) -> str | None:
+        if value is not None and "@" in value.partition("://")[2].partition("/")[0]:
+            raise ValueError(
+                "must not hold a user name or password: the platform's client sends the bot "
+                "token in the Authorization header, which such an address would replace"
+            )
+        return value
+
     @field_validator("mongodb_uri")
     @classmethod
     def _mongodb_scheme(cls, value: SecretStr | None) -> SecretStr | None:
@@ -187,7 +199,30 @@ class Settings(BaseSettings):
             self.discord_bot_token,
             self.console_secret,
         )
-        return [field.get_secret_value() for field in fields if field is not None]
+        values = [field.get_secret_value() for field in fields if field is not None]
+        for url in self.urls.values():
+            values.extend(url_secrets(url))
+        if self.mongodb_uri is not None:
+            values.extend(url_secrets(self.mongodb_uri.get_secret_value()))
+        return values
+
+    @property
+    def urls(self) -> dict[str, str | None]:
+        """The servers' base addresses by setting name, as set (they may hold credentials:
+        show them through :func:`config.redact.redact_url`)."""
+        return {
+            "openai_base_url": self.openai_base_url,
+            "slack_api_url": self.slack_api_url,
+            "discord_api_url": self.discord_api_url,
+        }
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Reprs show the base URLs without their credentials (tokens are SecretStr already)."""
+        for name, value in super().__repr_args__():
+            if name in self.urls and isinstance(value, str):
+                yield name, redact_url(value)
+            else:
+                yield name, value
 
 
 def load_settings(env_file: Path | None = Path(".env")) -> Settings:

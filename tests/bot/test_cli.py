@@ -67,6 +67,48 @@ def test_check_names_mongodb_without_its_password(workdir: Path) -> None:
     assert MONGO_PASSWORD not in result.stdout + result.stderr
 
 
+def test_check_names_servers_without_their_credentials(workdir: Path) -> None:
+    result = bot(
+        workdir,
+        "check",
+        OPENAI_BASE_URL=f"http://parley:{MONGO_PASSWORD}@llm.internal:8000/v1",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_APP_TOKEN="xapp-1",
+        SLACK_API_URL=f"https://slack-proxy.internal/api/?token={OPENAI_KEY}",
+        DISCORD_BOT_TOKEN=DISCORD_TOKEN,
+        DISCORD_API_URL="http://discord-proxy.internal/api/v10?key=discord-proxy-pw",
+    )
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout + result.stderr
+    assert "via http://parley:***@llm.internal:8000/v1" in shown
+    assert "API https://slack-proxy.internal/api/?token=***" in shown
+    assert "API http://discord-proxy.internal/api/v10?key=***" in shown
+    for secret in (MONGO_PASSWORD, OPENAI_KEY, "discord-proxy-pw"):
+        assert secret not in shown
+
+
+def test_a_start_error_names_slack_without_its_credentials(workdir: Path) -> None:
+    """Slack cannot be reached: the one-line error names the address, not the password."""
+    closed = f"http://127.0.0.1:9/api/?token={MONGO_PASSWORD}"
+    result = bot(
+        workdir, "run", SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1", SLACK_API_URL=closed
+    )
+    assert result.returncode != 0
+    assert "cannot reach Slack at http://127.0.0.1:9/api/?token=***" in result.stderr
+    assert MONGO_PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["SLACK_API_URL", "DISCORD_API_URL"])
+def test_a_platform_address_with_a_password_is_refused_without_echoing_it(
+    workdir: Path, name: str
+) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "DISCORD_BOT_TOKEN": "d"}
+    result = bot(workdir, "check", **env, **{name: f"http://u:{MONGO_PASSWORD}@proxy/api/"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"parley: settings: {name}: must not hold a user name")
+    assert MONGO_PASSWORD not in result.stdout + result.stderr
+
+
 def test_check_refuses_a_broken_agents_file(workdir: Path) -> None:
     text = (workdir / "agents.yaml").read_text(encoding="utf-8")
     broken = text.replace('      answer: "String, your reply to the person, in Markdown"\n', "", 1)

@@ -70,6 +70,20 @@ def test_secrets_stay_out_of_repr_and_errors(clean_env: pytest.MonkeyPatch) -> N
     assert MONGO_PASSWORD not in str(caught.value)
 
 
+def test_credentials_in_server_addresses_stay_out_of_repr(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("OPENAI_BASE_URL", f"http://parley:{MONGO_PASSWORD}@llm:8000/v1")
+    clean_env.setenv("SLACK_API_URL", f"https://proxy/api/?token={SECRET}")
+    clean_env.setenv("DISCORD_API_URL", "http://discord-proxy/api/v10?key=d1sc0rd-pw")
+    settings = load_settings(env_file=None)
+    for text in (repr(settings), str(settings)):
+        assert MONGO_PASSWORD not in text
+        assert SECRET not in text
+        assert "d1sc0rd-pw" not in text
+        assert "http://parley:***@llm:8000/v1" in text
+    assert {MONGO_PASSWORD, SECRET, "d1sc0rd-pw"} <= set(settings.secrets()), "logs redact them"
+    assert settings.openai_base_url == f"http://parley:{MONGO_PASSWORD}@llm:8000/v1", "still used"
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
