@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy, KeyBusy, Ticket
 from bot.catalog import AgentCatalog
 from bot.errors import NotFound, ParleyError
 from bot.goals import GOAL_SCHEMA, check_goal
@@ -38,9 +39,12 @@ from memory.base import (
 
 __all__ = [
     "GOAL_SCHEMA",
+    "ApiShareFull",
+    "ConversationBusy",
     "Engine",
     "EngineBusy",
     "IncomingMessage",
+    "KeyBusy",
     "NoGoal",
     "Turn",
     "TurnResult",
@@ -50,10 +54,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _TITLE_LENGTH = 80
-
-
-class EngineBusy(ParleyError):
-    """Too many turns are waiting; the caller should ask the person to try again shortly."""
 
 
 class UnknownAgent(ParleyError):
@@ -75,6 +75,9 @@ class IncomingMessage:
     platform_message_id: str | None = None
     agent_id: str | None = None
     """The agent for a new conversation here (a channel binding); default agent if None."""
+    quota: str | None = None
+    """Who the turn is charged to: the API key's id for the HTTP API and the web console; None
+    for Slack, Discord and the terminal. See :meth:`Engine.reply`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +158,14 @@ class Engine:
         tokens: TokenCounter,
         default_model: str,
         max_pending_turns: int = 10_000,
+        api_turns_per_key: int = 4,
+        api_turn_share: float = 0.5,
+        max_queued_per_conversation: int = 8,
         summary_concurrency: int = 2,
     ) -> None:
+        """The turn limits are those of :class:`bot.admission.Admission`: ``max_pending_turns``
+        in all, ``api_turns_per_key`` per API key, ``max_queued_per_conversation`` per
+        conversation, and API turns together at most ``api_turn_share`` of the total."""
         self._store = store
         self._agents = agents if isinstance(agents, AgentCatalog) else AgentCatalog(agents, store)
         self._model = model
@@ -164,7 +173,12 @@ class Engine:
         self._tokens = tokens
         self._default_model = default_model
         self._locks = KeyedLocks()
-        self._max_pending = max_pending_turns
+        self._admission = Admission(
+            total=max_pending_turns,
+            per_quota=api_turns_per_key,
+            per_conversation=max_queued_per_conversation,
+            api_share=api_turn_share,
+        )
         self._turns: set[asyncio.Task[None]] = set()
         self._summary = RollingSummary(
             store=store,
@@ -185,6 +199,11 @@ class Engine:
     @property
     def pending_turns(self) -> int:
         return len(self._turns)
+
+    @property
+    def admission(self) -> Admission:
+        """The turns in flight, counted by API key, conversation and class (read-only use)."""
+        return self._admission
 
     @property
     def locked_conversations(self) -> int:
@@ -245,16 +264,31 @@ class Engine:
     # turns -------------------------------------------------------------------------------
 
     def reply(self, incoming: IncomingMessage) -> Turn:
-        """Start a turn for ``incoming`` and return it at once."""
-        if len(self._turns) >= self._max_pending:
-            raise EngineBusy("too many messages are waiting; try again in a moment")
+        """Start a turn for ``incoming`` and return it at once.
+
+        A turn with a ``quota``, or any turn in an ``api`` conversation, is an API turn: capped
+        per quota holder and, all together, at their share of the engine. Every turn counts
+        against its conversation's cap and the engine's total.
+
+        Raises:
+            EngineBusy: refused, with a line for the person (see :mod:`bot.admission` for
+                :class:`KeyBusy`, :class:`ConversationBusy` and :class:`ApiShareFull`).
+        """
+        quota = incoming.quota
+        is_api = quota is not None or incoming.key.platform == "api"
         turn = Turn()
-        task = asyncio.create_task(self._run_turn(incoming, turn))
+        ticket = self._admission.admit(
+            conversation=incoming.key.canonical, quota=quota, kind="api" if is_api else "chat"
+        )
+        task = asyncio.create_task(self._run_turn(incoming, turn, ticket))
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)
+        task.add_done_callback(lambda _: ticket.release())  # a task cancelled before it ran
         return turn
 
-    async def _run_turn(self, incoming: IncomingMessage, turn: Turn) -> None:
+    async def _run_turn(self, incoming: IncomingMessage, turn: Turn, ticket: Ticket) -> None:
+        """Run the turn in order; its place is given back in the same step that hands over the
+        result, so a client that got its answer can start its next turn at once."""
         try:
             async with self._locks.hold(incoming.key.canonical):
                 result = await self._turn(incoming, turn)
@@ -265,6 +299,8 @@ class Engine:
             turn._fail(exc)
         else:
             turn._finish(result)
+        finally:
+            ticket.release()
 
     async def _turn(self, incoming: IncomingMessage, turn: Turn) -> TurnResult:
         conversation = await self._conversation_for(incoming)

@@ -82,6 +82,9 @@ class Runtime:
             model=self.model,
             tokens=self.tokens,
             default_model=settings.bot_model,
+            api_turns_per_key=settings.api_turns_per_key,
+            api_turn_share=settings.api_turn_share,
+            max_queued_per_conversation=settings.max_queued_per_conversation,
         )
         self.adapters: list[PlatformAdapter] = []
         self.services = Services.build(settings, self.engine)

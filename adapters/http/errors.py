@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.catalog import ReadOnlyAgent
-from bot.engine import EngineBusy, NoGoal, UnknownAgent
+from bot.engine import ConversationBusy, EngineBusy, KeyBusy, NoGoal, UnknownAgent
 from bot.errors import ConfigError, Conflict, NotFound, StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,13 @@ _PLAIN: dict[type[Exception], tuple[int, str | None, dict[str, str] | None]] = {
     NoGoal: (409, "no_goal", None),
     UnknownAgent: (404, None, None),
     NotFound: (404, None, None),
-    EngineBusy: (503, "busy", {"Retry-After": "5"}),
+    KeyBusy: (429, "too_many_turns", {"Retry-After": str(KeyBusy.retry_after)}),
+    ConversationBusy: (
+        429,
+        "conversation_busy",
+        {"Retry-After": str(ConversationBusy.retry_after)},
+    ),
+    EngineBusy: (503, "busy", {"Retry-After": str(EngineBusy.retry_after)}),
 }
 """Errors whose own message is what the client reads: status, code (else the status's), headers.
 Starlette picks the handler of the nearest class, so ReadOnlyAgent wins over Conflict."""

@@ -14,6 +14,10 @@ from memory.base import Message
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID)]
 _ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_SEQ = 2**53
+"""The largest message position (or other counter) a query parameter may name: far beyond any
+real one, well inside the stores' 64-bit integers and exact in JSON numbers. Larger values are
+refused as 422 instead of overflowing in the store."""
 
 
 class _Body(BaseModel):

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.engine import GOAL_SCHEMA, IncomingMessage, NoGoal, UnknownAgent
+from bot.engine import (
+    GOAL_SCHEMA,
+    ApiShareFull,
+    ConversationBusy,
+    Engine,
+    EngineBusy,
+    IncomingMessage,
+    KeyBusy,
+    NoGoal,
+    UnknownAgent,
+)
 from bot.errors import StoreUnavailable
-from memory.base import PlatformKey
+from bot.llm import OpenAIModelClient
+from bot.tokens import TokenCounter
+from memory.base import ConversationStore, PlatformKey
 from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef, plain
 from tests.support.engines import EngineFactory
-from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply
+from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, default_brain
 
 KEY = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="100.1")
 OTHER = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="200.2")
@@ -22,6 +35,66 @@ OTHER = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="200.
 
 def said(text: str, key: PlatformKey = KEY, author: str = "Ada") -> IncomingMessage:
     return IncomingMessage(key=key, text=text, author_id="U1", author_name=author)
+
+
+def in_api(text: str, channel: str, quota: str | None = None) -> IncomingMessage:
+    key = PlatformKey(platform="api", channel=channel)
+    return IncomingMessage(key=key, text=text, author_id="U1", author_name="Ada", quota=quota)
+
+
+class HeldModel:
+    """A fake-model handler whose answers wait for :meth:`release`; it counts the requests
+    that arrived, so a test knows which turns have reached the model."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self._go = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, request: RecordedRequest) -> Reply:
+        async with self._changed:
+            self.arrived += 1
+            self._changed.notify_all()
+        await self._go.wait()
+        return default_brain(request)
+
+    async def until(self, arrived: int) -> None:
+        async with asyncio.timeout(10), self._changed:
+            await self._changed.wait_for(lambda: self.arrived >= arrived)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+@pytest.fixture
+async def held(fake_openai: FakeOpenAI) -> AsyncIterator[HeldModel]:
+    hold = HeldModel()
+    fake_openai.handle(hold)
+    yield hold
+    hold.release()  # before the engine and the fake server stop, whatever the test did
+
+
+@pytest.fixture
+async def small_engine(
+    fake_openai: FakeOpenAI, sqlite_store: ConversationStore, tokens: TokenCounter
+) -> AsyncIterator[Engine]:
+    """An engine of 4 pending turns, half of them for the API (``make_engine`` takes no
+    limits)."""
+    model = OpenAIModelClient(
+        api_key="test-key", base_url=fake_openai.base_url, timeout=5.0, max_retries=0
+    )
+    engine = Engine(
+        store=sqlite_store,
+        agents=agents_file(plain()),
+        model=model,
+        tokens=tokens,
+        default_model="gpt-4o-mini",
+        max_pending_turns=4,
+        api_turn_share=0.5,
+    )
+    yield engine
+    await engine.aclose()
+    await model.close()
 
 
 async def test_structured_reply_is_stored_whole_and_shown_by_field(
@@ -221,15 +294,15 @@ async def test_messages_of_one_conversation_are_handled_in_order(
             content=f"echo {request.messages[-1]['content']}", chunk_delay=0.002, chunk_size=3
         )
     )
-    turns = [engine.reply(said(f"m{n}")) for n in range(10)]
+    turns = [engine.reply(said(f"m{n}")) for n in range(8)]  # the conversation's cap
     results = await asyncio.gather(*(turn.result() for turn in turns))
-    assert [r.text for r in results] == [f"echo Ada: m{n}" for n in range(10)]
+    assert [r.text for r in results] == [f"echo Ada: m{n}" for n in range(8)]
     stored = await engine.store.list_messages(conversation_id=results[0].conversation.id)
     assert [m.text for m in stored] == [
-        text for n in range(10) for text in (f"m{n}", f"echo Ada: m{n}")
+        text for n in range(8) for text in (f"m{n}", f"echo Ada: m{n}")
     ]
     prompts = [request.messages for request in fake_openai.chat_requests()]
-    assert len(prompts[-1]) == 2 + 18 + 1, "the last turn saw all nine earlier turns"
+    assert len(prompts[-1]) == 2 + 14 + 1, "the last turn saw all seven earlier turns"
     assert engine.locked_conversations == 0, "the lock table empties when turns end"
 
 
@@ -391,6 +464,8 @@ async def test_a_store_failure_reaches_the_caller(
         await turn.result()
     assert fake_openai.chat_requests() == [], "no model call without a stored message"
     assert engine.locked_conversations == 0
+    assert engine.admission.in_flight == 0, "a failed turn gave its place back"
+    assert engine.admission.entries == 0
 
 
 async def test_channel_binding_chooses_the_agent_of_new_conversations(
@@ -431,3 +506,89 @@ async def test_forget_waits_for_a_turn_in_progress(
     assert await engine.store.get_conversation(conversation_id=first.conversation.id) is None
     assert await engine.store.list_messages(conversation_id=first.conversation.id) == []
     assert not await engine.forget(first.conversation)
+
+
+# turn caps ---------------------------------------------------------------------------------
+
+
+async def test_a_conversation_takes_at_most_its_cap_of_turns_on_every_platform(
+    make_engine: EngineFactory, held: HeldModel
+) -> None:
+    engine = make_engine()
+    turns = [engine.reply(said(f"m{n}")) for n in range(8)]
+    await held.until(1)
+    assert engine.admission.of_conversation(KEY.canonical) == 8, "running and waiting count"
+
+    with pytest.raises(ConversationBusy, match="this conversation already has 8 messages"):
+        engine.reply(said("one too many"))
+    other = engine.reply(said("elsewhere", key=OTHER))
+    await held.until(2)
+
+    held.release()
+    results = await asyncio.gather(*(turn.result() for turn in [*turns, other]))
+    assert [r.user_message.text for r in results[:8]] == [f"m{n}" for n in range(8)]
+    assert engine.admission.entries == 0, "places are given back as results are handed over"
+    again = await engine.reply(said("one more")).result()
+    assert again.user_message.seq == 2 * 8 + 1
+
+
+async def test_a_key_takes_at_most_its_cap_and_other_keys_are_served(
+    make_engine: EngineFactory, held: HeldModel
+) -> None:
+    engine = make_engine()
+    turns = [engine.reply(in_api("hi", f"c{n}", "k1")) for n in range(4)]
+    await held.until(4)
+    with pytest.raises(KeyBusy, match="this key already has 4 turns running or waiting"):
+        engine.reply(in_api("hi", "c9", "k1"))
+    turns.append(engine.reply(in_api("hi", "c9", "k2")))
+    await held.until(5)
+
+    held.release()
+    await turns[0].result()
+    assert engine.admission.of_quota("k1") < 4
+    turns.append(engine.reply(in_api("hi", "c9", "k1")))
+    for turn in turns:
+        assert not (await turn.result()).failed
+    assert engine.admission.entries == 0
+
+
+async def test_chat_platform_turns_get_in_when_api_turns_hold_their_share(
+    small_engine: Engine, held: HeldModel
+) -> None:
+    engine = small_engine
+    assert engine.admission.api_total == 2
+    api_turns = [engine.reply(in_api("hi", f"c{n}", f"k{n}")) for n in range(2)]
+    await held.until(2)
+    with pytest.raises(ApiShareFull):
+        engine.reply(in_api("hi", "c3", "k3"))
+    with pytest.raises(ApiShareFull):  # an api conversation's turn is the API's, key or not
+        engine.reply(in_api("hi", "c4"))
+
+    slack_turns = [engine.reply(said("hello", key=key)) for key in (KEY, OTHER)]
+    await held.until(4)
+    assert engine.admission.in_flight == 4
+    third = PlatformKey(platform="discord", workspace="G1", channel="300")
+    with pytest.raises(EngineBusy, match="too many messages are waiting") as full:
+        engine.reply(said("hello", key=third))
+    assert type(full.value) is EngineBusy, "the engine is full, for everyone"
+
+    held.release()
+    for turn in [*api_turns, *slack_turns]:
+        assert not (await turn.result()).failed
+    assert (engine.admission.in_flight, engine.admission.api_in_flight) == (0, 0)
+
+
+async def test_a_cancelled_turn_gives_its_place_back(
+    make_engine: EngineFactory, held: HeldModel
+) -> None:
+    engine = make_engine()
+    turn = engine.reply(in_api("hi", "c1", "k1"))
+    waiting = engine.reply(in_api("again", "c1", "k1"))
+    await held.until(1)
+    assert engine.admission.of_quota("k1") == 2
+
+    await engine.aclose(grace=0)
+    for cancelled in (turn, waiting):
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled.result()
+    assert (engine.admission.in_flight, engine.admission.entries) == (0, 0)

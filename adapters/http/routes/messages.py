@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from adapters.http.auth import Reader, ServicesDep, Writer
 from adapters.http.errors import ApiError
 from adapters.http.routes.conversations import ERRORS, MAX_LIMIT, load
-from adapters.http.schemas import MessagePage, NewUserMessage
+from adapters.http.schemas import MAX_SEQ, MessagePage, NewUserMessage
 from adapters.http.services import Services
 from adapters.http.streaming import TurnOut, sse_events
 from bot.engine import IncomingMessage, Turn
@@ -28,7 +28,15 @@ def wants_events(request: Request) -> bool:
 def start_turn(
     services: Services, conversation: Conversation, text: str, *, author: str, key: ApiKeyRecord
 ) -> Turn:
-    """Start a turn in an ``api`` conversation (Slack and Discord ones are answered there)."""
+    """Start a turn in an ``api`` conversation (Slack and Discord ones are answered there).
+
+    This is where the API, ``/chat`` and the web console start turns: each is charged to the
+    key, so the engine refuses it when the key already has its ``API_TURNS_PER_KEY`` turns in
+    flight (429 ``too_many_turns``), when the conversation has ``MAX_QUEUED_PER_CONVERSATION``
+    (429 ``conversation_busy``: too many requests to this conversation, not a state conflict;
+    it clears as its turns finish) and when API turns hold their ``API_TURN_SHARE`` of the
+    engine, or the engine is full (503 ``busy``). Each answer carries ``Retry-After``.
+    """
     if conversation.key.platform != "api":
         raise ApiError(
             409,
@@ -44,6 +52,7 @@ def start_turn(
             author_id=f"api-key:{key.id}",
             author_name=author,
             agent_id=conversation.agent_id,
+            quota=key.id,
         )
     )
 
@@ -54,7 +63,7 @@ async def list_messages(
     key: Reader,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
 ) -> MessagePage:
     """Newest first; page back with ``before`` = the previous page's ``next_before``."""
     await load(services, conversation_id, key)

@@ -11,6 +11,8 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
+from adapters.http.schemas import MAX_SEQ
+from bot.engine import ApiShareFull, ConversationBusy, EngineBusy, KeyBusy
 from tests.adapters.http.helpers import API, client_with, create_conversation, error_of
 from tests.support.api import Api, ApiFactory
 
@@ -222,3 +224,68 @@ async def test_no_error_body_ever_shows_a_configured_secret(
         assert OPENAI_SECRET not in text, response.request.url
         assert "hunter2" not in text, response.request.url
         assert MONGO_SECRET not in text, response.request.url
+
+
+async def test_integer_query_parameters_past_any_position_are_422_not_500(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = await api.as_key("write")
+    conversation = await create_conversation(writer)
+    cid = conversation["id"]
+    huge = 10**30
+    cases = [
+        (f"{API}/conversations/{cid}/messages", "before"),
+        (f"{API}/conversations/{cid}/messages", "limit"),
+        (f"{API}/conversations", "limit"),
+        (f"{API}/conversations", "offset"),
+        (f"{API}/conversations/{cid}/goal-checks", "limit"),
+    ]
+    transport = httpx.ASGITransport(app=api.client._transport.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://parley.test", headers=writer.headers
+    ) as client:
+        with caplog.at_level(logging.WARNING):
+            for url, name in cases:
+                for value in (huge, -huge, MAX_SEQ + 1):
+                    response = await client.get(url, params={name: value})
+                    error = error_of(response, 422)
+                    assert error["code"] == "invalid", (url, name, value)
+                    assert error["message"].startswith(f"{name}: "), error
+            last = await client.get(
+                f"{API}/conversations/{cid}/messages", params={"before": MAX_SEQ}
+            )
+    assert last.status_code == 200, "the bound itself is a valid position"
+    assert [m["seq"] for m in last.json()["items"]] == [1]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], (
+        "nothing reached the store or the 500 handler"
+    )
+
+
+@pytest.mark.parametrize(
+    ("refusal", "status", "code"),
+    [
+        (KeyBusy("this key already has 4 turns running or waiting"), 429, "too_many_turns"),
+        (ConversationBusy("this conversation already has 8"), 429, "conversation_busy"),
+        (ApiShareFull("the API is handling too many messages"), 503, "busy"),
+        (EngineBusy("too many messages are waiting"), 503, "busy"),
+    ],
+)
+async def test_a_refused_turn_is_its_status_with_retry_after_on_every_route(
+    api: Api, monkeypatch: pytest.MonkeyPatch, refusal: EngineBusy, status: int, code: str
+) -> None:
+    writer = await api.as_key("write")
+    conversation = await create_conversation(writer)
+    url = f"{API}/conversations/{conversation['id']}/messages"
+
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise refusal
+
+    monkeypatch.setattr(api.engine, "reply", refuse)
+    responses = [
+        await writer.post(url, json={"text": "hi"}),
+        await writer.post(url, json={"text": "hi"}, headers={"Accept": "text/event-stream"}),
+        await writer.post(f"/chat/{conversation['id']}", content="hi"),
+    ]
+    for response in responses:
+        assert error_of(response, status) == {"code": code, "message": str(refusal)}
+        assert response.headers["retry-after"] == str(refusal.retry_after)
