@@ -13,7 +13,6 @@ from bot.engine import (
     GOAL_SCHEMA,
     ApiShareFull,
     ConversationBusy,
-    Engine,
     EngineBusy,
     IncomingMessage,
     KeyBusy,
@@ -21,13 +20,11 @@ from bot.engine import (
     UnknownAgent,
 )
 from bot.errors import StoreUnavailable
-from bot.llm import OpenAIModelClient
-from bot.tokens import TokenCounter
-from memory.base import ConversationStore, PlatformKey
+from memory.base import PlatformKey
 from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef, plain
 from tests.support.engines import EngineFactory
-from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, default_brain
+from tests.support.fake_openai import FakeOpenAI, HeldModel, RecordedRequest, Reply
 
 KEY = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="100.1")
 OTHER = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="200.2")
@@ -42,59 +39,12 @@ def in_api(text: str, channel: str, quota: str | None = None) -> IncomingMessage
     return IncomingMessage(key=key, text=text, author_id="U1", author_name="Ada", quota=quota)
 
 
-class HeldModel:
-    """A fake-model handler whose answers wait for :meth:`release`; it counts the requests
-    that arrived, so a test knows which turns have reached the model."""
-
-    def __init__(self) -> None:
-        self.arrived = 0
-        self._go = asyncio.Event()
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, request: RecordedRequest) -> Reply:
-        async with self._changed:
-            self.arrived += 1
-            self._changed.notify_all()
-        await self._go.wait()
-        return default_brain(request)
-
-    async def until(self, arrived: int) -> None:
-        async with asyncio.timeout(10), self._changed:
-            await self._changed.wait_for(lambda: self.arrived >= arrived)
-
-    def release(self) -> None:
-        self._go.set()
-
-
 @pytest.fixture
 async def held(fake_openai: FakeOpenAI) -> AsyncIterator[HeldModel]:
     hold = HeldModel()
     fake_openai.handle(hold)
     yield hold
     hold.release()  # before the engine and the fake server stop, whatever the test did
-
-
-@pytest.fixture
-async def small_engine(
-    fake_openai: FakeOpenAI, sqlite_store: ConversationStore, tokens: TokenCounter
-) -> AsyncIterator[Engine]:
-    """An engine of 4 pending turns, half of them for the API (``make_engine`` takes no
-    limits)."""
-    model = OpenAIModelClient(
-        api_key="test-key", base_url=fake_openai.base_url, timeout=5.0, max_retries=0
-    )
-    engine = Engine(
-        store=sqlite_store,
-        agents=agents_file(plain()),
-        model=model,
-        tokens=tokens,
-        default_model="gpt-4o-mini",
-        max_pending_turns=4,
-        api_turn_share=0.5,
-    )
-    yield engine
-    await engine.aclose()
-    await model.close()
 
 
 async def test_structured_reply_is_stored_whole_and_shown_by_field(
@@ -553,9 +503,9 @@ async def test_a_key_takes_at_most_its_cap_and_other_keys_are_served(
 
 
 async def test_chat_platform_turns_get_in_when_api_turns_hold_their_share(
-    small_engine: Engine, held: HeldModel
+    make_engine: EngineFactory, held: HeldModel
 ) -> None:
-    engine = small_engine
+    engine = make_engine(agents_file(plain()), max_pending_turns=4, api_turn_share=0.5)
     assert engine.admission.api_total == 2
     api_turns = [engine.reply(in_api("hi", f"c{n}", f"k{n}")) for n in range(2)]
     await held.until(2)

@@ -45,6 +45,8 @@ async def make_engine(
         store: ConversationStore | None = None,
         max_retries: int = 0,
         timeout: float = 5.0,
+        max_pending_turns: int = 10_000,
+        api_turn_share: float = 0.5,
     ) -> Engine:
         model = OpenAIModelClient(
             api_key="test-key",
@@ -58,6 +60,8 @@ async def make_engine(
             model=model,
             tokens=tokens,
             default_model="gpt-4o-mini",
+            max_pending_turns=max_pending_turns,
+            api_turn_share=api_turn_share,
         )
         made.append((engine, model))
         return engine

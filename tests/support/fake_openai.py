@@ -381,6 +381,30 @@ def default_brain(request: RecordedRequest) -> Reply:
     return Reply(content=brain_text(request))
 
 
+class HeldModel:
+    """A handler (:meth:`FakeOpenAI.handle`) whose answers wait for :meth:`release`; it counts
+    the requests that arrived, so a test knows which turns have reached the model."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self._go = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, request: RecordedRequest) -> Reply:
+        async with self._changed:
+            self.arrived += 1
+            self._changed.notify_all()
+        await self._go.wait()
+        return default_brain(request)
+
+    async def until(self, arrived: int) -> None:
+        async with asyncio.timeout(10), self._changed:
+            await self._changed.wait_for(lambda: self.arrived >= arrived)
+
+    def release(self) -> None:
+        self._go.set()
+
+
 def brain_text(request: RecordedRequest) -> str:
     """What the default brain answers, from every message of the request.
 

@@ -23,31 +23,7 @@ from tests.adapters.http.helpers import (
     say,
 )
 from tests.support.api import Api
-from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, default_brain
-
-
-class HeldModel:
-    """A fake-model handler whose answers wait for :meth:`release`; it counts the requests
-    that arrived, so a test knows which turns have reached the model."""
-
-    def __init__(self) -> None:
-        self.arrived = 0
-        self._go = asyncio.Event()
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, request: RecordedRequest) -> Reply:
-        async with self._changed:
-            self.arrived += 1
-            self._changed.notify_all()
-        await self._go.wait()
-        return default_brain(request)
-
-    async def until(self, arrived: int) -> None:
-        async with asyncio.timeout(10), self._changed:
-            await self._changed.wait_for(lambda: self.arrived >= arrived)
-
-    def release(self) -> None:
-        self._go.set()
+from tests.support.fake_openai import FakeOpenAI, HeldModel
 
 
 @pytest.fixture
