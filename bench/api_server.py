@@ -132,8 +132,13 @@ async def main(args: argparse.Namespace) -> None:
     tokens = TokenCounter()
     tokens.warm(MODEL)
     model = InstantModel()
-    engine = TimedEngine(
-        store=store, agents=bench_agents(), model=model, tokens=tokens, default_model=MODEL
+    engine = TimedEngine(  # one key drives all 50 clients: its turn cap must not bind
+        store=store,
+        agents=bench_agents(),
+        model=model,
+        tokens=tokens,
+        default_model=MODEL,
+        api_turns_per_key=1000,
     )
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
