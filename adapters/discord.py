@@ -35,7 +35,7 @@ from adapters.discord_messages import (
 from adapters.discord_replies import NO_MENTIONS, show_turn
 from adapters.discord_routing import Place, bound_agent, key_for, place_of
 from adapters.discordpy import app_commands, discord
-from bot.engine import Engine, IncomingMessage
+from bot.engine import Engine, EngineBusy, IncomingMessage
 from bot.errors import ConfigError, ParleyError
 from bot.logs import context_of, conversation_context
 from config.agents import Agent
@@ -404,7 +404,7 @@ class DiscordAdapter:
         logger.warning(
             "could not answer a Discord message: %s",
             _describe(exc),
-            exc_info=exc,
+            exc_info=None if isinstance(exc, EngineBusy) else exc,  # a refusal, not a fault
             extra=conversation_context(
                 conversation_id=conversation_id,
                 platform="discord",

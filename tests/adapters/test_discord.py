@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import STORE_LINE
+import pytest
+
+from adapters.base import BUSY_LINE, STORE_LINE
 from adapters.discord_commands import STARTED_BY
 from config.agents import DEFAULT_APOLOGY
 from tests.support.discord_bot import (
@@ -417,3 +419,13 @@ async def test_a_thread_is_not_opened_in_bound_channels_or_when_refused(
     )
     threads = [c for c in fake_discord.calls if c.path.endswith("/threads")]
     assert [c.status for c in threads] == [403], "one attempt, in the unbound channel only"
+
+
+async def test_a_busy_engine_gives_one_short_line_without_a_traceback(
+    start_bot: BotFactory, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await start_bot(max_pending_turns=0)
+    await answer(fake_discord, CHEF_ROOM, ADA, f"{bot.mention} hello", expect=BUSY_LINE)
+    refusals = [r for r in caplog.records if r.getMessage().startswith("could not answer")]
+    assert len(refusals) == 1
+    assert refusals[0].exc_info is None, "a refusal is expected, not a fault to debug"

@@ -139,6 +139,7 @@ async def start_bot(
         agents: AgentsFile | None = None,
         fake: FakeDiscord | None = None,
         token: str | None = None,
+        max_pending_turns: int = 10_000,
         **settings: Any,
     ) -> DiscordBot:
         discord = fake or fake_discord
@@ -153,6 +154,7 @@ async def start_bot(
             model=model,
             tokens=TokenCounter(),
             default_model="gpt-4o-mini",
+            max_pending_turns=max_pending_turns,
         )
         adapter = DiscordAdapter(
             settings=Settings(
