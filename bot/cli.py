@@ -18,13 +18,14 @@ from typing import TextIO
 from adapters.console import ConsoleAdapter, ConsoleSession
 from bot.catalog import AgentCatalog
 from bot.errors import ConfigError, NotFound, ParleyError
-from bot.keys import SCOPES, ApiKeys
+from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
 from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from config.agents import Agent, AgentsFile, load_agents
 from config.redact import redact_url
 from config.settings import Settings, load_settings
+from memory.base import MAX_KEY_LIMITS, ApiKeyRecord, Platform
 from memory.export import export_conversation
 from memory.factory import build_store
 
@@ -87,10 +88,51 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="who or what uses it, e.g. web-shop")
     create.add_argument("--scope", required=True, choices=SCOPES)
     create.add_argument("--agents", default="", help="comma-separated agent ids (default: all)")
+    create.add_argument(
+        "--platforms",
+        type=_platforms,
+        default=(),
+        help=f"comma-separated, of {','.join(PLATFORMS)}: only their conversations (default: all)",
+    )
+    create.add_argument(
+        "--workspaces",
+        type=_workspaces,
+        default=(),
+        help="comma-separated Slack team ids, Discord guild ids or dm (Discord's direct "
+        "messages): only their conversations, so no API or terminal ones (default: all)",
+    )
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key", help="the key's id or name")
     return parser
+
+
+def _items(text: str) -> list[str]:
+    items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+    if len(items) > MAX_KEY_LIMITS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_KEY_LIMITS}")
+    return items
+
+
+def _platforms(text: str) -> tuple[Platform, ...]:
+    items = _items(text)
+    for item in items:
+        if item not in PLATFORMS:
+            raise argparse.ArgumentTypeError(
+                f"{item[:70]!r} is not a platform; use {', '.join(PLATFORMS)}"
+            )
+    return tuple(platform for platform in PLATFORMS if platform in items)
+
+
+def _workspaces(text: str) -> tuple[str, ...]:
+    items = _items(text)
+    for item in items:
+        if not WORKSPACE.fullmatch(item):
+            raise argparse.ArgumentTypeError(
+                f"{item[:70]!r} is not a workspace id (letters, digits, '.', '_', '-'; "
+                "at most 64 characters, like T0123ABCD, 123456789012345678 or dm)"
+            )
+    return tuple(items)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -224,11 +266,16 @@ async def _keys(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
         keys = ApiKeys(store)
         if args.action == "create":
             agents = [a.strip() for a in args.agents.split(",") if a.strip()]
-            key, record = await keys.create(name=args.name, scope=args.scope, agents=agents)
-            limited = ", ".join(record.agents) if record.agents else "all agents"
+            key, record = await keys.create(
+                name=args.name,
+                scope=args.scope,
+                agents=agents,
+                platforms=args.platforms,
+                workspaces=args.workspaces,
+            )
             out.write(
                 f"Created API key {record.name!r} (id {record.id}), scope {record.scope}, "
-                f"{limited}.\nIt is shown only this once; keep it secret:\n{key}\n"
+                f"{_limits(record)}.\nIt is shown only this once; keep it secret:\n{key}\n"
             )
         elif args.action == "list":
             records = await keys.list()
@@ -238,8 +285,11 @@ async def _keys(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
                 state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
                 used = f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never"
                 only = ",".join(r.agents) or "all"
+                platforms = ",".join(r.platforms) or "all"
+                workspaces = ",".join(r.workspaces) or "all"
                 out.write(
                     f"{r.id}  {r.name}  {r.hint}  {r.scope}  agents={only}  "
+                    f"platforms={platforms}  workspaces={workspaces}  "
                     f"created={r.created_at:%Y-%m-%d}  last-used={used}  {state}\n"
                 )
         else:
@@ -248,6 +298,16 @@ async def _keys(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     finally:
         await store.close()
     return EXIT_OK
+
+
+def _limits(record: ApiKeyRecord) -> str:
+    """What the key reaches, e.g. ``agents chef, platform slack, workspaces T1, T2``."""
+    parts = [f"agents {', '.join(record.agents)}" if record.agents else "all agents"]
+    if record.platforms:
+        parts.append(f"platforms {', '.join(record.platforms)}")
+    if record.workspaces:
+        parts.append(f"workspaces {', '.join(record.workspaces)}")
+    return ", ".join(parts)
 
 
 Command = Callable[[Loaded, argparse.Namespace, TextIO], int]

@@ -2,6 +2,11 @@
 
 A key is ``pk_`` followed by 32 random bytes, URL-safe base64: recognisable in a leaked log or
 a secret scanner, and unguessable. Scopes nest: ``read`` < ``write`` < ``admin``.
+
+A key may be limited to some agents, platforms and workspaces (each empty: no limit); it sees
+a conversation only when all three allow it (:func:`conversation_allowed`). A workspace is a
+Slack team id, a Discord guild id or ``dm`` (Discord's direct messages); API and terminal
+conversations have none, so a key limited to workspaces never sees them.
 """
 
 from __future__ import annotations
@@ -13,10 +18,23 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from typing import get_args
 
 from bot.errors import NotFound
 from bot.lru import BoundedLRU
-from memory.base import ID_PATTERN, ApiKeyRecord, ConversationStore, NewApiKey, Scope
+from config.agents import Agent, Bindings
+from memory.base import (
+    ID_PATTERN,
+    WORKSPACE_PATTERN,
+    ApiKeyRecord,
+    ChannelBinding,
+    Conversation,
+    ConversationQuery,
+    ConversationStore,
+    NewApiKey,
+    Platform,
+    Scope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +42,8 @@ KEY_PREFIX = "pk_"
 _KEY_SHAPE = re.compile(r"^pk_[A-Za-z0-9_-]{43}$")
 _RANK: dict[Scope, int] = {"read": 0, "write": 1, "admin": 2}
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
+PLATFORMS: tuple[Platform, ...] = get_args(Platform)
+WORKSPACE = re.compile(WORKSPACE_PATTERN)
 _MISS_REREAD = 1.0
 """Seconds between re-reads of the active keys caused by ids missing from the snapshot."""
 
@@ -48,6 +68,68 @@ def scope_allows(granted: Scope, needed: Scope) -> bool:
 def agent_allowed(record: ApiKeyRecord, agent_id: str) -> bool:
     """Keys restricted to some agents (``--agents``) reach only those."""
     return not record.agents or agent_id in record.agents
+
+
+def place_limited(record: ApiKeyRecord) -> bool:
+    """The key is limited to some platforms or workspaces (``--platforms``, ``--workspaces``)."""
+    return bool(record.platforms or record.workspaces)
+
+
+def place_allowed(record: ApiKeyRecord, platform: Platform, workspace: str | None) -> bool:
+    """The key may see what lives on ``platform`` in ``workspace``.
+
+    ``workspace`` is None where it is unknown (an agents-file binding of a bare channel id):
+    only keys without a workspace limit see those.
+    """
+    if record.platforms and platform not in record.platforms:
+        return False
+    return not record.workspaces or (workspace is not None and workspace in record.workspaces)
+
+
+def conversation_allowed(record: ApiKeyRecord, conversation: Conversation) -> bool:
+    """The one rule for every route that reads or changes a conversation: its agent, platform
+    and workspace must all be within the key's limits."""
+    key = conversation.key
+    return place_allowed(record, key.platform, key.workspace) and agent_allowed(
+        record, conversation.agent_id
+    )
+
+
+def within_limits(record: ApiKeyRecord, query: ConversationQuery) -> ConversationQuery:
+    """``query`` narrowed to the conversations the key may see, filtered by the store (so
+    pages and totals count only those)."""
+    return query.model_copy(
+        update={
+            "agent_ids": record.agents,
+            "platforms": record.platforms,
+            "workspaces": record.workspaces,
+        }
+    )
+
+
+def visible_bindings(
+    record: ApiKeyRecord, bindings: Sequence[ChannelBinding]
+) -> list[ChannelBinding]:
+    """The stored channel bindings (``/agent use``) in places the key may see."""
+    return [b for b in bindings if place_allowed(record, b.platform, b.workspace)]
+
+
+def visible_agent(record: ApiKeyRecord, agent: Agent) -> Agent:
+    """The agent with only the agents-file channel bindings the key may see.
+
+    A Slack binding ``TEAM:C0123`` lives in workspace ``TEAM``; a bare Slack channel id or a
+    Discord channel id names no workspace, so keys limited to workspaces do not see it.
+    """
+    if not place_limited(record):
+        return agent
+    slack = []
+    for channel in agent.bindings.slack:
+        team, _, _ = channel.rpartition(":")
+        if place_allowed(record, "slack", team or None):
+            slack.append(channel)
+    discord = [c for c in agent.bindings.discord if place_allowed(record, "discord", None)]
+    bindings = Bindings(slack=tuple(slack), discord=tuple(discord))
+    return agent.model_copy(update={"bindings": bindings})
 
 
 class ApiKeys:
@@ -80,15 +162,26 @@ class ApiKeys:
         self._active_lock = asyncio.Lock()
 
     async def create(
-        self, *, name: str, scope: Scope, agents: Sequence[str] = ()
+        self,
+        *,
+        name: str,
+        scope: Scope,
+        agents: Sequence[str] = (),
+        platforms: Sequence[Platform] = (),
+        workspaces: Sequence[str] = (),
     ) -> tuple[str, ApiKeyRecord]:
-        """A new key and its record; the key is returned this once and never stored."""
+        """A new key and its record; the key is returned this once and never stored.
+
+        Raises ValueError (pydantic's) for a platform or workspace that is not one.
+        """
         key = generate_key()
         record = await self._store.add_api_key(
             NewApiKey(
                 name=name,
                 scope=scope,
                 agents=tuple(dict.fromkeys(agents)),
+                platforms=tuple(dict.fromkeys(platforms)),
+                workspaces=tuple(dict.fromkeys(workspaces)),
                 key_hash=hash_key(key),
                 hint=key_hint(key),
             )

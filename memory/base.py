@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
@@ -22,6 +22,13 @@ ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 """Conversation and message ids: 32 lowercase hex digits (a UUID4 without dashes)."""
 
 MAX_PAGE = 1000
+MAX_RESTRICTION = 1000
+"""Values at most in each of a listing's key limits (``ConversationQuery.agent_ids``...)."""
+MAX_KEY_LIMITS = 100
+"""Agents, platforms or workspaces at most that one API key may be limited to."""
+WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""A workspace an API key may be limited to: a Slack team id, a Discord guild id, ``dm``."""
+WorkspaceId = Annotated[str, Field(pattern=WORKSPACE_PATTERN)]
 DISCORD_DM_WORKSPACE = "dm"
 """The ``workspace`` of Discord direct messages, which belong to no guild."""
 SLACK_IM_CHANNEL = re.compile(r"^D[A-Z0-9]+$")
@@ -168,11 +175,20 @@ class NewGoalCheck(_Value):
 
 
 class ConversationQuery(_Value):
-    """Filters for listing conversations. Every value is data, never a query operator."""
+    """Filters for listing conversations. Every value is data, never a query operator.
+
+    The single-valued filters (``agent_id``, ``platform``, ``workspace``) are what a person
+    asks for; the tuples (``agent_ids``, ``platforms``, ``workspaces``) are what an API key is
+    limited to, empty meaning no limit. A conversation must pass both, so a filter outside the
+    key's limits matches nothing.
+    """
 
     agent_id: str | None = None
     platform: Platform | None = None
     workspace: str | None = None
+    agent_ids: tuple[str, ...] = Field(default=(), max_length=MAX_RESTRICTION)
+    platforms: tuple[Platform, ...] = Field(default=(), max_length=MAX_RESTRICTION)
+    workspaces: tuple[str, ...] = Field(default=(), max_length=MAX_RESTRICTION)
     tag: str | None = None
     text: str | None = Field(default=None, max_length=200)
     """Case-insensitive literal substring of the title, summary or source."""
@@ -202,8 +218,13 @@ class NewApiKey(_Value):
 
     name: str = Field(min_length=1, max_length=80)
     scope: Scope
-    agents: tuple[str, ...] = ()
+    agents: tuple[str, ...] = Field(default=(), max_length=MAX_KEY_LIMITS)
     """The agents the key may use; empty means every agent."""
+    platforms: tuple[Platform, ...] = Field(default=(), max_length=MAX_KEY_LIMITS)
+    """The platforms whose conversations the key may see; empty means every platform."""
+    workspaces: tuple[WorkspaceId, ...] = Field(default=(), max_length=MAX_KEY_LIMITS)
+    """The workspaces (Slack team ids, Discord guild ids, ``dm``) whose conversations the key
+    may see; empty means every workspace, and conversations without one (API, terminal) too."""
     key_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     """SHA-256 hex of the key; the key itself is never stored."""
     hint: str = Field(max_length=16)
@@ -216,6 +237,9 @@ class ApiKeyRecord(_Value):
     name: str
     scope: Scope
     agents: tuple[str, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+    workspaces: tuple[str, ...] = ()
+    """Empty in records from before keys could be limited to places: no limit."""
     key_hash: str
     hint: str = ""
     created_at: datetime
@@ -347,11 +371,19 @@ class ConversationStore(Protocol):
     async def mark_goal_check_posted(self, *, check_id: str) -> bool: ...
 
     async def list_agent_goal_checks(
-        self, *, agent_id: str, since: datetime, limit: int = 5000
+        self,
+        *,
+        agent_id: str,
+        since: datetime,
+        limit: int = 5000,
+        platforms: Sequence[Platform] = (),
+        workspaces: Sequence[str] = (),
     ) -> list[GoalCheck]:
         """Checks of the agent's conversations with ``checked_at >= since``, oldest first.
 
-        Read through the (agent_id, checked_at) index; failed checks are included.
+        Read through the (agent_id, checked_at) index; failed checks are included. Given
+        ``platforms`` or ``workspaces`` (an API key's limits), only checks of conversations in
+        those places, looked up by id: still no read of conversations outside the window.
         """
         ...
 

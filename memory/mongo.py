@@ -71,6 +71,8 @@ _AGENTS = "agents"
 _API_KEYS = "api_keys"
 
 _UPSERT_ATTEMPTS = 5
+_PLACE_BATCH = 500
+"""Goal checks read per lookup of their conversations' places (an API key's limits)."""
 _SEARCH_SEPARATOR = "\x1f"
 
 _SECRET_OPTIONS = frozenset({"tlscertificatekeyfilepassword"})
@@ -100,14 +102,18 @@ _INDEXES: dict[str, list[IndexModel]] = {
         # time, _id) for every filter and order the console offers.
         *(
             IndexModel([*filter_field, (time_field, ASCENDING), ("_id", ASCENDING)])
-            for filter_field in ([], [("agent_id", ASCENDING)], [("key.platform", ASCENDING)])
+            for filter_field in (
+                [],
+                [("agent_id", ASCENDING)],
+                [("key.platform", ASCENDING)],
+                [("key.workspace", ASCENDING)],
+            )
             for time_field in ("updated_at", "created_at")
         ),
         *(
             IndexModel([("tags", ASCENDING), (time_field, ASCENDING), ("_id", ASCENDING)])
             for time_field in ("updated_at", "created_at")
         ),
-        IndexModel([("key.workspace", ASCENDING)]),
         IndexModel(
             [("agent_id", ASCENDING), ("goal_pending", ASCENDING), ("last_message_at", ASCENDING)]
         ),
@@ -264,6 +270,8 @@ def _api_key(doc: Document) -> ApiKeyRecord:
         name=doc["name"],
         scope=doc["scope"],
         agents=tuple(doc.get("agents", ())),
+        platforms=tuple(doc.get("platforms", ())),
+        workspaces=tuple(doc.get("workspaces", ())),
         key_hash=doc["key_hash"],
         hint=doc.get("hint", ""),
         created_at=_utc(doc["created_at"]),
@@ -521,12 +529,17 @@ class MongoStore:
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         conditions: Document = {}
-        if query.agent_id is not None:
-            conditions["agent_id"] = query.agent_id
-        if query.platform is not None:
-            conditions["key.platform"] = query.platform
-        if query.workspace is not None:
-            conditions["key.workspace"] = query.workspace
+        for field, value, limits in (
+            ("agent_id", query.agent_id, query.agent_ids),
+            ("key.platform", query.platform, query.platforms),
+            ("key.workspace", query.workspace, query.workspaces),
+        ):
+            if value is not None and limits and value not in limits:
+                conditions[field] = {"$in": []}
+            elif value is not None:
+                conditions[field] = _text(value)
+            elif limits:
+                conditions[field] = {"$in": [_text(limit) for limit in limits]}
         if query.tag is not None:
             conditions["tags"] = query.tag
         if query.text:
@@ -721,17 +734,53 @@ class MongoStore:
             return [_conversation(doc) async for doc in cursor]
 
     async def list_agent_goal_checks(
-        self, *, agent_id: str, since: datetime, limit: int = 5000
+        self,
+        *,
+        agent_id: str,
+        since: datetime,
+        limit: int = 5000,
+        platforms: Sequence[Platform] = (),
+        workspaces: Sequence[str] = (),
     ) -> list[GoalCheck]:
+        """With place limits, the checks are read in batches and each batch's conversations
+        looked up by ``_id`` in one query, until ``limit`` checks are in those places."""
         if limit < 1:
             return []
+        places: Document = {}
+        if platforms:
+            places["key.platform"] = {"$in": [_text(platform) for platform in platforms]}
+        if workspaces:
+            places["key.workspace"] = {"$in": [_text(workspace) for workspace in workspaces]}
         with self._errors("list an agent's goal checks"):
             cursor = self._collection(_GOAL_CHECKS).find(
                 {"agent_id": _text(agent_id), "checked_at": {"$gte": _ceil_ms(since)}},
                 sort=[("checked_at", ASCENDING), ("n", ASCENDING)],
-                limit=limit,
+                limit=0 if places else limit,
+                batch_size=_PLACE_BATCH if places else 0,
             )
-            return [_goal_check(doc) async for doc in cursor]
+            if not places:
+                return [_goal_check(doc) async for doc in cursor]
+            found: list[GoalCheck] = []
+            batch: list[Document] = []
+            async for doc in cursor:
+                batch.append(doc)
+                if len(batch) == _PLACE_BATCH:
+                    found += await self._checks_in_places(batch, places)
+                    batch = []
+                    if len(found) >= limit:
+                        break
+            if batch and len(found) < limit:
+                found += await self._checks_in_places(batch, places)
+            await cursor.close()
+            return found[:limit]
+
+    async def _checks_in_places(self, batch: list[Document], places: Document) -> list[GoalCheck]:
+        ids = list({doc["conversation_id"] for doc in batch})
+        cursor = self._collection(_CONVERSATIONS).find(
+            {"_id": {"$in": ids}, **places}, projection={"_id": True}
+        )
+        allowed = {doc["_id"] async for doc in cursor}
+        return [_goal_check(doc) for doc in batch if doc["conversation_id"] in allowed]
 
     # stored agents ---------------------------------------------------------------------------
 
@@ -788,6 +837,8 @@ class MongoStore:
             "active_name": key.name,
             "scope": key.scope,
             "agents": list(key.agents),
+            "platforms": list(key.platforms),
+            "workspaces": list(key.workspaces),
             "key_hash": key.key_hash,
             "hint": key.hint,
             "created_at": self._now(),

@@ -182,6 +182,8 @@ _SCHEMA = (
         name TEXT NOT NULL,
         scope TEXT NOT NULL,
         agents TEXT NOT NULL,
+        platforms TEXT NOT NULL DEFAULT '[]',
+        workspaces TEXT NOT NULL DEFAULT '[]',
         key_hash TEXT NOT NULL UNIQUE,
         hint TEXT NOT NULL,
         created_at INTEGER NOT NULL,
@@ -211,7 +213,15 @@ _SCHEMA = (
     CREATE INDEX IF NOT EXISTS conversations_platform_created
     ON conversations (platform, created_at, id)
     """,
-    "CREATE INDEX IF NOT EXISTS conversations_workspace ON conversations (workspace)",
+    "DROP INDEX IF EXISTS conversations_workspace",
+    """
+    CREATE INDEX IF NOT EXISTS conversations_workspace_updated
+    ON conversations (workspace, updated_at, id)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS conversations_workspace_created
+    ON conversations (workspace, created_at, id)
+    """,
     "CREATE INDEX IF NOT EXISTS conversations_created_id ON conversations (created_at, id)",
     "CREATE INDEX IF NOT EXISTS conversations_updated_id ON conversations (updated_at, id)",
     """
@@ -419,10 +429,16 @@ ON CONFLICT (id) DO NOTHING
 """
 
 _INSERT_API_KEY = """
-INSERT INTO api_keys (id, name, scope, agents, key_hash, hint, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO api_keys (id, name, scope, agents, platforms, workspaces, key_hash, hint, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
 """
+
+_API_KEY_COLUMNS_ADDED = (
+    "ALTER TABLE api_keys ADD COLUMN platforms TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE api_keys ADD COLUMN workspaces TEXT NOT NULL DEFAULT '[]'",
+)
+"""A file from before keys could be limited to places gains the columns (no limit)."""
 
 _CLAIM = """
 INSERT INTO claims (key, owner, expires_at) VALUES (?, ?, ?)
@@ -535,6 +551,7 @@ class SqliteStore:
                     )
                     for statement in _SCHEMA:
                         await _change(db, statement)
+                    await _add_api_key_columns(db)
                     if not searchable:
                         # A file from before text search: queue every conversation for it.
                         await _change(
@@ -687,14 +704,17 @@ class SqliteStore:
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         filters: list[str] = []
         params: list[object] = []
-        for column, value in (
-            ("agent_id", query.agent_id),
-            ("platform", query.platform),
-            ("workspace", query.workspace),
+        for column, value, limits in (
+            ("agent_id", query.agent_id, query.agent_ids),
+            ("platform", query.platform, query.platforms),
+            ("workspace", query.workspace, query.workspaces),
         ):
             if value is not None:
                 filters.append(f"{column} = ?")
                 params.append(value)
+            if limits:
+                filters.append(f"{column} IN ({', '.join('?' * len(limits))})")
+                params.extend(limits)
         if query.tag is not None:
             filters.append("id IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)")
             params.append(query.tag)
@@ -891,17 +911,34 @@ class SqliteStore:
         return [_conversation(row) for row in rows]
 
     async def list_agent_goal_checks(
-        self, *, agent_id: str, since: datetime, limit: int = 5000
+        self,
+        *,
+        agent_id: str,
+        since: datetime,
+        limit: int = 5000,
+        platforms: Sequence[Platform] = (),
+        workspaces: Sequence[str] = (),
     ) -> list[GoalCheck]:
-        """Oldest first; checks made in the same millisecond come oldest-inserted first."""
+        """Oldest first; checks made in the same millisecond come oldest-inserted first.
+
+        With place limits, each check in the window finds its conversation by primary key.
+        """
         if limit < 1:
             return []
+        sql = "SELECT g.* FROM goal_checks AS g"
+        filters = ["g.agent_id = ?", "g.checked_at >= ?"]
+        params: list[object] = [agent_id, _ceil_ms(since)]
+        if platforms or workspaces:
+            sql += " CROSS JOIN conversations AS c ON c.id = g.conversation_id"
+            for column, limits in (("c.platform", platforms), ("c.workspace", workspaces)):
+                if limits:
+                    filters.append(f"{column} IN ({', '.join('?' * len(limits))})")
+                    params.extend(limits)
+        # Only fixed fragments reach the SQL text; every value is a bound parameter.
+        where = " AND ".join(filters)
         async with self._connection() as db:
             rows = await _fetch(
-                db,
-                "SELECT * FROM goal_checks WHERE agent_id = ? AND checked_at >= ?"
-                " ORDER BY checked_at, rowid LIMIT ?",
-                (agent_id, _ceil_ms(since), limit),
+                db, f"{sql} WHERE {where} ORDER BY g.checked_at, g.rowid LIMIT ?", [*params, limit]
             )
         return [_goal_check(row) for row in rows]
 
@@ -954,6 +991,8 @@ class SqliteStore:
             record.name,
             record.scope,
             _dumps(list(record.agents)),
+            _dumps(list(record.platforms)),
+            _dumps(list(record.workspaces)),
             record.key_hash,
             record.hint,
             _to_ms(record.created_at),
@@ -1122,6 +1161,13 @@ async def _change_many(
             pass
     except sqlite3.Error as error:
         raise StoreError(f"SQLite statement failed: {error}") from error
+
+
+async def _add_api_key_columns(db: aiosqlite.Connection) -> None:
+    columns = {row["name"] for row in await _fetch(db, "PRAGMA table_info(api_keys)")}
+    if "platforms" not in columns:
+        for statement in _API_KEY_COLUMNS_ADDED:
+            await _change(db, statement)
 
 
 async def _prune(db: aiosqlite.Connection, now_ms: int) -> None:
@@ -1387,6 +1433,8 @@ def _api_key(row: sqlite3.Row) -> ApiKeyRecord:
         name=row["name"],
         scope=row["scope"],
         agents=tuple(json.loads(row["agents"])),
+        platforms=tuple(json.loads(row["platforms"])),
+        workspaces=tuple(json.loads(row["workspaces"])),
         key_hash=row["key_hash"],
         hint=row["hint"],
         created_at=_from_ms(row["created_at"]),

@@ -182,3 +182,52 @@ def test_unknown_command_is_a_usage_error(workdir: Path) -> None:
     result = bot(workdir, "dance")
     assert result.returncode == 2
     assert "usage:" in result.stderr
+
+
+def test_keys_are_created_and_listed_with_their_place_limits(workdir: Path) -> None:
+    created = bot(
+        workdir,
+        "keys",
+        "create",
+        "--name",
+        "t1-slack",
+        "--scope",
+        "read",
+        "--platforms",
+        "slack, discord,slack",
+        "--workspaces",
+        "T0123ABCD,dm",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "all agents, platforms slack, discord, workspaces T0123ABCD, dm." in created.stdout
+    assert created.stdout.strip().splitlines()[-1].startswith("pk_")
+    plain = bot(workdir, "keys", "create", "--name", "everything", "--scope", "admin")
+    assert plain.returncode == 0, plain.stderr
+    assert "scope admin, all agents.\n" in plain.stdout
+
+    listed = bot(workdir, "keys", "list")
+    assert listed.returncode == 0, listed.stderr
+    t1, everything = listed.stdout.splitlines()
+    assert "t1-slack" in t1
+    assert "agents=all  platforms=slack,discord  workspaces=T0123ABCD,dm" in t1
+    assert "platforms=all  workspaces=all" in everything
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--platforms", "slack,telegram", "'telegram' is not a platform; use slack, discord"),
+        ("--workspaces", "T1,$gt", "'$gt' is not a workspace id"),
+        ("--workspaces", "T" * 65, "at most 64 characters"),
+        ("--workspaces", ",".join(f"T{n}" for n in range(101)), "at most 100"),
+    ],
+)
+def test_keys_with_bad_place_limits_are_refused(
+    workdir: Path, flag: str, value: str, says: str
+) -> None:
+    result = bot(workdir, "keys", "create", "--name", "bad", "--scope", "read", flag, value)
+    assert result.returncode == 2
+    assert f"argument {flag}: " in result.stderr
+    assert says in result.stderr
+    listed = bot(workdir, "keys", "list")
+    assert listed.stdout.startswith("No API keys yet"), "nothing was made"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 
 import pytest
+from pymongo import MongoClient
 
 from bot.errors import StoreError
 from memory.base import PlatformKey
@@ -159,5 +161,37 @@ async def test_two_closed_conversations_share_a_key(secantus_uri: str, mongo_dat
             ids.add(conversation.id)
             assert await store.close_conversation(conversation_id=conversation.id)
         assert len(ids) == 3
+    finally:
+        await store.close()
+
+
+async def test_keys_from_before_place_limits_reach_everywhere(
+    secantus_uri: str, mongo_database: str
+) -> None:
+    """A key document without platforms and workspaces reads as limited to no place."""
+    client: MongoClient[dict[str, object]] = MongoClient(secantus_uri)
+    try:
+        client[mongo_database]["api_keys"].insert_one(
+            {
+                "_id": "a" * 32,
+                "name": "old",
+                "active_name": "old",
+                "scope": "read",
+                "agents": ["chef"],
+                "key_hash": "b" * 64,
+                "hint": "pk_old…",
+                "created_at": datetime(2025, 1, 1, tzinfo=UTC),
+                "last_used_at": None,
+                "revoked_at": None,
+            }
+        )
+    finally:
+        client.close()
+    store = MongoStore(uri=secantus_uri, database=mongo_database)
+    await store.open()
+    try:
+        old = await store.find_api_key(key_hash="b" * 64)
+        assert old is not None
+        assert (old.name, old.agents, old.platforms, old.workspaces) == ("old", ("chef",), (), ())
     finally:
         await store.close()

@@ -319,7 +319,14 @@ QUERIES = [
     ConversationQuery(text=text, order=order, limit=limit, offset=offset, **filters)
     for text in ("der", "or", "ORDER", "zzz")
     for order in ("updated_desc", "updated_asc", "created_desc", "created_asc")
-    for filters in ({}, {"agent_id": "chef"}, {"tag": "vip"}, {"include_closed": False})
+    for filters in (
+        {},
+        {"agent_id": "chef"},
+        {"tag": "vip"},
+        {"include_closed": False},
+        {"agent_ids": ("tutor",), "platforms": ("api", "slack")},
+        {"agent_ids": ("chef", "tutor"), "agent_id": "chef", "workspaces": ("",)},
+    )
     for limit, offset in ((3, 0), (4, 5), (50, 0))
 ]
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import JsonValue
 
+import memory.mongo
 from bot.errors import Conflict, StoreError
 from memory.base import (
     ChannelBinding,
@@ -189,6 +190,35 @@ async def test_add_find_and_list_api_keys(store_factory: StoreFactory, clock: Fa
     assert await other_process.find_api_key(key_hash=admin.key_hash) == admin
     assert await store.find_api_key(key_hash=key_hash("pk_unknown")) is None
     assert await other_process.list_api_keys() == [ci, admin]
+
+
+async def test_api_keys_keep_their_place_limits(
+    store_factory: StoreFactory, clock: FakeClock
+) -> None:
+    store = await store_factory()
+    slack = await store.add_api_key(
+        new_key("slack-t1", platforms=("slack",), workspaces=("T01ABC", "dm"), agents=("chef",))
+    )
+    assert (slack.platforms, slack.workspaces) == (("slack",), ("T01ABC", "dm"))
+    clock.advance(1)
+    everywhere = await store.add_api_key(new_key("everywhere"))
+    assert (everywhere.platforms, everywhere.workspaces) == ((), ())
+
+    other_process = await store_factory()
+    assert await other_process.find_api_key(key_hash=slack.key_hash) == slack
+    assert await other_process.list_api_keys() == [slack, everywhere]
+
+
+def test_new_api_key_validates_place_limits() -> None:
+    for workspace in ("", '{"$gt": ""}', "T1 T2", "-T1", "a" * 65, "dm\n", "ÉQUIPE"):
+        with pytest.raises(ValueError, match="workspaces"):
+            new_key("ci", workspaces=(workspace,))
+    with pytest.raises(ValueError, match="platforms"):
+        new_key("ci", platforms=("telegram",))
+    with pytest.raises(ValueError, match="workspaces"):
+        new_key("ci", workspaces=tuple(f"T{n}" for n in range(101)))
+    limited = new_key("ci", workspaces=("T0123ABCD", "123456789012345678", "dm", "a" * 64))
+    assert len(limited.workspaces) == 4
 
 
 async def test_api_keys_list_oldest_first(store: ConversationStore, clock: FakeClock) -> None:
@@ -373,10 +403,67 @@ async def test_list_agent_goal_checks(store: ConversationStore, clock: FakeClock
     assert await ids(since=start, limit=0) == []
     tutor = await store.list_agent_goal_checks(agent_id="tutor", since=start)
     assert [entry.conversation_id for entry in tutor] == [other.id]
+
+    async def placed(**limits: Any) -> list[str]:
+        checks = await store.list_agent_goal_checks(agent_id="chef", since=start, **limits)
+        return [entry.id for entry in checks]
+
+    assert await placed(workspaces=("T",)) == [first, third]
+    assert await placed(platforms=("discord",)) == [second, fourth]
+    assert await placed(platforms=("slack", "discord"), workspaces=("T", "g")) == [
+        first,
+        second,
+        third,
+        fourth,
+    ]
+    assert await placed(platforms=("slack",), workspaces=("g",)) == []
+    assert await placed(workspaces=("T", "g"), limit=3) == [first, second, third]
+    assert await placed(workspaces=("g",), limit=1) == [second]
+    assert await placed(workspaces=('{"$gt": ""}',)) == []
     listed = await store.list_agent_goal_checks(agent_id="chef", since=start)
     assert listed[2].error == "model timed out"
     assert listed[0] == (await store.list_goal_checks(conversation_id=a.id))[-1]
     assert await store.list_agent_goal_checks(agent_id='{"$gt": ""}', since=start) == []
+
+
+async def test_agent_goal_checks_in_places_read_past_other_places(
+    store: ConversationStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checks outside the places are skipped, not counted against the limit, however many
+    come first (MongoDB reads them in batches: two at a time here)."""
+    monkeypatch.setattr(memory.mongo, "_PLACE_BATCH", 2)
+    mine, _ = await store.get_or_create_conversation(
+        key=PlatformKey(platform="slack", workspace="T1", channel="C"), agent_id="chef"
+    )
+    theirs, _ = await store.get_or_create_conversation(
+        key=PlatformKey(platform="slack", workspace="T2", channel="C"), agent_id="chef"
+    )
+    start = clock.now
+    made: list[tuple[str, str]] = []
+    for conversation in [theirs] * 5 + [mine, theirs, mine, mine, theirs]:
+        clock.advance(1)
+        check = await store.add_goal_check(
+            NewGoalCheck(
+                conversation_id=conversation.id,
+                agent_id="chef",
+                reached=False,
+                summary="s",
+                covered_seq=0,
+            )
+        )
+        made.append((conversation.id, check.id))
+    wanted = [check for conversation, check in made if conversation == mine.id]
+
+    async def placed(limit: int) -> list[str]:
+        checks = await store.list_agent_goal_checks(
+            agent_id="chef", since=start, limit=limit, workspaces=("T1",)
+        )
+        return [entry.id for entry in checks]
+
+    assert await placed(100) == wanted
+    assert await placed(2) == wanted[:2]
+    assert await placed(1) == wanted[:1]
+    assert len(await store.list_agent_goal_checks(agent_id="chef", since=start)) == 10
 
 
 # SQLite: upgrades and query plans --------------------------------------------------------
@@ -443,6 +530,41 @@ async def test_sqlite_opens_a_previous_release_database(tmp_path: Path) -> None:
     assert "conversations_agent" not in indexes
 
 
+async def test_sqlite_keys_from_before_place_limits_reach_everywhere(tmp_path: Path) -> None:
+    """A file whose api_keys table has no platforms and workspaces columns gains them; its
+    keys read as limited to no place, and new keys keep their limits."""
+    path = tmp_path / "keys.sqlite3"
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(
+            "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, scope TEXT NOT NULL,"
+            " agents TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, hint TEXT NOT NULL,"
+            " created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER)"
+        )
+        db.execute(
+            "INSERT INTO api_keys (id, name, scope, agents, key_hash, hint, created_at)"
+            " VALUES (?, 'old', 'read', '[\"chef\"]', ?, 'pk_old…', 0)",
+            ("a" * 32, key_hash("pk_old")),
+        )
+    db.close()
+    for _ in range(2):  # the second open finds the columns there already
+        store = SqliteStore(path=path)
+        await store.open()
+        try:
+            old = await store.find_api_key(key_hash=key_hash("pk_old"))
+            assert old is not None
+            assert (old.agents, old.platforms, old.workspaces) == (("chef",), (), ())
+        finally:
+            await store.close()
+    store = SqliteStore(path=path)
+    await store.open()
+    try:
+        new = await store.add_api_key(new_key("new", platforms=("discord",), workspaces=("dm",)))
+        assert await store.find_api_key(key_hash=new.key_hash) == new
+    finally:
+        await store.close()
+
+
 LISTINGS = [
     ConversationQuery(order=order, **filters)
     for order in ("updated_desc", "updated_asc", "created_desc", "created_asc")
@@ -452,6 +574,9 @@ LISTINGS = [
         {"platform": "slack"},
         {"tag": "vip"},
         {"agent_id": "chef", "include_closed": False},
+        {"workspaces": ("T_A",)},
+        {"agent_ids": ("chef",)},
+        {"platforms": ("slack",)},
     )
 ]
 
@@ -487,6 +612,9 @@ async def test_sqlite_listing_reads_indexes(tmp_path: Path, query: ConversationQ
                     assert not query.agent_id, plan
                     assert not query.platform, plan
                     assert not query.tag, plan
+                    assert not query.agent_ids, plan
+                    assert not query.platforms, plan
+                    assert not query.workspaces, plan
             if not query.tag:
                 assert "TEMP B-TREE" not in plan, plan
     finally:

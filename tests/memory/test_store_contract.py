@@ -272,6 +272,59 @@ async def test_list_can_leave_out_closed(store: ConversationStore, clock: FakeCl
     assert page.total == 2
 
 
+async def test_list_within_key_limits(store: ConversationStore, clock: FakeClock) -> None:
+    """An API key's limits (agent_ids, platforms, workspaces) filter in the store: pages and
+    totals count only what the key may see, and a filter outside them matches nothing."""
+    a, b, c = await _three_conversations(store, clock)
+    clock.advance(1)
+    other, _ = await store.get_or_create_conversation(key=SLACK_B, agent_id="chef", title="Paella")
+    clock.advance(1)
+    dm, _ = await store.get_or_create_conversation(
+        key=PlatformKey(platform="discord", workspace="dm", channel="77"), agent_id="tutor"
+    )
+
+    async def ids(**filters: object) -> list[str]:
+        page = await store.list_conversations(ConversationQuery(**filters))  # type: ignore[arg-type]
+        assert page.total == len(page.items)
+        return sorted(conversation.id for conversation in page.items)
+
+    assert await ids(workspaces=("T_A",)) == [a]
+    assert await ids(workspaces=("T_A", "9001")) == sorted([a, b])
+    assert await ids(workspaces=("dm",)) == [dm.id]
+    assert await ids(workspaces=("",)) == [c], "API conversations have no workspace"
+    assert await ids(platforms=("slack",)) == sorted([a, other.id])
+    assert await ids(platforms=("discord", "api")) == sorted([b, c, dm.id])
+    assert await ids(agent_ids=("tutor",)) == sorted([c, dm.id])
+    assert await ids(agent_ids=("chef", "tutor")) == sorted([a, b, c, other.id, dm.id])
+    assert await ids(agent_ids=("chef",), platforms=("slack",), workspaces=("T_B",)) == [other.id]
+    assert await ids(workspaces=("T_A", "T_B"), text="paella") == sorted([a, other.id])
+    assert await ids(workspaces=("T_B",), tag="vip") == []
+    assert await ids(workspaces=("T_A",), tag="vip") == [a]
+
+    # A person's filter within the limits narrows them; outside them, it matches nothing.
+    assert await ids(agent_ids=("chef", "tutor"), agent_id="tutor") == sorted([c, dm.id])
+    assert await ids(agent_ids=("tutor",), agent_id="chef") == []
+    assert await ids(platforms=("slack",), platform="discord") == []
+    assert await ids(platforms=("slack", "discord"), platform="discord") == sorted([b, dm.id])
+    assert await ids(workspaces=("T_A",), workspace="T_B") == []
+    assert await ids(workspaces=("T_A", "T_B"), workspace="T_B") == [other.id]
+
+    for hostile in ('{"$gt": ""}', "' OR 1=1 --", ".*", "%"):
+        assert await ids(workspaces=(hostile,)) == []
+        assert await ids(agent_ids=(hostile,)) == []
+
+    first = await store.list_conversations(
+        ConversationQuery(platforms=("slack", "discord"), limit=2, order="created_asc")
+    )
+    assert first.total == 4
+    assert [conversation.id for conversation in first.items] == [a, b]
+    second = await store.list_conversations(
+        ConversationQuery(platforms=("slack", "discord"), limit=2, offset=2, order="created_asc")
+    )
+    assert second.total == 4
+    assert [conversation.id for conversation in second.items] == [other.id, dm.id]
+
+
 # messages --------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from adapters.http.console.templating import page
 from adapters.http.errors import ApiError
 from adapters.http.routes.conversations import export_download, load
 from adapters.http.services import Services
-from bot.keys import agent_allowed
+from bot.keys import agent_allowed, visible_agent, visible_bindings, within_limits
 from config.agents import AGENT_ID, Agent
 from memory.base import Conversation, ConversationQuery, Platform, utc_now
 
@@ -59,20 +59,23 @@ async def conversations(
         raise ApiError(422, f"agent: {agent!r} is not an agent id")
     if platform and platform not in PLATFORMS:
         raise ApiError(422, f"platform: must be one of {', '.join(PLATFORMS)}")
-    if user.key.agents and not agent:
-        agent = user.key.agents[0]
-    if agent and not agent_allowed(user.key, agent):
+    key = user.key
+    if len(key.agents) == 1 and not agent:
+        agent = key.agents[0]
+    if agent and not agent_allowed(key, agent):
         raise ApiError(403, f"this key may not use agent {agent!r}")
-    found = await services.store.list_conversations(
-        ConversationQuery(
-            agent_id=agent or None,
-            platform=platform or None,  # checked against PLATFORMS above
-            tag=tag.strip() or None,
-            text=q.strip() or None,
-            limit=PAGE_SIZE,
-            offset=(page_number - 1) * PAGE_SIZE,
-        )
+    platforms = [p for p in PLATFORMS if not key.platforms or p in key.platforms]
+    if platform and platform not in platforms:
+        raise ApiError(403, f"this key may not see platform {platform!r}")
+    query = ConversationQuery(
+        agent_id=agent or None,
+        platform=platform or None,  # checked against PLATFORMS above
+        tag=tag.strip() or None,
+        text=q.strip() or None,
+        limit=PAGE_SIZE,
+        offset=(page_number - 1) * PAGE_SIZE,
     )
+    found = await services.store.list_conversations(within_limits(key, query))
     filters = {"agent": agent, "platform": platform, "tag": tag, "q": q}
     pages = max(1, math.ceil(found.total / PAGE_SIZE))
 
@@ -96,8 +99,8 @@ async def conversations(
         next_url=page_url(page_number + 1) if page_number < pages else None,
         filters=filters,
         agents=await allowed_agents(services, user),
-        platforms=PLATFORMS,
-        restricted=bool(user.key.agents),
+        platforms=platforms,
+        restricted=len(key.agents) == 1,
     )
 
 
@@ -177,9 +180,13 @@ async def agents(request: Request, user: User) -> Response:
     now = utc_now()
     since = chart_since(now)
     cards: list[dict[str, Any]] = []
+    key = user.key
     for agent in await allowed_agents(services, user):
-        checks = await services.store.list_agent_goal_checks(agent_id=agent.id, since=since)
-        stored = await services.store.list_channel_bindings(agent_id=agent.id)
+        checks = await services.store.list_agent_goal_checks(
+            agent_id=agent.id, since=since, platforms=key.platforms, workspaces=key.workspaces
+        )
+        bound = await services.store.list_channel_bindings(agent_id=agent.id)
+        stored = visible_bindings(key, bound)
         counts = daily_counts(checks, now=now)
         cards.append(
             {
@@ -187,7 +194,7 @@ async def agents(request: Request, user: User) -> Response:
                 "source": services.catalog.source_of(agent.id),
                 "fields": views.shape_fields(agent),
                 "schedule": views.schedule(agent),
-                "bindings": views.bindings(agent, stored),
+                "bindings": views.bindings(visible_agent(key, agent), stored),
                 "chart": goal_chart_svg(counts, label=f"Goal checks of {agent.name}"),
                 "checked": sum(count.total for count in counts),
                 "is_default": agent.id == services.catalog.default.id,

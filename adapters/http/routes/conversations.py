@@ -13,6 +13,7 @@ from adapters.http.errors import ApiError, ErrorBody
 from adapters.http.schemas import ConversationChanges, NewConversation, valid_id
 from adapters.http.services import Services
 from bot.errors import NotFound
+from bot.keys import conversation_allowed, place_allowed, within_limits
 from memory.base import (
     UNSET,
     ApiKeyRecord,
@@ -31,16 +32,29 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 429, 503)
 }
 MAX_LIMIT = 100
+PLACE_REFUSED = "this key is limited to other platforms or workspaces"
+
+
+def check_conversation(key: ApiKeyRecord, conversation: Conversation) -> None:
+    """403 unless the key may see the conversation (its agent, platform and workspace).
+
+    A place outside the key's limits is refused without naming the conversation's agent or
+    place, which belong to another workspace."""
+    if conversation_allowed(key, conversation):
+        return
+    if not place_allowed(key, conversation.key.platform, conversation.key.workspace):
+        raise ApiError(403, PLACE_REFUSED)
+    check_agent(key, conversation.agent_id)
 
 
 async def load(services: Services, conversation_id: str, key: ApiKeyRecord) -> Conversation:
-    """The conversation, if it exists and the key may see its agent (404 / 403 otherwise)."""
+    """The conversation, if it exists and the key may see it (404 / 403 otherwise)."""
     if not valid_id(conversation_id):
         raise ApiError(404, f"no conversation {conversation_id!r}")
     conversation = await services.store.get_conversation(conversation_id=conversation_id)
     if conversation is None:
         raise ApiError(404, f"no conversation {conversation_id!r}")
-    check_agent(key, conversation.agent_id)
+    check_conversation(key, conversation)
     return conversation
 
 
@@ -53,10 +67,13 @@ async def open_api_conversation(
 ) -> Conversation:
     agent_id = body.agent_id or services.catalog.default.id
     check_agent(key, agent_id)
+    place = api_key_for_new_conversation()
+    if not place_allowed(key, place.platform, place.workspace):
+        raise ApiError(403, f"{PLACE_REFUSED}: API conversations are on platform api, no workspace")
     if await services.catalog.lookup(agent_id) is None:
         raise ApiError(422, f"agent_id: no agent {agent_id!r}")
     conversation, _ = await services.engine.open_conversation(
-        key=api_key_for_new_conversation(),
+        key=place,
         agent_id=agent_id,
         data=body.data,
         source=body.source,
@@ -90,13 +107,12 @@ async def search_conversations(
     order: ConversationOrder = "updated_desc",
 ) -> ConversationPage:
     """Search by agent, platform, tag and text (a literal, case-insensitive substring of the
-    title, summary or source). ``total`` counts every match."""
-    if key.agents and agent_id is None:
-        if len(key.agents) > 1:
-            raise ApiError(403, "this key is limited to some agents: pass agent_id")
-        agent_id = key.agents[0]
+    title, summary or source), among the conversations the key may see. ``total`` counts every
+    match."""
     if agent_id is not None:
         check_agent(key, agent_id)
+    if platform is not None and key.platforms and platform not in key.platforms:
+        raise ApiError(403, f"this key may not see platform {platform!r}")
     query = ConversationQuery(
         agent_id=agent_id,
         platform=platform,
@@ -106,7 +122,7 @@ async def search_conversations(
         offset=offset,
         order=order,
     )
-    return await services.store.list_conversations(query)
+    return await services.store.list_conversations(within_limits(key, query))
 
 
 @router.get("/{conversation_id}", response_model=Conversation, responses=ERRORS)
