@@ -34,6 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from bot.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from config.redact import redact_url
 from memory.base import (
     UNSET,
     ApiKeyRecord,
@@ -143,36 +144,14 @@ def _binding_id(platform: Platform, workspace: str, channel: str) -> str:
 
 
 def redact_uri(uri: str) -> str:
-    """The connection string with its password and secret options replaced by ``***``.
-
-    Credentials end at the last ``@`` before the query string, so a password with unescaped
-    ``@``, ``:`` or ``/`` (which the driver rejects anyway) is still hidden.
-    """
-    scheme, separator, rest = uri.partition("://")
-    if not separator:
-        scheme, rest = "", uri
-    before_query, question, query = rest.partition("?")
-    userinfo, at, location = before_query.rpartition("@")
-    if at:
-        user, colon, _password = userinfo.partition(":")
-        before_query = f"{user}{':***' if colon else ''}@{location}"
-    if question:
-        query = _redact_query(query)
-    return f"{scheme}{separator}{before_query}{question}{query}"
-
-
-def _redact_query(query: str) -> str:
-    parts = re.split(r"([&;])", query)
-    for index, part in enumerate(parts):
-        name, equals, value = part.partition("=")
-        if not equals:
-            continue
-        option = unquote(name).lower()
-        if option in _SECRET_OPTIONS:
-            parts[index] = f"{name}=***"
-        elif option == "authmechanismproperties":
-            parts[index] = f"{name}={_redact_auth_properties(value)}"
-    return "".join(parts)
+    """The connection string with its password and secret options replaced by ``***``
+    (``authMechanismProperties`` keeps its public properties)."""
+    redacted = redact_url(uri, secret_params=_SECRET_OPTIONS)
+    return re.sub(
+        r"(?i)(?<=[?&;])(authMechanismProperties=)([^&;]*)",
+        lambda m: m.group(1) + _redact_auth_properties(m.group(2)),
+        redacted,
+    )
 
 
 def _redact_auth_properties(value: str) -> str:
