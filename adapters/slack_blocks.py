@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack_format import escape, markdown_to_mrkdwn
+from adapters.slack_format import escape, markdown_to_mrkdwn, safe_plain_text
 from memory.base import GoalCheck
 
 FORGET_CONFIRM = "parley_forget_confirm"
@@ -26,7 +26,7 @@ def goal_check_blocks(check: GoalCheck, *, agent_name: str) -> list[Block]:
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": _cut(f"Goal check: {agent_name}", _HEADER_LIMIT),
+                "text": _cut(safe_plain_text(f"Goal check: {agent_name}"), _HEADER_LIMIT),
             },
         },
         _section(f"*Goal:* {reached}"),

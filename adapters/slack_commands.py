@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.console import format_goal_check
 from adapters.slack_blocks import ForgetRequest, forget_blocks, goal_check_blocks
-from adapters.slack_format import escape, markdown_to_mrkdwn
+from adapters.slack_format import escape, markdown_to_mrkdwn, safe_plain_text
 from adapters.slack_payloads import error_code, is_dm_channel
 from adapters.slack_users import UserDirectory
 from bot.engine import Engine, NoGoal, UnknownAgent
@@ -310,16 +310,15 @@ class AgentCommands:
             await self._client.chat_postMessage(
                 channel=conversation.key.channel,
                 thread_ts=conversation.key.thread or None,
-                text=format_goal_check(check),
+                text=escape(format_goal_check(check)),
                 blocks=blocks,
             )
             return
         title = escape(conversation.title or "Conversation")
         about = f"{title} · <#{conversation.key.channel}> · `{conversation.id}`"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": about}]})
-        await self._client.chat_postMessage(
-            channel=channel, text=f"{conversation.title}: {format_goal_check(check)}", blocks=blocks
-        )
+        text = escape(f"{conversation.title}: {format_goal_check(check)}")
+        await self._client.chat_postMessage(channel=channel, text=text, blocks=blocks)
 
     async def _export(self, conversation: Conversation, notify: Notify) -> None:
         markdown = await export_conversation(
@@ -331,7 +330,7 @@ class AgentCommands:
                 thread_ts=conversation.key.thread,
                 content=markdown,
                 filename=f"conversation-{conversation.id}.md",
-                title=conversation.title or "Conversation",
+                title=safe_plain_text(conversation.title or "Conversation"),
                 initial_comment="This conversation, as Markdown.",
             )
         except SlackApiError as exc:

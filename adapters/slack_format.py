@@ -5,6 +5,16 @@ Slack's mrkdwn is not Markdown: bold is ``*x*``, italics ``_x_``, strike ``~x~``
 ``<url|text>``, no headings, and ``&``, ``<`` and ``>`` must always be escaped because Slack
 reads ``<...>`` as a control sequence (also inside code, where Slack shows the entities as the
 characters). Code blocks and inline code keep their content as written otherwise.
+
+Text from a model or a person never mentions anyone: Slack's control sequences (``<!here>``,
+``<!channel>``, ``<!everyone>``, ``<!subteam^S1>``, ``<@U1>``, ``<#C1>``) only come from the
+product, built from ids. Links are made for web and mail addresses alone
+(:func:`is_safe_link`); anything else shows as written. Three renderings keep that rule, one
+per kind of Slack field: :func:`markdown_to_mrkdwn` (and :func:`escape`) for mrkdwn,
+:func:`safe_markdown` for the Markdown Slack renders itself (``markdown_text`` of chat streams),
+:func:`safe_plain_text` for fields shown as written (titles, ``plain_text`` objects). Bare
+``@here`` in mrkdwn is plain text as long as no call asks Slack to link names (``link_names``,
+``parse=full``), and none does.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ _PROTECT = str.maketrans("", "", "\x00\x01\x02\x03")
 
 _LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
 _AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
+_SAFE_SCHEMES = ("https://", "http://", "mailto:")
 _BOLD_ITALIC = re.compile(r"(\*\*\*|___)(?=\S)(.+?)(?<=\S)\1")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
@@ -34,6 +45,18 @@ _PLACEHOLDER = re.compile("\x00(\\d+)\x01")
 def escape(text: str) -> str:
     """Escape Slack's three control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_safe_link(target: str) -> bool:
+    """Whether a link to ``target`` may be made: ``http(s)://`` and ``mailto:`` only. Inside
+    ``<...>`` anything else is a control sequence to Slack (``!here``, ``@U1``, ``#C1``...)."""
+    return target.lower().startswith(_SAFE_SCHEMES)
+
+
+def _link_target(url: str) -> str:
+    """``url`` for inside ``<...|...>``: escaped, and a ``|`` encoded so it cannot end the
+    target early and start a label."""
+    return escape(url).replace("|", "%7C")
 
 
 def markdown_to_mrkdwn(text: str) -> str:
@@ -92,12 +115,17 @@ def _emphasis(text: str) -> str:
 
     def link(match: re.Match[str]) -> str:
         label, url = match.group(1).strip(), match.group(2)
+        if not is_safe_link(url):
+            return match.group(0)  # shown as written, escaped below like the rest
         if not label or label == url:
-            return keep(f"<{escape(url)}>")
-        return keep(f"<{escape(url)}|{escape(label).replace('|', '¦')}>")
+            return keep(f"<{_link_target(url)}>")
+        return keep(f"<{_link_target(url)}|{escape(label).replace('|', '¦')}>")
 
     text = _LINK.sub(link, text)
-    text = _AUTOLINK.sub(lambda m: keep(f"<{escape(m.group(1))}>"), text)
+    text = _AUTOLINK.sub(
+        lambda m: keep(f"<{_link_target(m.group(1))}>") if is_safe_link(m.group(1)) else m[0],
+        text,
+    )
     text = escape(text)
     text = _BOLD_ITALIC.sub(lambda m: "\x02_" + m.group(2) + "_\x02", text)
     text = _BOLD.sub(lambda m: "\x02" + m.group(2) + "\x02", text)
@@ -105,6 +133,84 @@ def _emphasis(text: str) -> str:
     text = _ITALIC_STAR.sub(r"_\1_", text)
     text = text.replace("\x02", "*")
     return _PLACEHOLDER.sub(lambda m: links[int(m.group(1))], text)
+
+
+# Markdown and plain text -------------------------------------------------------------------
+
+_JOINER = "\u2060"
+"""WORD JOINER: invisible; after ``<``, ``@`` or a link's ``]`` it breaks the mention or link
+Slack or Markdown would read there."""
+
+_MENTION_START = re.compile(r"(<|&(?:lt|#0*60|#x0*3c);)(?=[!@#](?:[A-Za-z0-9]|\Z))", re.IGNORECASE)
+"""``<`` (or an entity for it) opening a control sequence: ``<!here>``, ``<@U1>``, ``<#C1>``,
+or ending the text before ``!`` and the rest arrive (streams grow)."""
+_BROADCAST = re.compile(r"(?<![\w@/.+-])@(?=(?:here|channel|everyone|group)\b)", re.IGNORECASE)
+"""A bare ``@here`` and the like, which some Slack surfaces link by name."""
+_LINK_OPEN = re.compile(r"\](?=\()|^ {0,3}\[[^\]\n]+\](?=:)|<(?=[A-Za-z][A-Za-z0-9+.-]{1,31}:)")
+"""Where Markdown opens a link's target: an inline link's ``](``, a reference definition's
+``[name]:`` (the joiner goes between ``]`` and the following character) and an autolink's
+``<scheme:``."""
+_TARGET_LEAD = re.compile(r"[(:]?[ \t]*<?")
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown for Slack to render (``markdown_text``), as written but unable to mention
+    anyone or to link anywhere but a web or mail address.
+
+    An invisible word joiner goes where Slack would read a mention (``<!here>``, ``<@U1>``,
+    ``<#C1>``, the same with ``&lt;``, and a bare ``@here``) and, outside code, between a link
+    and a target that is not ``http(s)://`` or ``mailto:``, so such a link shows as written.
+    The result for a longer text extends the one for its beginning (but where the first
+    characters of a target or a mention decide), so a stream can carry it piece by piece.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    in_code = False
+    for number, line in enumerate(lines, start=1):
+        if line.strip().startswith(FENCE):
+            in_code = not in_code
+            out.append(line)
+        else:
+            out.append(line if in_code else _unlink_line(line, last=number == len(lines)))
+    return _defuse("\n".join(out))
+
+
+def safe_plain_text(text: str) -> str:
+    """Text for a field Slack shows as written (titles, ``plain_text`` objects), with an
+    invisible word joiner wherever some surface might still read a mention."""
+    return _defuse(text)
+
+
+def _defuse(text: str) -> str:
+    text = _MENTION_START.sub(lambda m: m.group(1) + _JOINER, text)
+    return _BROADCAST.sub("@" + _JOINER, text)
+
+
+def _unlink_line(line: str, *, last: bool) -> str:
+    """``line`` with a joiner after every link opening, outside code, whose target is not
+    allowed. The end of the last line may be the start of a target still streaming in."""
+    parts: list[str] = []
+    position = 0
+    for match in _CODE_SPAN.finditer(line):
+        parts.append(_unlink(line[position : match.start()], open_end=False))
+        parts.append(match.group(0))
+        position = match.end()
+    parts.append(_unlink(line[position:], open_end=last))
+    return "".join(parts)
+
+
+def _unlink(text: str, *, open_end: bool) -> str:
+    def open_link(match: re.Match[str]) -> str:
+        rest = text[match.end() :]
+        lead = _TARGET_LEAD.match(rest)
+        target = (rest[lead.end() :] if lead else rest).lower()
+        if target.startswith(_SAFE_SCHEMES):
+            return match.group(0)
+        if open_end and any(scheme.startswith(target) for scheme in _SAFE_SCHEMES):
+            return match.group(0)  # undecided until more text arrives
+        return match.group(0) + _JOINER
+
+    return _LINK_OPEN.sub(open_link, text)
 
 
 # inbound ---------------------------------------------------------------------------------

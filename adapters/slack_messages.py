@@ -23,7 +23,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import BUSY_LINE, short_error_line
 from adapters.slack_commands import FILES_NOTE, AgentCommands, Notify, RecentThreads, thread_command
-from adapters.slack_format import markdown_to_mrkdwn, mentioned_users, slack_to_plain
+from adapters.slack_format import (
+    markdown_to_mrkdwn,
+    mentioned_users,
+    safe_plain_text,
+    slack_to_plain,
+)
 from adapters.slack_payloads import (
     BotIdentity,
     Ignored,
@@ -188,7 +193,7 @@ class MessageHandler:
                 self._client.assistant_threads_setTitle(
                     channel_id=message.channel,
                     thread_ts=message.thread,
-                    title=result.conversation.title,
+                    title=safe_plain_text(result.conversation.title),
                 ),
             )
 
@@ -239,7 +244,7 @@ class MessageHandler:
                 self._client.assistant_threads_setSuggestedPrompts(
                     channel_id=key.channel,
                     thread_ts=key.thread,
-                    title=f"Talk to {agent.name}",
+                    title=safe_plain_text(f"Talk to {agent.name}"),
                     prompts=[dict(prompt) for prompt in SUGGESTED_PROMPTS],
                 ),
             )

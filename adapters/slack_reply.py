@@ -7,7 +7,9 @@ and falls back to ``chat.postMessage`` then ``chat.update`` when streaming is un
 fails part-way. A failure closes :class:`StreamGate` for a cool-down, so a workspace without
 streaming costs one failed call per cool-down, not one per message.
 
-Streamed text is Markdown (Slack renders it); posted and edited text is converted to mrkdwn.
+Streamed text is Markdown (Slack renders it), made safe by
+:func:`adapters.slack_format.safe_markdown`; posted and edited text is converted to mrkdwn.
+Neither can mention anyone or link anywhere but a web or mail address.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_format import markdown_to_mrkdwn
+from adapters.slack_format import markdown_to_mrkdwn, safe_markdown
 from adapters.slack_payloads import error_code
 from adapters.streaming import stream_by_edits
 from bot.engine import Turn, TurnResult
@@ -65,6 +67,8 @@ class Part:
     """The Markdown it shows."""
     streaming: bool
     """Still an open stream (``chat.stopStream`` not yet called)."""
+    streamed: str = ""
+    """What the stream carries: ``text`` through :func:`safe_markdown`."""
 
 
 class ThreadSink:
@@ -92,15 +96,16 @@ class ThreadSink:
         await self._close_streams()  # a new part: the earlier ones are complete
         part: Part | None = None
         if self._gate.available():
+            markdown = safe_markdown(text)
             try:
                 response = await self._client.chat_startStream(
                     channel=self._channel,
                     thread_ts=self._thread_ts,
-                    markdown_text=text,
+                    markdown_text=markdown,
                     recipient_team_id=self._team,
                     recipient_user_id=self._user,
                 )
-                part = Part(ts=str(response["ts"]), text=text, streaming=True)
+                part = Part(ts=str(response["ts"]), text=text, streaming=True, streamed=markdown)
             except SlackApiError as exc:
                 self._gate.failed(error_code(exc))
         if part is None:
@@ -112,18 +117,23 @@ class ThreadSink:
         if not handle.streaming:
             await self._update(handle, text)
             return
-        if not text.startswith(handle.text):  # a stream only grows: show the new text whole
+        markdown = safe_markdown(text)
+        if not markdown.startswith(handle.streamed):  # a stream only grows: show it whole
             await self._settle(handle, text)
             return
-        try:
-            await self._client.chat_appendStream(
-                channel=self._channel, ts=handle.ts, markdown_text=text[len(handle.text) :]
-            )
-        except SlackApiError as exc:
-            self._gate.failed(error_code(exc))
-            await self._settle(handle, text)
-            return
+        if len(markdown) > len(handle.streamed):
+            try:
+                await self._client.chat_appendStream(
+                    channel=self._channel,
+                    ts=handle.ts,
+                    markdown_text=markdown[len(handle.streamed) :],
+                )
+            except SlackApiError as exc:
+                self._gate.failed(error_code(exc))
+                await self._settle(handle, text)
+                return
         handle.text = text
+        handle.streamed = markdown
 
     async def delete(self, handle: Part) -> None:
         if handle.streaming:
