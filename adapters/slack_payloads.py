@@ -8,14 +8,13 @@ deletions, joins and other subtypes are ignored on purpose.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
 
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack_format import remove_mention
-from memory.base import PlatformKey
+from memory.base import SLACK_IM_CHANNEL, PlatformKey
 
 USABLE_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 """Message subtypes that carry a person's words; every other subtype is ignored."""
@@ -179,12 +178,9 @@ def parse_assistant_thread(body: dict[str, Any]) -> tuple[str, AssistantThread] 
     return team, cast(AssistantThread, thread)
 
 
-_DM_CHANNEL = re.compile(r"^D[A-Z0-9]+$")
-
-
 def is_dm_channel(channel_id: str, channel_name: str = "") -> bool:
     """Slash commands say ``directmessage`` for DMs; the id's ``D`` prefix says it too."""
-    return channel_name == "directmessage" or bool(_DM_CHANNEL.match(channel_id))
+    return channel_name == "directmessage" or bool(SLACK_IM_CHANNEL.match(channel_id))
 
 
 def error_code(exc: BaseException) -> str:
