@@ -20,17 +20,26 @@ from adapters.http.console import install_console
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.routes import agents, chat, conversations, health, messages
-from adapters.http.routes.slack import slack_router
+from adapters.http.routes.slack import EVENTS_PATH, slack_router
 from adapters.http.services import Services, SlackRoute
+from config.settings import Settings
 
 API_PREFIX = "/api/v1"
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 DOCS_PATH = "/api/docs"
 _DOCS_STATIC = "/api/docs/static"
-DEFAULT_BODY_LIMIT = 65_536
 
 
-def build_app(*, slack: SlackRoute | None = None, services: Services | None = None) -> FastAPI:
+def build_app(
+    *,
+    slack: SlackRoute | None = None,
+    services: Services | None = None,
+    settings: Settings | None = None,
+) -> FastAPI:
+    """``settings`` defaults to the services' (else to the settings' defaults): they give the
+    body limits, ``API_MAX_BODY`` for everything but Slack's ``SLACK_MAX_BODY``."""
+    if settings is None:
+        settings = services.settings if services is not None else Settings.model_construct()
     app = FastAPI(
         title="Parley API",
         version="1",
@@ -42,10 +51,8 @@ def build_app(*, slack: SlackRoute | None = None, services: Services | None = No
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(slack_router(slack or (services.slack if services else SlackRoute())))
-    limit = DEFAULT_BODY_LIMIT
     if services is not None:
         app.state.services = services
-        limit = services.settings.api_max_body
         api = APIRouter(prefix=API_PREFIX)
         for module in (agents, conversations, messages):
             api.include_router(module.router)
@@ -63,7 +70,9 @@ def build_app(*, slack: SlackRoute | None = None, services: Services | None = No
                 allow_headers=["Authorization", "Content-Type", "Accept"],
                 max_age=600,
             )
-    app.add_middleware(BodyLimit, limit=limit)
+    app.add_middleware(
+        BodyLimit, limit=settings.api_max_body, by_path={EVENTS_PATH: settings.slack_max_body}
+    )
     return app
 
 

@@ -1,6 +1,11 @@
-"""Refuse request bodies over the limit, whether announced (Content-Length) or streamed."""
+"""Refuse request bodies over the limit, whether announced (Content-Length) or streamed.
+
+Limits belong to routes: the API keeps ``API_MAX_BODY`` while Slack's events endpoint takes
+what Slack sends (a 40,000-character message whose blocks repeat it is well over 64 KB)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -9,24 +14,41 @@ from adapters.http.errors import BodyTooLarge, error_response
 
 class BodyLimit:
     """Pure ASGI middleware: 413 before reading an announced oversized body; a streamed one
-    raises :class:`BodyTooLarge` from ``receive`` once it passes the limit."""
+    raises :class:`BodyTooLarge` from ``receive`` once it passes the limit.
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    ``limit`` applies everywhere except under the prefixes of ``by_path`` (the longest prefix
+    that matches a path, on a ``/`` boundary, wins)."""
+
+    def __init__(
+        self, app: ASGIApp, *, limit: int, by_path: Mapping[str, int] | None = None
+    ) -> None:
         self._app = app
         self._limit = limit
+        self._by_path = sorted(
+            ((prefix.rstrip("/"), value) for prefix, value in (by_path or {}).items()),
+            key=lambda item: len(item[0]),
+            reverse=True,
+        )
+
+    def limit_for(self, path: str) -> int:
+        for prefix, value in self._by_path:
+            if path == prefix or path.startswith(prefix + "/"):
+                return value
+        return self._limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     announced = int(value)
                 except ValueError:
                     announced = 0
-                if announced > self._limit:
-                    response = error_response(413, str(BodyTooLarge(self._limit)))
+                if announced > limit:
+                    response = error_response(413, str(BodyTooLarge(limit)))
                     await response(scope, receive, send)
                     return
         seen = 0
@@ -36,8 +58,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self._limit:
-                    raise BodyTooLarge(self._limit)
+                if seen > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self._app(scope, limited, send)

@@ -4,6 +4,7 @@ verified by Bolt; ``GET /healthz`` on the same server."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -166,3 +167,46 @@ async def test_a_taken_port_is_a_clear_start_error(start_slack: BotFactory) -> N
         port = taken.getsockname()[1]
         with pytest.raises(SlackStartError, match=f"cannot listen on port {port}"):
             await start_slack(mode="http", port=port)
+
+
+async def test_a_timestamp_that_is_not_a_number_is_401_with_one_log_line(
+    start_slack: BotFactory,
+    fake_slack: FakeSlack,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot, http = await http_bot(start_slack)
+    body = json.dumps(event_callback(mention_event("hello"))).encode()
+    caplog.set_level(logging.INFO)
+    for stamp in ("soon", "", "1e9", "-5", "1_700_000_000", "9" * 5000):
+        caplog.clear()
+        status, text = await http.post(body, headers={"X-Slack-Request-Timestamp": stamp})
+        assert status == 401, (stamp, text)
+        error = json.loads(text)["error"]
+        assert error["code"] == "unauthorized"
+        assert "X-Slack-Request-Timestamp" in error["message"]
+        assert len(caplog.records) <= 1, caplog.text
+        assert not any(record.exc_info for record in caplog.records), "no traceback"
+    await bot.settle()
+    assert not fake_openai.chat_requests()
+    assert [call.method for call in fake_slack.calls] == ["auth.test"]
+
+
+async def test_a_200_kb_event_is_acknowledged_and_answered(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """A 40,000-character message (Slack's most) whose blocks repeat the text: far over the
+    API's 64 KB, within what /slack/events takes."""
+    bot, http = await http_bot(start_slack)
+    text = " ".join(f"word{n:05d}" for n in range(4000))[:40_000]
+    mention = mention_event(text)
+    mention["blocks"] = mention["blocks"] * 4
+    body = json.dumps(event_callback(mention)).encode()
+    assert 200_000 <= len(body) < 1_048_576
+
+    assert await http.post(body) == (200, "")
+    bot.expected += 1
+    await bot.settle()
+    (request,) = fake_openai.chat_requests()
+    assert text[-1000:] in json.dumps(request.body), "the model read the whole message"
+    assert texts(fake_slack, mention["ts"])[0].startswith("You said: Ada: ")
