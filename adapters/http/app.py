@@ -17,10 +17,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from adapters.http.console import install_console
+from adapters.http.console.errors import SECURITY_HEADERS
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.routes import agents, chat, conversations, health, messages
 from adapters.http.routes.slack import EVENTS_PATH, slack_router
+from adapters.http.security import inline_script_hashes, with_directives
 from adapters.http.services import Services, SlackRoute
 from config.settings import Settings
 
@@ -76,16 +78,36 @@ def build_app(
     return app
 
 
+def _docs_page() -> tuple[str, dict[str, str]]:
+    """Swagger UI's page with the console's security headers, adjusted to what Swagger UI
+    needs: its inline start-up script allowed by hash (no ``'unsafe-inline'``), and no
+    referrer (people paste keys on this page). Its styles come from its stylesheet and the
+    CSSOM, which ``style-src 'self'`` allows."""
+    page = get_swagger_ui_html(
+        openapi_url=OPENAPI_PATH,
+        title="Parley API",
+        swagger_js_url=f"{_DOCS_STATIC}/swagger-ui-bundle.js",
+        swagger_css_url=f"{_DOCS_STATIC}/swagger-ui.css",
+        swagger_favicon_url=f"{_DOCS_STATIC}/favicon.png",
+    )
+    html = bytes(page.body).decode()
+    policy = with_directives(
+        SECURITY_HEADERS["Content-Security-Policy"],
+        {"script-src": " ".join(["'self'", *inline_script_hashes(html)])},
+    )
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": policy,
+        "Referrer-Policy": "no-referrer",
+    }
+    return html, headers
+
+
 def _install_docs(app: FastAPI) -> None:
     static = resources.files("fastapi_offline") / "static"
     app.mount(_DOCS_STATIC, StaticFiles(directory=str(static)), name="docs-static")
+    html, headers = _docs_page()
 
     @app.get(DOCS_PATH, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=OPENAPI_PATH,
-            title="Parley API",
-            swagger_js_url=f"{_DOCS_STATIC}/swagger-ui-bundle.js",
-            swagger_css_url=f"{_DOCS_STATIC}/swagger-ui.css",
-            swagger_favicon_url=f"{_DOCS_STATIC}/favicon.png",
-        )
+        return HTMLResponse(html, headers=headers)
