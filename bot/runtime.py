@@ -94,6 +94,7 @@ class Runtime:
                 host=settings.host,
                 port=settings.port,
                 services=self.services if settings.api_enabled else None,
+                settings=settings,
             )
         self._stop = asyncio.Event()
 

@@ -7,16 +7,36 @@ from fastapi import FastAPI
 from adapters.http.app import build_app
 from adapters.http.server import HttpServer
 from adapters.http.services import Services, SlackRoute
+from config.settings import Settings
 
 
 class WebHost:
     """One FastAPI app on one port. The Slack adapter (HTTP mode) fills :attr:`slack` and
-    calls :meth:`start`, which is a no-op when the runtime already started it."""
+    calls :meth:`start`, which is a no-op when the runtime already started it.
 
-    def __init__(self, *, host: str, port: int, services: Services | None = None) -> None:
+    ``settings`` (else the services', else the defaults) give the body limits, the header
+    timeout, the connection cap and the trusted proxies."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        services: Services | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        if settings is None:
+            settings = services.settings if services is not None else Settings.model_construct()
         self.slack = services.slack if services is not None else SlackRoute()
-        self.app: FastAPI = build_app(slack=self.slack, services=services)
-        self.server = HttpServer(self.app, host=host, port=port)
+        self.app: FastAPI = build_app(slack=self.slack, services=services, settings=settings)
+        self.server = HttpServer(
+            self.app,
+            host=host,
+            port=port,
+            header_timeout=settings.http_header_timeout,
+            max_connections=settings.http_max_connections,
+            trusted_proxies=settings.trusted_proxy_list,
+        )
 
     @property
     def port(self) -> int:

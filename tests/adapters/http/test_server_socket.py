@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -9,6 +10,7 @@ import pytest
 
 from adapters.http.host import WebHost
 from adapters.http.server import ServerStartError
+from config.settings import Settings
 
 
 async def test_accepted_connections_have_tcp_nodelay() -> None:
@@ -42,4 +44,24 @@ async def test_a_taken_port_is_a_clear_error() -> None:
         web = WebHost(host="127.0.0.1", port=port)
         with pytest.raises(ServerStartError, match=f"cannot listen on port {port}"):
             await web.start()
+        await web.stop()
+
+
+async def test_the_host_guards_connections_as_the_settings_say() -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        http_header_timeout=0.5,
+        http_max_connections=10,
+        trusted_proxies="10.0.0.1, 10.0.0.2",
+    )
+    web = WebHost(host="127.0.0.1", port=0, settings=settings)
+    assert (web.server.guard.header_timeout, web.server.guard.max_connections) == (0.5, 10)
+    assert web.server._config.forwarded_allow_ips == ["10.0.0.1", "10.0.0.2"]
+    await web.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", web.port)
+        async with asyncio.timeout(3.0):
+            assert await reader.read() == b"", "a silent connection is closed after 0.5 s"
+        writer.close()
+    finally:
         await web.stop()
