@@ -1,7 +1,13 @@
-"""``Authorization: Bearer KEY`` on every API route, with the key's scope, agents and rate."""
+"""``Authorization: Bearer KEY`` on every API route, with the key's scope, agents and rate.
+
+Failed authentications are throttled per client address (``AUTH_FAILURE_RATE`` and
+``AUTH_FAILURE_BURST``, one budget shared with the console's sign-in): past it the answer is
+429 before the key is even looked up, so guessing stops; a key that works costs nothing.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -9,9 +15,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.http.errors import ApiError
+from adapters.http.ratelimit import RateLimiter
 from adapters.http.services import Services
 from bot.keys import agent_allowed, scope_allows
 from memory.base import ApiKeyRecord, Scope
+
+logger = logging.getLogger(__name__)
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _BEARER = HTTPBearer(
@@ -20,6 +29,45 @@ _BEARER = HTTPBearer(
 )
 """Declares the scheme in the OpenAPI document (so /api/docs can send a key); the header is
 checked below, with this module's own error bodies."""
+
+
+class TooManyFailures(Exception):
+    """The client address failed to authenticate too often; ``wait`` seconds until the next
+    attempt is looked at."""
+
+    def __init__(self, wait: float) -> None:
+        seconds = RateLimiter.retry_after_header(wait)
+        super().__init__(f"too many failed authentications from this address; retry in {seconds}s")
+        self.wait = wait
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy forwarded (the server's
+    ``forwarded_allow_ips`` rewrites it before the app sees the request)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def authenticate(found: Services, request: Request, key: str) -> ApiKeyRecord | None:
+    """The key's record, or None (logged with the client's address, never the key).
+
+    Raises :class:`TooManyFailures` without looking the key up when the address is over its
+    budget of failures. The token is taken before the lookup and given back on success, so
+    concurrent guesses cannot all pass a check made before any of them failed."""
+    address = client_address(request)
+    wait = found.auth_failures.take(address)
+    if wait is not None:
+        raise TooManyFailures(wait)
+    record = await found.keys.authenticate(key)
+    if record is None:
+        logger.warning(
+            "authentication failed from %s on %s %s: unknown or revoked key",
+            address,
+            request.method,
+            request.url.path,
+        )
+        return None
+    found.auth_failures.give_back(address)
+    return record
 
 
 def services(request: Request) -> Services:
@@ -48,7 +96,12 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise ApiError(401, "send an API key: Authorization: Bearer KEY", headers=_CHALLENGE)
-        record = await found.keys.authenticate(token.strip())
+        try:
+            record = await authenticate(found, request, token.strip())
+        except TooManyFailures as exc:
+            raise ApiError(
+                429, str(exc), headers={"Retry-After": RateLimiter.retry_after_header(exc.wait)}
+            ) from None
         if record is None:
             raise ApiError(401, "the API key is unknown or revoked", headers=_CHALLENGE)
         wait = found.limiter.take(record.id)

@@ -27,6 +27,8 @@ class Services:
     engine: Engine
     keys: ApiKeys
     limiter: RateLimiter
+    auth_failures: RateLimiter
+    """Failed authentications per client address (API keys and console sign-ins alike)."""
     slack: SlackRoute = field(default_factory=SlackRoute)
 
     @property
@@ -44,4 +46,7 @@ class Services:
             engine=engine,
             keys=ApiKeys(engine.store),
             limiter=RateLimiter(rate=settings.api_rate, burst=settings.api_burst),
+            auth_failures=RateLimiter(
+                rate=settings.auth_failure_rate, burst=settings.auth_failure_burst
+            ),
         )

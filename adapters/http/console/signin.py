@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from adapters.http.auth import TooManyFailures, authenticate
 from adapters.http.console.auth import maybe_signed_in
 from adapters.http.console.csrf import FIELD, CsrfRefused, check_token, read_form
 from adapters.http.console.errors import SIGN_IN, ConsoleRoute, safe_next
 from adapters.http.console.session import Session, clear_session, read_session, set_session
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
+from adapters.http.ratelimit import RateLimiter
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -65,17 +67,19 @@ async def sign_in(request: Request) -> Response:
             error="The sign-in form had expired. Please try again.",
         )
     assert session is not None  # noqa: S101 - check_token refuses a missing session
-    host = request.client.host if request.client else "unknown"
-    wait = console.services.limiter.take(f"console-sign-in:{host}")
-    if wait is not None:
-        return _form(
+    try:
+        record = await authenticate(console.services, request, fields.get("key", "").strip())
+    except TooManyFailures as exc:
+        seconds = RateLimiter.retry_after_header(exc.wait)
+        response = _form(
             request,
             session,
             target=target,
             status=429,
-            error=f"Too many attempts; wait {wait:.0f} seconds and try again.",
+            error=f"Too many failed sign-ins; wait {seconds} seconds and try again.",
         )
-    record = await console.services.keys.authenticate(fields.get("key", "").strip())
+        response.headers["Retry-After"] = seconds
+        return response
     if record is None:
         return _form(
             request,

@@ -85,3 +85,16 @@ async def test_unauthenticated_requests_take_no_token(api: Api) -> None:
         assert (await client.get(f"{API}/agents")).status_code == 200
     finally:
         await limited.close()
+
+
+def test_a_token_given_back_is_taken_again_but_never_past_the_burst() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=1, burst=2, clock=clock)
+    assert [limiter.take("a"), limiter.take("a")] == [None, None]
+    assert limiter.take("a") == 1.0
+    limiter.give_back("a")
+    assert limiter.take("a") is None, "the token given back"
+    assert limiter.take("a") is not None
+    for _ in range(5):
+        limiter.give_back("b")
+    assert [limiter.take("b") is None for _ in range(3)] == [True, True, False]
