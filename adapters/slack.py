@@ -294,7 +294,9 @@ class SlackAdapter:
         web = self._web
         if web is None:
             host = self._http_host or self._settings.host
-            web = self._own_web = WebHost(host=host, port=self._settings.port)
+            web = self._own_web = WebHost(
+                host=host, port=self._settings.port, settings=self._settings
+            )
         web.slack.handler = AsyncSlackRequestHandler(app)
         try:
             await web.start()
