@@ -1,4 +1,7 @@
-"""Who is signed in: the session's key, re-checked as still active on every request."""
+"""Who is signed in: the session's key, re-checked as still active on every request.
+
+Every signed-in request counts against the key's rate, as the API's requests do: pages
+read the store and render what anyone in a conversation wrote."""
 
 from __future__ import annotations
 
@@ -58,7 +61,7 @@ async def maybe_signed_in(request: Request) -> ConsoleUser | None:
 
 
 def spend(limiter: RateLimiter, user: ConsoleUser) -> None:
-    """Count a request that does work against the key's rate, as the API does."""
+    """Count a request against the key's rate, as the API does (429 past it)."""
     wait = limiter.take(user.key.id)
     if wait is not None:
         raise ApiError(
@@ -66,6 +69,12 @@ def spend(limiter: RateLimiter, user: ConsoleUser) -> None:
             f"too many requests for this key; retry in {wait:.1f}s",
             headers={"Retry-After": limiter.retry_after_header(wait)},
         )
+
+
+async def signed_in_reader(request: Request) -> ConsoleUser:
+    user = await signed_in(request)
+    spend(console_of(request).services.limiter, user)
+    return user
 
 
 async def signed_in_writer(request: Request) -> ConsoleUser:
@@ -76,5 +85,5 @@ async def signed_in_writer(request: Request) -> ConsoleUser:
     return user
 
 
-User = Annotated[ConsoleUser, Depends(signed_in)]
+User = Annotated[ConsoleUser, Depends(signed_in_reader)]
 Editor = Annotated[ConsoleUser, Depends(signed_in_writer)]

@@ -17,7 +17,8 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from adapters.http.console.auth import ConsoleUser, Editor, SignInRequired, User, signed_in, spend
 from adapters.http.console.csrf import HEADER, CsrfRefused, check_token, checked_form
 from adapters.http.console.errors import SECURITY_HEADERS, ConsoleRoute
-from adapters.http.console.pages import MESSAGES_SHOWN, allowed_agents
+from adapters.http.console.markdown import MARKDOWN
+from adapters.http.console.pages import MAX_SEQ, MESSAGES_SHOWN, allowed_agents
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page, render
 from adapters.http.errors import ApiError, describe_validation
@@ -62,13 +63,14 @@ async def _chat_page(request: Request, user: ConsoleUser, conversation: Conversa
     )
     messages = list(reversed(newest))
     latest = next((m for m in newest if m.role == "assistant" and m.data is not None), None)
+    shown = await MARKDOWN.messages(messages)
     return page(
         request,
         "chat.html",
         user=user,
         section="chat",
         conversation=conversation,
-        messages=messages,
+        messages=shown.messages,
         latest_data=latest.data if latest is not None else None,
         agent=await services.catalog.lookup(conversation.agent_id) or services.catalog.default,
     )
@@ -102,7 +104,7 @@ async def messages_fragment(
     conversation_id: str,
     request: Request,
     user: User,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> Response:
     """The messages after ``after`` as list items, rendered as on the page (for the script)."""
     services = console_of(request).services
@@ -110,7 +112,8 @@ async def messages_fragment(
     found = await services.store.list_messages(
         conversation_id=conversation_id, after_seq=after, limit=FRAGMENT_LIMIT
     )
-    html = render("_messages.html", messages=found, user=user)
+    shown = await MARKDOWN.messages(found)
+    html = render("_messages.html", messages=shown.messages, user=user)
     return Response(html, media_type="text/html; charset=utf-8")
 
 

@@ -14,6 +14,7 @@ from adapters.http.console import views
 from adapters.http.console.auth import ConsoleUser, User
 from adapters.http.console.chart import chart_since, daily_counts, goal_chart_svg
 from adapters.http.console.errors import ConsoleRoute
+from adapters.http.console.markdown import MARKDOWN
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
 from adapters.http.errors import ApiError
@@ -29,6 +30,8 @@ PAGE_SIZE = 50
 MESSAGES_SHOWN = 100
 GOAL_CHECKS_SHOWN = 50
 MAX_PAGE = 20_000
+MAX_SEQ = 2**53
+"""Above any message's seq; bigger numbers would overflow the store's integers."""
 PLATFORMS: tuple[Platform, ...] = ("slack", "discord", "console", "api")
 _AGENT_ID = re.compile(AGENT_ID)
 
@@ -128,6 +131,9 @@ async def conversation_page(
         conversation_id=conversation.id, limit=GOAL_CHECKS_SHOWN
     )
     agent = await conversation_agent(services, conversation)
+    shown = await MARKDOWN.messages(messages, summary=conversation.summary)
+    if shown.summary is not None:
+        conversation = conversation.model_copy(update={"summary": shown.summary})
     values = {
         "tags": ", ".join(conversation.tags),
         "source": conversation.source or "",
@@ -143,7 +149,7 @@ async def conversation_page(
         section="conversations",
         conversation=conversation,
         agent=agent,
-        messages=messages,
+        messages=shown.messages,
         older_url=f"/console/conversations/{conversation.id}?before={older}" if older else None,
         checks=checks,
         form=values,
@@ -156,7 +162,7 @@ async def conversation(
     conversation_id: str,
     request: Request,
     user: User,
-    before: Annotated[int | None, Query(ge=2)] = None,
+    before: Annotated[int | None, Query(ge=2, le=MAX_SEQ)] = None,
 ) -> Response:
     found = await load(console_of(request).services, conversation_id, user.key)
     return await conversation_page(request, user, found, before=before)

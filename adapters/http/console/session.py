@@ -3,8 +3,9 @@
 The cookie is ``PAYLOAD.MAC``: the payload is compact JSON (key id, scope, agents, expiry,
 CSRF token, session id) in URL-safe base64, the MAC is HMAC-SHA256 over it with a key derived
 from ``CONSOLE_SECRET`` (random per process when unset). It is HttpOnly, SameSite=Strict,
-scoped to ``/console`` and Secure over HTTPS. A session without a key id is anonymous: it only
-carries the CSRF token of the sign-in form.
+scoped to ``/console``, and Secure over HTTPS or always with ``CONSOLE_SECURE_COOKIE``. A
+session without a key id is anonymous: it only carries the CSRF token of the sign-in form.
+Any malformed cookie is no session, never an error.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adapters.http.services import Services
 from memory.base import Scope
 
 COOKIE = "parley_console"
@@ -108,7 +110,8 @@ class SessionCodec:
         return f"{body}.{self._mac(body)}"
 
     def decode(self, value: str | None) -> Session | None:
-        if not value or len(value) > _MAX_COOKIE or value.count(".") != 1:
+        """The session of a cookie value; None for anything else, however malformed."""
+        if not value or len(value) > _MAX_COOKIE or not value.isascii() or value.count(".") != 1:
             return None
         body, mac = value.split(".")
         if not hmac.compare_digest(mac, self._mac(body)):
@@ -161,6 +164,13 @@ def read_session(request: Request, codec: SessionCodec) -> Session | None:
     return codec.decode(request.cookies.get(COOKIE))
 
 
+def _secure(request: Request) -> bool:
+    """Over HTTPS (as the request came, or as a trusted proxy says it came) or when set."""
+    services: Services | None = getattr(request.app.state, "services", None)
+    forced = services is not None and services.settings.console_secure_cookie
+    return forced or request.url.scheme == "https"
+
+
 def set_session(
     response: Response, request: Request, codec: SessionCodec, session: Session
 ) -> None:
@@ -169,7 +179,7 @@ def set_session(
         codec.encode(session),
         max_age=max(1, int(session.expires - codec.now())),
         path=COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        secure=_secure(request),
         httponly=True,
         samesite="strict",
     )
@@ -179,7 +189,7 @@ def clear_session(response: Response, request: Request) -> None:
     response.delete_cookie(
         COOKIE,
         path=COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        secure=_secure(request),
         httponly=True,
         samesite="strict",
     )
