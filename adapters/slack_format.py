@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from adapters.links import SAFE_LINK_SCHEMES, is_safe_link
+
 FENCE = "```"
 
 _PROTECT = str.maketrans("", "", "\x00\x01\x02\x03")
@@ -29,7 +31,6 @@ _PROTECT = str.maketrans("", "", "\x00\x01\x02\x03")
 
 _LINK = re.compile(r"!?\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
 _AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
-_SAFE_SCHEMES = ("https://", "http://", "mailto:")
 _BOLD_ITALIC = re.compile(r"(\*\*\*|___)(?=\S)(.+?)(?<=\S)\1")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
@@ -45,12 +46,6 @@ _PLACEHOLDER = re.compile("\x00(\\d+)\x01")
 def escape(text: str) -> str:
     """Escape Slack's three control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def is_safe_link(target: str) -> bool:
-    """Whether a link to ``target`` may be made: ``http(s)://`` and ``mailto:`` only. Inside
-    ``<...>`` anything else is a control sequence to Slack (``!here``, ``@U1``, ``#C1``...)."""
-    return target.lower().startswith(_SAFE_SCHEMES)
 
 
 def _link_target(url: str) -> str:
@@ -204,9 +199,9 @@ def _unlink(text: str, *, open_end: bool) -> str:
         rest = text[match.end() :]
         lead = _TARGET_LEAD.match(rest)
         target = (rest[lead.end() :] if lead else rest).lower()
-        if target.startswith(_SAFE_SCHEMES):
+        if target.startswith(SAFE_LINK_SCHEMES):
             return match.group(0)
-        if open_end and any(scheme.startswith(target) for scheme in _SAFE_SCHEMES):
+        if open_end and any(scheme.startswith(target) for scheme in SAFE_LINK_SCHEMES):
             return match.group(0)  # undecided until more text arrives
         return match.group(0) + _JOINER
 

@@ -17,12 +17,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from adapters.http.console import install_console
-from adapters.http.console.errors import SECURITY_HEADERS
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.routes import agents, chat, conversations, health, messages
 from adapters.http.routes.slack import EVENTS_PATH, slack_router
-from adapters.http.security import inline_script_hashes, with_directives
+from adapters.http.security import SECURITY_HEADERS, inline_script_hashes, with_directives
 from adapters.http.services import Services, SlackRoute
 from config.settings import Settings
 

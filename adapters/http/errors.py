@@ -128,6 +128,17 @@ _PLAIN: dict[type[Exception], tuple[int, str | None, dict[str, str] | None]] = {
 Starlette picks the handler of the nearest class, so ReadOnlyAgent wins over Conflict."""
 
 
+def plain_error(exc: Exception) -> tuple[int, dict[str, str] | None] | None:
+    """The status and headers of an error whose own message is what people read (the table
+    above, nearest class first), or None; the console renders the same mapping as pages."""
+    for kind in type(exc).__mro__:
+        found = _PLAIN.get(kind)
+        if found is not None:
+            status, _, headers = found
+            return status, headers
+    return None
+
+
 def _plain(
     status: int, code: str | None, headers: dict[str, str] | None
 ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

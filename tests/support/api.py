@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from adapters.http.app import build_app
 from adapters.http.server import HttpServer
@@ -60,9 +61,17 @@ class Api:
             headers={"Authorization": f"Bearer {key}"},
         )
 
+    @property
+    def app(self) -> ASGIApp:
+        """The app the client talks to."""
+        transport = self.client._transport
+        assert isinstance(transport, httpx.ASGITransport)
+        app: ASGIApp = transport.app
+        return app
+
     async def serve(self) -> str:
         """The same app on a real server on loopback; returns its base URL."""
-        server = HttpServer(self.client._transport.app, host="127.0.0.1", port=0)  # type: ignore[attr-defined]
+        server = HttpServer(self.app, host="127.0.0.1", port=0)
         await server.start()
         self.servers.append(server)
         return f"http://127.0.0.1:{server.port}"

@@ -14,7 +14,7 @@ from adapters.http.console.session import COOKIE, Session
 from adapters.http.console.state import console_of
 from adapters.http.errors import ApiError
 from adapters.http.ratelimit import RateLimiter
-from bot.keys import scope_allows
+from bot.keys import place_allowed, scope_allows
 from memory.base import ApiKeyRecord
 
 
@@ -39,6 +39,11 @@ class ConsoleUser:
     @property
     def can_write(self) -> bool:
         return scope_allows(self.key.scope, "write")
+
+    @property
+    def can_chat(self) -> bool:
+        """Chats are API conversations: a key limited to other places cannot start one."""
+        return self.can_write and place_allowed(self.key, "api", "")
 
 
 async def signed_in(request: Request) -> ConsoleUser:

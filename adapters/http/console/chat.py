@@ -16,8 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from adapters.http.console.auth import ConsoleUser, Editor, SignInRequired, User, signed_in, spend
 from adapters.http.console.csrf import HEADER, CsrfRefused, check_token, checked_form
-from adapters.http.console.errors import SECURITY_HEADERS, ConsoleRoute
-from adapters.http.console.markdown import MARKDOWN
+from adapters.http.console.errors import ConsoleRoute
 from adapters.http.console.pages import MAX_SEQ, MESSAGES_SHOWN, allowed_agents
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page, render
@@ -25,6 +24,7 @@ from adapters.http.errors import ApiError, describe_validation
 from adapters.http.routes.conversations import load, open_api_conversation
 from adapters.http.routes.messages import SSE_HEADERS, start_turn
 from adapters.http.schemas import NewConversation, NewUserMessage
+from adapters.http.security import SECURITY_HEADERS
 from adapters.http.streaming import sse_events
 from memory.base import Conversation
 
@@ -63,7 +63,7 @@ async def _chat_page(request: Request, user: ConsoleUser, conversation: Conversa
     )
     messages = list(reversed(newest))
     latest = next((m for m in newest if m.role == "assistant" and m.data is not None), None)
-    shown = await MARKDOWN.messages(messages)
+    shown = await console_of(request).markdown.messages(messages)
     return page(
         request,
         "chat.html",
@@ -112,7 +112,7 @@ async def messages_fragment(
     found = await services.store.list_messages(
         conversation_id=conversation_id, after_seq=after, limit=FRAGMENT_LIMIT
     )
-    shown = await MARKDOWN.messages(found)
+    shown = await console_of(request).markdown.messages(found)
     html = render("_messages.html", messages=shown.messages, user=user)
     return Response(html, media_type="text/html; charset=utf-8")
 

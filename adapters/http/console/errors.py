@@ -18,25 +18,15 @@ from starlette.responses import RedirectResponse, Response
 from adapters.http.console.auth import SignInRequired, maybe_signed_in
 from adapters.http.console.csrf import CsrfRefused
 from adapters.http.console.session import clear_session
+from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
-from adapters.http.errors import ApiError, describe_validation
-from bot.engine import EngineBusy, NoGoal, UnknownAgent
-from bot.errors import ConfigError, Conflict, NotFound, StoreError
+from adapters.http.errors import ApiError, describe_validation, plain_error
+from adapters.http.security import SECURITY_HEADERS
+from bot.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
 SIGN_IN = "/console/signin"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 _SAFE_NEXT = re.compile(r"^/console(/[A-Za-z0-9/_.~%=&?+-]*)?$")
 
 
@@ -60,16 +50,10 @@ def sign_in_redirect(request: Request, reason: str) -> Response:
         query["next"] = safe_next(target)
     response = RedirectResponse(f"{SIGN_IN}?{urlencode(query)}", status_code=303)
     if reason in ("expired", "revoked"):
-        clear_session(response, request)
+        clear_session(response, request, console_of(request).codec)
     return response
 
 
-_STATUS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
-    ((NotFound, UnknownAgent), 404),
-    ((NoGoal, Conflict), 409),
-    (ConfigError, 422),
-    (EngineBusy, 503),
-)
 _CSRF_MESSAGE = (
     "This form has expired or did not come from this console. Reload the page and try again."
 )
@@ -83,9 +67,10 @@ def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
         return 403, _CSRF_MESSAGE, None
     if isinstance(exc, RequestValidationError):
         return 422, describe_validation(list(exc.errors())), None
-    for kinds, status in _STATUS:
-        if isinstance(exc, kinds):
-            return status, str(exc), {"Retry-After": "5"} if status == 503 else None
+    plain = plain_error(exc)
+    if plain is not None:
+        status, headers = plain
+        return status, str(exc), headers
     if isinstance(exc, StoreError):
         logger.warning("store failed on a console page: %s", exc)
         return 503, "The store cannot be reached or failed; try again shortly.", None

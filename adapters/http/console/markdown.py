@@ -29,6 +29,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
+from adapters.links import is_safe_link
 from bot.lru import BoundedLRU
 from memory.base import Message
 
@@ -39,14 +40,9 @@ RENDER_BUDGET = 0.2
 CACHE_SIZE = 1_000
 """Rendered messages kept (ten pages of the longest; at most ~50 MB on hostile text)."""
 
-_SAFE_SCHEMES = ("http://", "https://", "mailto:")
 _STEPS_BETWEEN_YIELDS = 128
 """Parser steps (~3 µs each on costly text) between two releases of the GIL."""
 _steps = itertools.count()
-
-
-def _valid_link(url: str) -> bool:
-    return url.strip().lower().startswith(_SAFE_SCHEMES)
 
 
 def _link_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -67,7 +63,7 @@ def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False}).disable("image")
     md.block.ruler.before("code", "let_the_loop_in", _let_the_loop_in)
     md.inline.ruler.before("text", "let_the_loop_in", _let_the_loop_in)
-    md.validateLink = _valid_link  # type: ignore[method-assign]
+    md.validateLink = is_safe_link  # type: ignore[method-assign,assignment]
     md.add_render_rule("link_open", _link_open)
     return md
 
@@ -175,7 +171,3 @@ class MarkdownRenderer:
             if collecting:
                 gc.enable()
         return done
-
-
-MARKDOWN = MarkdownRenderer()
-"""The renderer of the console's pages (message ids are unique across stores)."""

@@ -14,7 +14,6 @@ from adapters.http.console import views
 from adapters.http.console.auth import ConsoleUser, User
 from adapters.http.console.chart import chart_since, daily_counts, goal_chart_svg
 from adapters.http.console.errors import ConsoleRoute
-from adapters.http.console.markdown import MARKDOWN
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
 from adapters.http.errors import ApiError
@@ -131,7 +130,7 @@ async def conversation_page(
         conversation_id=conversation.id, limit=GOAL_CHECKS_SHOWN
     )
     agent = await conversation_agent(services, conversation)
-    shown = await MARKDOWN.messages(messages, summary=conversation.summary)
+    shown = await console_of(request).markdown.messages(messages, summary=conversation.summary)
     if shown.summary is not None:
         conversation = conversation.model_copy(update={"summary": shown.summary})
     values = {

@@ -25,7 +25,6 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.http.services import Services
 from memory.base import Scope
 
 COOKIE = "parley_console"
@@ -83,7 +82,10 @@ class SessionCodec:
         *,
         clock: Callable[[], float] = time.time,
         signed_out_capacity: int = 10_000,
+        always_secure: bool = False,
     ) -> None:
+        self.always_secure = always_secure
+        """Mark cookies Secure even over plain HTTP (``CONSOLE_SECURE_COOKIE``)."""
         material = secret.encode("utf-8") if secret else secrets.token_bytes(32)
         self._key = hashlib.sha256(b"parley-console-session\x00" + material).digest()
         self._clock = clock
@@ -164,11 +166,9 @@ def read_session(request: Request, codec: SessionCodec) -> Session | None:
     return codec.decode(request.cookies.get(COOKIE))
 
 
-def _secure(request: Request) -> bool:
+def _secure(request: Request, codec: SessionCodec) -> bool:
     """Over HTTPS (as the request came, or as a trusted proxy says it came) or when set."""
-    services: Services | None = getattr(request.app.state, "services", None)
-    forced = services is not None and services.settings.console_secure_cookie
-    return forced or request.url.scheme == "https"
+    return codec.always_secure or request.url.scheme == "https"
 
 
 def set_session(
@@ -179,17 +179,17 @@ def set_session(
         codec.encode(session),
         max_age=max(1, int(session.expires - codec.now())),
         path=COOKIE_PATH,
-        secure=_secure(request),
+        secure=_secure(request, codec),
         httponly=True,
         samesite="strict",
     )
 
 
-def clear_session(response: Response, request: Request) -> None:
+def clear_session(response: Response, request: Request, codec: SessionCodec) -> None:
     response.delete_cookie(
         COOKIE,
         path=COOKIE_PATH,
-        secure=_secure(request),
+        secure=_secure(request, codec),
         httponly=True,
         samesite="strict",
     )

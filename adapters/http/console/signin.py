@@ -105,5 +105,5 @@ async def sign_out(request: Request) -> Response:
         check_token(session, fields.get(FIELD))
         console.codec.sign_out(session)
     response = RedirectResponse(f"{SIGN_IN}?notice=signed-out", status_code=303)
-    clear_session(response, request)
+    clear_session(response, request, console_of(request).codec)
     return response

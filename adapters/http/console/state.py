@@ -1,4 +1,5 @@
-"""What the console's routes share: the services and the session codec, on ``app.state``."""
+"""What the console's routes share: the services, the session codec and the Markdown
+renderer, on ``app.state``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from adapters.http.console.markdown import MarkdownRenderer
 from adapters.http.console.session import SessionCodec
 from adapters.http.services import Services
 
@@ -14,13 +16,19 @@ from adapters.http.services import Services
 class Console:
     services: Services
     codec: SessionCodec
+    markdown: MarkdownRenderer
 
     @classmethod
     def build(cls, services: Services) -> Console:
-        secret = services.settings.console_secret
+        settings = services.settings
+        secret = settings.console_secret
         return cls(
             services=services,
-            codec=SessionCodec(secret.get_secret_value() if secret is not None else None),
+            codec=SessionCodec(
+                secret.get_secret_value() if secret is not None else None,
+                always_secure=settings.console_secure_cookie,
+            ),
+            markdown=MarkdownRenderer(),
         )
 
     @property

@@ -156,7 +156,7 @@ async def test_an_unexpected_failure_is_500_generic_and_logged(
 ) -> None:
     key = await api.key("read")
     monkeypatch.setattr(api.store, "list_conversations", boom)
-    transport = httpx.ASGITransport(app=api.client._transport.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://parley.test",
@@ -206,7 +206,7 @@ async def test_no_error_body_ever_shows_a_configured_secret(
         await admin.post(f"{API}/agents", json={"id": "x", "name": MONGO_SECRET}),
         await admin.get(f"{API}/conversations", params={"limit": MONGO_SECRET}),
     ]
-    transport = httpx.ASGITransport(app=api.client._transport.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://parley.test", headers=admin.headers
     ) as unguarded:
@@ -240,7 +240,7 @@ async def test_integer_query_parameters_past_any_position_are_422_not_500(
         (f"{API}/conversations", "offset"),
         (f"{API}/conversations/{cid}/goal-checks", "limit"),
     ]
-    transport = httpx.ASGITransport(app=api.client._transport.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://parley.test", headers=writer.headers
     ) as client:

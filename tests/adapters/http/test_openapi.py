@@ -80,7 +80,7 @@ async def test_the_document_lists_every_api_route_with_its_schemas(api: Api) -> 
         for method in operations
     }
     assert documented >= EXPECTED, EXPECTED - documented
-    app = api.client._transport.app  # type: ignore[attr-defined]
+    app = api.app
     served = {
         (method, route.path.removeprefix(API))
         for route in app.routes

@@ -82,7 +82,7 @@ async def start(
     served: tuple[Api, list[HttpServer]], *, trusted: Sequence[str]
 ) -> httpx.AsyncClient:
     api, servers = served
-    app = api.client._transport.app  # type: ignore[attr-defined]
+    app = api.app
     server = HttpServer(app, host="127.0.0.1", port=0, trusted_proxies=trusted)
     await server.start()
     servers.append(server)

@@ -23,7 +23,7 @@ async def test_the_api_is_served_on_loopback(api: Api) -> None:
 
 
 async def test_start_is_idempotent_and_stop_closes_the_port(api: Api) -> None:
-    server = HttpServer(api.client._transport.app, host="127.0.0.1", port=0)  # type: ignore[attr-defined]
+    server = HttpServer(api.app, host="127.0.0.1", port=0)
     await server.start()
     port = server.port
     assert port != 0

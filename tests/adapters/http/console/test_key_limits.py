@@ -149,3 +149,18 @@ async def test_the_agents_page_shows_only_the_key_places(api_factory: ApiFactory
         assert "123456" not in plain_card, "a Discord channel id names no guild"
     finally:
         await console.close()
+
+
+async def test_a_key_limited_to_workspaces_is_not_offered_chats(console: Console) -> None:
+    """Chats are API conversations, outside a workspace-limited key's places."""
+    limited = await signed_in(console, "write", workspaces=["T1"])
+    page = await limited.get("/console/chats")
+    assert page.status_code == 200
+    assert 'action="/console/chats"' not in page.text
+    assert "limited to other platforms or workspaces" in page.text
+    agents = await limited.get("/console/agents")
+    assert "Chat with" not in agents.text
+
+    free = await signed_in(console, "write")
+    assert 'action="/console/chats"' in (await free.get("/console/chats")).text
+    assert "Chat with" in (await free.get("/console/agents")).text

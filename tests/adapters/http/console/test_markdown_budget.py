@@ -8,6 +8,7 @@ server, the test's clients and the renderer's thread share one process, as in th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.client
 import threading
 import time
@@ -17,7 +18,6 @@ import httpx
 import pytest
 from markupsafe import Markup
 
-from adapters.http.console import chat, pages
 from adapters.http.console.markdown import (
     MAX_MARKDOWN,
     MarkdownRenderer,
@@ -231,8 +231,8 @@ async def test_pages_and_fragments_render_each_message_once(
 ) -> None:
     counting = Counting()
     renderer = MarkdownRenderer(render=counting)
-    monkeypatch.setattr(pages, "MARKDOWN", renderer)
-    monkeypatch.setattr(chat, "MARKDOWN", renderer)
+    state = console.api.app.state  # type: ignore[attr-defined]
+    monkeypatch.setattr(state, "console", dataclasses.replace(state.console, markdown=renderer))
     conversation_id = await plant(console.api, ["*one*", "*two*"], channel="once")
     browser = await console.signed_in("read")
     for path in (

@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.http.console import errors as console_errors
 from adapters.http.console.chart import DayCount, daily_counts, goal_chart_svg
 from adapters.http.console.csrf import CsrfRefused, check_token
 from adapters.http.console.errors import safe_next
 from adapters.http.console.markdown import render_markdown
 from adapters.http.console.session import Session, SessionCodec
 from adapters.http.console.views import author, duration, shape_fields
+from adapters.http.errors import plain_error
+from bot.admission import ApiShareFull, ConversationBusy, KeyBusy
+from bot.errors import NotFound
 from memory.base import GoalCheck, Message
 from tests.support.agents import agent
 
@@ -176,3 +180,17 @@ def test_views() -> None:
     assert author(message(author_id="api-key:" + "k" * 32)) == "API user"
     assert author(message(author_id="U0ADA")) == "U0ADA"
     assert author(message(role="assistant", author_name="Chef")) == "Chef"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "status"),
+    [
+        (KeyBusy("a key's turns"), 429),
+        (ConversationBusy("a thread's turns"), 429),
+        (ApiShareFull("the API's share"), 503),
+        (NotFound("gone"), 404),
+    ],
+)
+def test_console_pages_map_errors_as_the_api_does(refusal: Exception, status: int) -> None:
+    assert console_errors._describe(refusal)[0] == status
+    assert plain_error(refusal) == (status, {"Retry-After": "5"} if status != 404 else None)
