@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     """Failed authentications one client address may make at once before it gets 429."""
     console_secure_cookie: bool = False
     """Always mark the console's cookie Secure (behind a TLS proxy that is not trusted)."""
+    shutdown_grace: float = Field(default=8.0, ge=0, le=300)
+    """Seconds replies in progress get to finish after SIGTERM (inside Docker's 10 s); what is
+    left stays in the journal for the next process."""
+    model_concurrency: int = Field(default=16, ge=1, le=1000)
+    """Model calls this process makes at once (replies, summaries, goal checks); more wait."""
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
 
