@@ -54,6 +54,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _TITLE_LENGTH = 80
+_RESUME_WINDOW = 50
+"""Latest messages searched for a message the journal retries (a conversation's queue of
+turns is far shorter)."""
 
 
 class UnknownAgent(ParleyError):
@@ -78,6 +81,10 @@ class IncomingMessage:
     quota: str | None = None
     """Who the turn is charged to: the API key's id for the HTTP API and the web console; None
     for Slack, Discord and the terminal. See :meth:`Engine.reply`."""
+    resume: bool = False
+    """The journal retries a message a process may have started: a user message already
+    stored with this ``platform_message_id`` is used (not stored again), and a reply already
+    stored after it is the turn's result (the model is not asked again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,19 +313,34 @@ class Engine:
         conversation = await self._conversation_for(incoming)
         agent = await self.resolve_agent(conversation)
         context = context_of(conversation)
-        user_message = await self._store.append_message(
-            conversation_id=conversation.id,
-            message=NewMessage(
-                role="user",
-                text=incoming.text,
-                author_id=incoming.author_id,
-                author_name=incoming.author_name,
-                platform_message_id=incoming.platform_message_id,
-                token_count=self.count_tokens(
-                    user_content(incoming.text, incoming.author_name), agent
+        stored = await self._stored_turn(conversation, incoming) if incoming.resume else None
+        if stored is not None and stored[1] is not None:
+            user_message, reply = stored[0], stored[1]
+            logger.info("turn already answered; its reply is used", extra=context)
+            return TurnResult(
+                conversation=conversation,
+                user_message=user_message,
+                reply=reply,
+                text=reply.text,
+                data=reply.data,
+                failed=reply.error is not None and reply.data is None,
+            )
+        if stored is not None:
+            user_message = stored[0]
+        else:
+            user_message = await self._store.append_message(
+                conversation_id=conversation.id,
+                message=NewMessage(
+                    role="user",
+                    text=incoming.text,
+                    author_id=incoming.author_id,
+                    author_name=incoming.author_name,
+                    platform_message_id=incoming.platform_message_id,
+                    token_count=self.count_tokens(
+                        user_content(incoming.text, incoming.author_name), agent
+                    ),
                 ),
-            ),
-        )
+            )
         if agent.max_turns is not None and (user_message.seq + 1) // 2 > agent.max_turns:
             return await self._close_politely(conversation, agent, user_message)
 
@@ -370,6 +392,26 @@ class Engine:
             data=reply.data,
             failed=failed,
         )
+
+    async def _stored_turn(
+        self, conversation: Conversation, incoming: IncomingMessage
+    ) -> tuple[Message, Message | None] | None:
+        """The user message already stored for ``incoming`` (by its platform id, among the
+        latest messages) and the reply stored right after it, if any."""
+        if not incoming.platform_message_id:
+            return None
+        latest = await self._store.list_messages(
+            conversation_id=conversation.id, limit=_RESUME_WINDOW, newest_first=True
+        )
+        for index, message in enumerate(latest):
+            if (
+                message.role == "user"
+                and message.platform_message_id == incoming.platform_message_id
+            ):
+                after = latest[index - 1] if index > 0 else None
+                reply = after if after is not None and after.role == "assistant" else None
+                return message, reply
+        return None
 
     async def _conversation_for(self, incoming: IncomingMessage) -> Conversation:
         existing = await self._store.find_conversation(key=incoming.key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from bot.engine import (
     UnknownAgent,
 )
 from bot.errors import StoreUnavailable
-from memory.base import PlatformKey
+from memory.base import NewMessage, PlatformKey
 from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef, plain
 from tests.support.engines import EngineFactory
@@ -542,3 +543,53 @@ async def test_a_cancelled_turn_gives_its_place_back(
         with pytest.raises(asyncio.CancelledError):
             await cancelled.result()
     assert (engine.admission.in_flight, engine.admission.entries) == (0, 0)
+
+
+async def test_a_resumed_message_already_stored_is_not_stored_again(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    """A process died after storing the user's message: the journal's retry answers it
+    without a second copy in the history."""
+    engine = make_engine(agents_file(plain()))
+    conversation, _ = await engine.open_conversation(key=KEY, agent_id="plain")
+    await engine.store.append_message(
+        conversation_id=conversation.id,
+        message=NewMessage(role="user", text="Ada: hello", platform_message_id="1700.1"),
+    )
+    resumed = IncomingMessage(
+        key=KEY, text="hello", author_name="Ada", platform_message_id="1700.1", resume=True
+    )
+    result = await engine.reply(resumed).result()
+    messages = await engine.store.list_messages(conversation_id=conversation.id)
+    assert [(m.role, m.platform_message_id) for m in messages[-2:]] == [
+        ("user", "1700.1"),
+        ("assistant", None),
+    ]
+    assert sum(1 for m in messages if m.platform_message_id == "1700.1") == 1
+    assert result.user_message.platform_message_id == "1700.1"
+    assert len(fake_openai.chat_requests()) == 1
+
+
+async def test_a_resumed_message_already_answered_is_not_answered_again(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    engine = make_engine(agents_file(plain()))
+    message = replace(said("hello"), platform_message_id="1700.2")
+    first = await engine.reply(message).result()
+    asked = len(fake_openai.chat_requests())
+    again = await engine.reply(replace(message, resume=True)).result()
+    assert len(fake_openai.chat_requests()) == asked, "the model is not asked again"
+    assert (again.reply.id, again.text) == (first.reply.id, first.text)
+    history = await engine.store.list_messages(conversation_id=first.conversation.id)
+    assert history[-1].id == first.reply.id, "nothing stored after the first answer"
+
+
+async def test_without_resume_the_same_platform_id_is_a_new_turn(
+    make_engine: EngineFactory,
+) -> None:
+    """Only the journal's retries look back; an ordinary turn never skips its message."""
+    engine = make_engine(agents_file(plain()))
+    message = replace(said("hello"), platform_message_id="1700.3")
+    first = await engine.reply(message).result()
+    second = await engine.reply(message).result()
+    assert second.user_message.seq == first.reply.seq + 1
