@@ -6,8 +6,9 @@ Every store (SQLite, MongoDB) implements :class:`ConversationStore` with the sam
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
@@ -17,6 +18,9 @@ Platform = Literal["slack", "discord", "console", "api"]
 Role = Literal["user", "assistant"]
 ConversationOrder = Literal["updated_desc", "updated_asc", "created_desc", "created_asc"]
 Scope = Literal["read", "write", "admin"]
+JournalState = Literal["received", "answered", "shown", "failed"]
+"""Where a turn of the journal stands: ``received`` < ``answered`` < ``shown``; ``failed`` is
+terminal, reached only from an unfinished state."""
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 """Conversation and message ids: 32 lowercase hex digits (a UUID4 without dashes)."""
@@ -33,6 +37,19 @@ DISCORD_DM_WORKSPACE = "dm"
 """The ``workspace`` of Discord direct messages, which belong to no guild."""
 SLACK_IM_CHANNEL = re.compile(r"^D[A-Z0-9]+$")
 """Slack direct-message (IM) channel ids."""
+MAX_JOURNAL_ID = 200
+"""Characters at most in a journal entry's id (the platform's id of the message)."""
+JOURNAL_POSITION_PATTERN = r"^[!-~]{1,64}$"
+"""A journal entry's position: 1 to 64 printable ASCII characters, no spaces (zero-padded
+numbers, Slack timestamps), compared as plain strings."""
+MAX_JOURNAL_MESSAGE = 256 * 1024
+"""Bytes at most in a journal entry's message, as compact UTF-8 JSON."""
+MAX_JOURNAL_ERROR = 2000
+"""Characters of a journal entry's ``error`` that are kept; the rest is cut off."""
+JOURNAL_UNFINISHED: frozenset[JournalState] = frozenset({"received", "answered"})
+"""States of turns still to be answered or shown: what ``journal_next`` and a takeover find."""
+JOURNAL_RANK: Mapping[JournalState, int] = {"received": 0, "answered": 1, "shown": 2, "failed": 2}
+"""A state moves only from an unfinished state to one of a higher rank."""
 
 
 def utc_now() -> datetime:
@@ -50,6 +67,22 @@ def truncate_ms(moment: datetime) -> datetime:
 
 def is_valid_id(value: str) -> bool:
     return bool(ID_PATTERN.fullmatch(value))
+
+
+def is_valid_journal_id(value: object) -> bool:
+    """A journal entry id: 1 to ``MAX_JOURNAL_ID`` printable characters (so no ``\\x1f``)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_JOURNAL_ID and value.isprintable()
+
+
+def journal_state_after(current: JournalState, requested: JournalState) -> JournalState:
+    """The state an entry in ``current`` has after an update asks for ``requested``.
+
+    States never move backwards: received, answered, shown; failed only from an unfinished
+    state. Shown and failed are final.
+    """
+    if current in JOURNAL_UNFINISHED and JOURNAL_RANK[requested] > JOURNAL_RANK[current]:
+        return requested
+    return current
 
 
 class _Value(BaseModel):
@@ -267,9 +300,113 @@ UNSET: Any = _Unset()
 """Marks an update argument that was not given (``None`` is a value for ``source``)."""
 
 
+class NewJournalEntry(_Value):
+    """A platform message the bot will answer, as an adapter hands it to the turn journal."""
+
+    id: str
+    """The platform's id of the message (``slack:T1:C1:1700000000.000100``, ``discord:1234``,
+    ``api:<32 hex>``): a redelivery has the same id, so it is the same entry."""
+    key: PlatformKey
+    """The conversation's place."""
+    position: str = Field(pattern=JOURNAL_POSITION_PATTERN)
+    """Sorts the place's entries in platform order; the caller zero-pads numbers."""
+    message: dict[str, JsonValue]
+    """What the adapter needs to answer it again (text, author, agent, where to reply)."""
+
+    @field_validator("id")
+    @classmethod
+    def _journal_id(cls, value: str) -> str:
+        if not is_valid_journal_id(value):
+            raise ValueError(f"must be 1 to {MAX_JOURNAL_ID} printable characters")
+        return value
+
+    @field_validator("message")
+    @classmethod
+    def _message_size(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        if journal_message_size(value) > MAX_JOURNAL_MESSAGE:
+            raise ValueError(f"must be at most {MAX_JOURNAL_MESSAGE} bytes as JSON")
+        return value
+
+
+class JournalEntry(_Value):
+    """One turn of the journal: a platform message and how far answering it has come."""
+
+    id: str
+    key: PlatformKey
+    position: str
+    message: dict[str, JsonValue]
+    state: JournalState
+    created_at: datetime
+    updated_at: datetime
+    """Set by every ``journal_update``: an update with no fields is a heartbeat."""
+    attempts: int = 0
+    """Times a process started answering it (``journal_update(add_attempt=True)``)."""
+    conversation_id: str | None = None
+    user_message_id: str | None = None
+    """The stored user message, once stored."""
+    reply_message_id: str | None = None
+    """The stored reply, once stored."""
+    shown_ref: str | None = None
+    """The platform's id of the message showing the reply (Slack ts, Discord message id)."""
+    error: str | None = None
+
+    @property
+    def unfinished(self) -> bool:
+        """Still to be answered or shown (``received`` or ``answered``)."""
+        return self.state in JOURNAL_UNFINISHED
+
+
+def journal_message_size(message: Mapping[str, JsonValue]) -> int:
+    """Bytes of ``message`` as compact UTF-8 JSON, as the stores keep it. NaN is refused."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return len(text.encode())
+
+
+def journal_changes(
+    *,
+    state: JournalState = UNSET,
+    conversation_id: str | None = UNSET,
+    user_message_id: str | None = UNSET,
+    reply_message_id: str | None = UNSET,
+    shown_ref: str | None = UNSET,
+    error: str | None = UNSET,
+) -> dict[str, str | None]:
+    """The fields a ``journal_update`` sets, checked alike for every store.
+
+    Raises ValueError for a value no store keeps: an unknown state, a stored-record id that is
+    not 32 lowercase hex digits, a ``shown_ref`` that is not a journal id. ``error`` is cut to
+    ``MAX_JOURNAL_ERROR`` characters. ``None`` clears a field (not ``state``).
+    """
+    changes: dict[str, str | None] = {}
+    if state is not UNSET:
+        if not isinstance(state, str) or state not in JOURNAL_RANK:
+            raise ValueError(f"state: not a journal state: {state!r}")
+        changes["state"] = state
+    for name, value in (
+        ("conversation_id", conversation_id),
+        ("user_message_id", user_message_id),
+        ("reply_message_id", reply_message_id),
+    ):
+        if value is UNSET:
+            continue
+        if value is not None and not (isinstance(value, str) and is_valid_id(value)):
+            raise ValueError(f"{name}: must be 32 lowercase hex digits or None")
+        changes[name] = value
+    if shown_ref is not UNSET:
+        if shown_ref is not None and not is_valid_journal_id(shown_ref):
+            raise ValueError(f"shown_ref: must be 1 to {MAX_JOURNAL_ID} printable characters")
+        changes["shown_ref"] = shown_ref
+    if error is not UNSET:
+        if error is not None and not isinstance(error, str):
+            raise ValueError("error: must be a string or None")
+        changes["error"] = None if error is None else error[:MAX_JOURNAL_ERROR]
+    return changes
+
+
 @runtime_checkable
 class ConversationStore(Protocol):
-    """Conversations, their messages, processed platform events, goal checks and claims.
+    """Conversations, their messages, processed platform events, goal checks, claims and the
+    turn journal.
 
     All methods are safe to call concurrently from one event loop; MongoDB and a shared SQLite
     file also make them safe across processes. Times are UTC with millisecond precision.
@@ -464,6 +601,68 @@ class ConversationStore(Protocol):
         ...
 
     async def release_claim(self, *, key: str, owner: str) -> bool: ...
+
+    # turn journal
+    async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
+        """Record a platform message as ``received``, unless an entry has its id.
+
+        Atomic: of any number of adds of one id (redeliveries, other processes) one creates
+        the entry; the others get the existing entry, unchanged. Returns it and whether this
+        call created it.
+        """
+        ...
+
+    async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
+        """The entry with that id; None if unknown or not a valid journal id."""
+        ...
+
+    async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
+        """The first unfinished entry at ``key`` by (position, created_at, id). One index read."""
+        ...
+
+    async def journal_update(
+        self,
+        *,
+        entry_id: str,
+        state: JournalState = UNSET,
+        conversation_id: str | None = UNSET,
+        user_message_id: str | None = UNSET,
+        reply_message_id: str | None = UNSET,
+        shown_ref: str | None = UNSET,
+        error: str | None = UNSET,
+        add_attempt: bool = False,
+    ) -> JournalEntry | None:
+        """Set the given fields and ``updated_at``; add one to ``attempts`` if asked.
+
+        One atomic write. The state moves only forwards (see :func:`journal_state_after`):
+        asked to move back, the state stays while the other fields are still set. Arguments
+        are checked by :func:`journal_changes` (ValueError). Returns the entry as updated, or
+        None if unknown.
+        """
+        ...
+
+    async def journal_pending(
+        self, *, limit: int = 100, updated_before: datetime | None = None
+    ) -> list[PlatformKey]:
+        """Places with unfinished entries, by their oldest unfinished entry (created_at, id).
+
+        With ``updated_before``, only places whose oldest unfinished entry was last updated
+        before then (turns a dead process may have left). Reads only unfinished entries,
+        through an index.
+        """
+        ...
+
+    async def journal_backlog(self) -> int:
+        """How many entries are unfinished: an index-backed count."""
+        ...
+
+    async def journal_prune(self, *, finished_before: datetime) -> int:
+        """Delete shown and failed entries last updated before then; returns how many.
+
+        A redelivery of a pruned entry's message is a new entry: keep finished entries for
+        longer than a platform may redeliver.
+        """
+        ...
 
 
 Clock = Callable[[], datetime]

@@ -7,7 +7,10 @@ atomic operations and unique indexes, so no transactions (and no replica set) ar
   conversations (closing one unsets the field);
 * message seqs: an ``$inc`` of the conversation's ``message_count``;
 * processed events and claims: an upsert on ``_id`` whose filter only matches an expired (or own)
-  record, so a live record turns the upsert into a duplicate-key error.
+  record, so a live record turns the upsert into a duplicate-key error;
+* the turn journal: an insert on ``_id`` (the platform's message id) for each new entry, and one
+  pipeline update per state change, whose condition on the stored state keeps states from
+  moving backwards.
 
 JSON ``data`` is kept as JSON text: BSON cannot hold integers beyond 64 bits, and ``$``-prefixed
 or dotted keys (a model reply's ``"$schema"``) are not reliably accepted inside update operators.
@@ -36,6 +39,8 @@ from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyEr
 from bot.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from config.redact import redact_url
 from memory.base import (
+    JOURNAL_RANK,
+    JOURNAL_UNFINISHED,
     UNSET,
     ApiKeyRecord,
     ChannelBinding,
@@ -46,14 +51,19 @@ from memory.base import (
     ConversationQuery,
     GoalCheck,
     GoalState,
+    JournalEntry,
+    JournalState,
     Message,
     NewApiKey,
     NewGoalCheck,
+    NewJournalEntry,
     NewMessage,
     Platform,
     PlatformKey,
     StoredAgent,
     is_valid_id,
+    is_valid_journal_id,
+    journal_changes,
     truncate_ms,
     utc_now,
 )
@@ -70,6 +80,7 @@ _CLAIMS = "claims"
 _BINDINGS = "channel_bindings"
 _AGENTS = "agents"
 _API_KEYS = "api_keys"
+_JOURNAL = "journal"
 
 _UPSERT_ATTEMPTS = 5
 _PLACE_BATCH = 500
@@ -135,6 +146,21 @@ _INDEXES: dict[str, list[IndexModel]] = {
         # among them and free again once its key is revoked.
         IndexModel([("active_name", ASCENDING)], unique=True, sparse=True),
         IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)]),
+    ],
+    # Entries are keyed by ``_id`` (the platform's message id); ``place`` is the key's
+    # canonical string and ``pending`` is true while the state is received or answered.
+    _JOURNAL: [
+        IndexModel(
+            [
+                ("place", ASCENDING),
+                ("pending", ASCENDING),
+                ("position", ASCENDING),
+                ("created_at", ASCENDING),
+                ("_id", ASCENDING),
+            ]
+        ),
+        IndexModel([("pending", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("pending", ASCENDING), ("updated_at", ASCENDING)]),
     ],
 }
 
@@ -257,6 +283,42 @@ def _api_key(doc: Document) -> ApiKeyRecord:
         last_used_at=_utc_or_none(doc.get("last_used_at")),
         revoked_at=_utc_or_none(doc.get("revoked_at")),
     )
+
+
+def _place(canonical: str) -> PlatformKey:
+    """The key whose ``canonical`` this is (no part may hold the separator)."""
+    platform, workspace, channel, thread = canonical.split("\x1f")
+    return PlatformKey(platform=platform, workspace=workspace, channel=channel, thread=thread)
+
+
+def _journal_entry(doc: Document) -> JournalEntry:
+    return JournalEntry(
+        id=doc["_id"],
+        key=_place(doc["place"]),
+        position=doc["position"],
+        message=_load_json(doc["message"]),
+        state=doc["state"],
+        created_at=_utc(doc["created_at"]),
+        updated_at=_utc(doc["updated_at"]),
+        attempts=doc.get("attempts", 0),
+        conversation_id=doc.get("conversation_id"),
+        user_message_id=doc.get("user_message_id"),
+        reply_message_id=doc.get("reply_message_id"),
+        shown_ref=doc.get("shown_ref"),
+        error=doc.get("error"),
+    )
+
+
+def _journal_state_update(state: JournalState) -> Document:
+    """``$set`` expressions of a pipeline update that move ``state`` (and ``pending``) to
+    ``state`` where ``memory.base.journal_state_after`` says so. Expressions in one stage all
+    read the document as it was."""
+    rank = {"$cond": [{"$eq": ["$state", "received"]}, 0, 1]}
+    moves = {"$and": ["$pending", {"$gt": [JOURNAL_RANK[state], rank]}]}
+    return {
+        "state": {"$cond": [moves, {"$literal": state}, "$state"]},
+        "pending": {"$cond": [moves, state in JOURNAL_UNFINISHED, "$pending"]},
+    }
 
 
 def _binding(doc: Document) -> ChannelBinding:
@@ -930,6 +992,139 @@ class MongoStore:
             except DuplicateKeyError:
                 return False
         return result.upserted_id is not None or result.matched_count == 1
+
+    # turn journal --------------------------------------------------------------------------
+
+    async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
+        """Insert by ``_id``; a duplicate-key error means the entry exists: read it.
+
+        Should it vanish in between (pruned), the insert is tried again.
+        """
+        journal = self._collection(_JOURNAL)
+        with self._errors("add a journal entry"):
+            for attempt in range(1, _UPSERT_ATTEMPTS + 1):
+                now = self._now()
+                doc: Document = {
+                    "_id": entry.id,
+                    "place": entry.key.canonical,
+                    "position": entry.position,
+                    "message": _dump_json(entry.message),
+                    "state": "received",
+                    "pending": True,
+                    "created_at": now,
+                    "updated_at": now,
+                    "attempts": 0,
+                    "conversation_id": None,
+                    "user_message_id": None,
+                    "reply_message_id": None,
+                    "shown_ref": None,
+                    "error": None,
+                }
+                try:
+                    await journal.insert_one(doc)
+                except DuplicateKeyError:
+                    existing = await journal.find_one({"_id": entry.id})
+                    if existing is not None:
+                        return _journal_entry(existing), False
+                    logger.debug("journal entry vanished after a duplicate (attempt %d)", attempt)
+                    continue
+                created = JournalEntry(
+                    **entry.model_dump(), state="received", created_at=now, updated_at=now
+                )
+                return created, True
+        raise StoreError("could not add the journal entry: too many concurrent writers")
+
+    async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
+        if not is_valid_journal_id(entry_id):
+            return None
+        with self._errors("read a journal entry"):
+            doc = await self._collection(_JOURNAL).find_one({"_id": entry_id})
+        return None if doc is None else _journal_entry(doc)
+
+    async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
+        with self._errors("read the next journal entry"):
+            doc = await self._collection(_JOURNAL).find_one(
+                {"place": key.canonical, "pending": True},
+                sort=[("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+            )
+        return None if doc is None else _journal_entry(doc)
+
+    async def journal_update(
+        self,
+        *,
+        entry_id: str,
+        state: JournalState = UNSET,
+        conversation_id: str | None = UNSET,
+        user_message_id: str | None = UNSET,
+        reply_message_id: str | None = UNSET,
+        shown_ref: str | None = UNSET,
+        error: str | None = UNSET,
+        add_attempt: bool = False,
+    ) -> JournalEntry | None:
+        """One pipeline update: every value is a ``$literal``, never a field path."""
+        changes = journal_changes(
+            state=state,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            reply_message_id=reply_message_id,
+            shown_ref=shown_ref,
+            error=error,
+        )
+        if not is_valid_journal_id(entry_id):
+            return None
+        fields: Document = {
+            name: {"$literal": value} for name, value in changes.items() if name != "state"
+        }
+        fields["updated_at"] = {"$literal": self._now()}
+        if add_attempt:
+            fields["attempts"] = {"$add": ["$attempts", 1]}
+        if state is not UNSET:
+            fields.update(_journal_state_update(state))
+        with self._errors("update a journal entry"):
+            doc = await self._collection(_JOURNAL).find_one_and_update(
+                {"_id": entry_id}, [{"$set": fields}], return_document=ReturnDocument.AFTER
+            )
+        return None if doc is None else _journal_entry(doc)
+
+    async def journal_pending(
+        self, *, limit: int = 100, updated_before: datetime | None = None
+    ) -> list[PlatformKey]:
+        """Unfinished entries through the (pending, created_at, _id) index, the first of each
+        place kept."""
+        if limit < 1:
+            return []
+        pipeline: list[Document] = [
+            {"$match": {"pending": True}},
+            {"$sort": {"created_at": ASCENDING, "_id": ASCENDING}},
+            {
+                "$group": {
+                    "_id": "$place",
+                    "created_at": {"$first": "$created_at"},
+                    "entry_id": {"$first": "$_id"},
+                    "updated_at": {"$first": "$updated_at"},
+                }
+            },
+        ]
+        if updated_before is not None:
+            pipeline.append({"$match": {"updated_at": {"$lt": _ceil_ms(updated_before)}}})
+        pipeline += [
+            {"$sort": {"created_at": ASCENDING, "entry_id": ASCENDING}},
+            {"$limit": limit},
+        ]
+        with self._errors("list places with unfinished turns"):
+            cursor = await self._collection(_JOURNAL).aggregate(pipeline)
+            return [_place(doc["_id"]) async for doc in cursor]
+
+    async def journal_backlog(self) -> int:
+        with self._errors("count unfinished turns"):
+            return await self._collection(_JOURNAL).count_documents({"pending": True})
+
+    async def journal_prune(self, *, finished_before: datetime) -> int:
+        with self._errors("prune the journal"):
+            result = await self._collection(_JOURNAL).delete_many(
+                {"pending": False, "updated_at": {"$lt": _ceil_ms(finished_before)}}
+            )
+        return result.deleted_count
 
     # plumbing ------------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ from pydantic import JsonValue
 
 from bot.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from memory.base import (
+    JOURNAL_RANK,
+    JOURNAL_UNFINISHED,
     UNSET,
     ApiKeyRecord,
     ChannelBinding,
@@ -52,14 +54,19 @@ from memory.base import (
     ConversationQuery,
     GoalCheck,
     GoalState,
+    JournalEntry,
+    JournalState,
     Message,
     NewApiKey,
     NewGoalCheck,
+    NewJournalEntry,
     NewMessage,
     Platform,
     PlatformKey,
     StoredAgent,
     is_valid_id,
+    is_valid_journal_id,
+    journal_changes,
     truncate_ms,
     utc_now,
 )
@@ -243,6 +250,37 @@ _SCHEMA = (
     ON api_keys (name) WHERE revoked_at IS NULL
     """,
     "CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (created_at, id)",
+    # The turn journal: ``place`` is the PlatformKey's canonical string; ``pending`` is 1 while
+    # the state is received or answered, and the partial indexes hold only such entries (or,
+    # for pruning, only the others). ``journal_unfinished`` holds ``pending`` too, so that it
+    # covers the queries that name it (the planner does not count a partial index's WHERE).
+    """
+    CREATE TABLE IF NOT EXISTS journal (
+        id TEXT PRIMARY KEY,
+        place TEXT NOT NULL,
+        position TEXT NOT NULL,
+        message TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pending INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        conversation_id TEXT,
+        user_message_id TEXT,
+        reply_message_id TEXT,
+        shown_ref TEXT,
+        error TEXT
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS journal_next
+    ON journal (place, position, created_at, id) WHERE pending = 1
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS journal_unfinished
+    ON journal (place, created_at, id, updated_at, pending) WHERE pending = 1
+    """,
+    "CREATE INDEX IF NOT EXISTS journal_finished ON journal (updated_at) WHERE pending = 0",
     # Text search: see the module docstring. INTEGER PRIMARY KEYs keep the rowids FTS5 refers
     # to stable through VACUUM. ``has_nul`` marks text the tokenizer reads only up to a NUL.
     """
@@ -445,6 +483,59 @@ INSERT INTO claims (key, owner, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
 """
+
+_INSERT_JOURNAL = """
+INSERT INTO journal (id, place, position, message, state, pending, created_at, updated_at)
+VALUES (?, ?, ?, ?, 'received', 1, ?, ?)
+ON CONFLICT (id) DO NOTHING
+"""
+
+_JOURNAL_NEXT = """
+SELECT * FROM journal
+WHERE place = ? AND pending = 1
+ORDER BY position, created_at, id
+LIMIT 1
+"""
+
+_JOURNAL_MOVES = (
+    ":set_state AND pending = 1 AND :rank > CASE state WHEN 'received' THEN 0 ELSE 1 END"
+)
+"""The requested state applies (see ``memory.base.journal_state_after``); SET expressions all
+read the row as it was, so ``state`` and ``pending`` move together."""
+
+_UPDATE_JOURNAL = f"""
+UPDATE journal SET
+    state = CASE WHEN {_JOURNAL_MOVES} THEN :state ELSE state END,
+    pending = CASE WHEN {_JOURNAL_MOVES} THEN :pending ELSE pending END,
+    conversation_id = CASE WHEN :set_conversation_id THEN :conversation_id
+        ELSE conversation_id END,
+    user_message_id = CASE WHEN :set_user_message_id THEN :user_message_id
+        ELSE user_message_id END,
+    reply_message_id = CASE WHEN :set_reply_message_id THEN :reply_message_id
+        ELSE reply_message_id END,
+    shown_ref = CASE WHEN :set_shown_ref THEN :shown_ref ELSE shown_ref END,
+    error = CASE WHEN :set_error THEN :error ELSE error END,
+    attempts = attempts + :add_attempt,
+    updated_at = :updated_at
+WHERE id = :id
+RETURNING *
+"""  # noqa: S608
+
+_JOURNAL_PENDING = """
+SELECT place FROM (
+    SELECT place, created_at, id, updated_at,
+        row_number() OVER (PARTITION BY place ORDER BY created_at, id) AS n
+    FROM journal
+    WHERE pending = 1
+)
+WHERE n = 1 AND updated_at < ?
+ORDER BY created_at, id
+LIMIT ?
+"""
+"""Each place's oldest unfinished entry (read in order from ``journal_unfinished``), oldest
+first: only unfinished entries are read, and only the places are sorted."""
+
+_JOURNAL_FIELDS = ("conversation_id", "user_message_id", "reply_message_id", "shown_ref", "error")
 
 _ORDER_BY: dict[ConversationOrder, str] = {
     "updated_desc": "updated_at DESC, id DESC",
@@ -1082,6 +1173,101 @@ class SqliteStore:
             )
         return changed == 1
 
+    # turn journal
+
+    async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
+        now = self._now()
+        now_ms = _to_ms(now)
+        row = (
+            entry.id,
+            entry.key.canonical,
+            entry.position,
+            _dumps_compact(entry.message),
+            now_ms,
+            now_ms,
+        )
+        async with self._write() as db:
+            if await _change(db, _INSERT_JOURNAL, row) == 1:
+                created = JournalEntry(
+                    **entry.model_dump(), state="received", created_at=now, updated_at=now
+                )
+                return created, True
+            rows = await _fetch(db, "SELECT * FROM journal WHERE id = ?", (entry.id,))
+        return _journal_entry(rows[0]), False
+
+    async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
+        if not is_valid_journal_id(entry_id):
+            return None
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT * FROM journal WHERE id = ?", (entry_id,))
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
+        async with self._connection() as db:
+            rows = await _fetch(db, _JOURNAL_NEXT, (key.canonical,))
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_update(
+        self,
+        *,
+        entry_id: str,
+        state: JournalState = UNSET,
+        conversation_id: str | None = UNSET,
+        user_message_id: str | None = UNSET,
+        reply_message_id: str | None = UNSET,
+        shown_ref: str | None = UNSET,
+        error: str | None = UNSET,
+        add_attempt: bool = False,
+    ) -> JournalEntry | None:
+        changes = journal_changes(
+            state=state,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            reply_message_id=reply_message_id,
+            shown_ref=shown_ref,
+            error=error,
+        )
+        if not is_valid_journal_id(entry_id):
+            return None
+        new_state: JournalState | None = None if state is UNSET else state
+        params: dict[str, object] = {
+            "id": entry_id,
+            "updated_at": self._now_ms(),
+            "add_attempt": 1 if add_attempt else 0,
+            "set_state": new_state is not None,
+            "state": new_state,
+            "rank": -1 if new_state is None else JOURNAL_RANK[new_state],
+            "pending": new_state in JOURNAL_UNFINISHED,
+        }
+        for name in _JOURNAL_FIELDS:
+            params[f"set_{name}"] = name in changes
+            params[name] = changes.get(name)
+        async with self._connection() as db:
+            rows = await _fetch(db, _UPDATE_JOURNAL, params)
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_pending(
+        self, *, limit: int = 100, updated_before: datetime | None = None
+    ) -> list[PlatformKey]:
+        if limit < 1:
+            return []
+        before = _MAX_INT64 if updated_before is None else _ceil_ms(updated_before)
+        async with self._connection() as db:
+            rows = await _fetch(db, _JOURNAL_PENDING, (before, limit))
+        return [_place(row["place"]) for row in rows]
+
+    async def journal_backlog(self) -> int:
+        async with self._connection() as db:
+            rows = await _fetch(db, "SELECT count(*) FROM journal WHERE pending = 1")
+        return int(rows[0][0])
+
+    async def journal_prune(self, *, finished_before: datetime) -> int:
+        before = _ceil_ms(finished_before)
+        async with self._connection() as db:
+            return await _change(
+                db, "DELETE FROM journal WHERE pending = 0 AND updated_at < ?", (before,)
+            )
+
     # plumbing
 
     def _now(self) -> datetime:
@@ -1335,6 +1521,11 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _dumps_compact(value: object) -> str:
+    """As ``memory.base.journal_message_size`` measures it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _goal_json(check: GoalCheck) -> str:
     return _dumps(
         {
@@ -1440,4 +1631,28 @@ def _api_key(row: sqlite3.Row) -> ApiKeyRecord:
         created_at=_from_ms(row["created_at"]),
         last_used_at=_optional_time(row["last_used_at"]),
         revoked_at=_optional_time(row["revoked_at"]),
+    )
+
+
+def _place(canonical: str) -> PlatformKey:
+    """The key whose ``canonical`` this is (no part may hold the separator)."""
+    platform, workspace, channel, thread = canonical.split("\x1f")
+    return PlatformKey(platform=platform, workspace=workspace, channel=channel, thread=thread)
+
+
+def _journal_entry(row: sqlite3.Row) -> JournalEntry:
+    return JournalEntry(
+        id=row["id"],
+        key=_place(row["place"]),
+        position=row["position"],
+        message=json.loads(row["message"]),
+        state=row["state"],
+        created_at=_from_ms(row["created_at"]),
+        updated_at=_from_ms(row["updated_at"]),
+        attempts=row["attempts"],
+        conversation_id=row["conversation_id"],
+        user_message_id=row["user_message_id"],
+        reply_message_id=row["reply_message_id"],
+        shown_ref=row["shown_ref"],
+        error=row["error"],
     )
