@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -57,12 +55,3 @@ def error_of(response: httpx.Response, status: int) -> dict[str, str]:
     assert set(body["error"]) == {"code", "message"}, body
     error: dict[str, str] = body["error"]
     return error
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0) -> None:
-    """Wait until ``check()`` is true, polling; fails after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.02)

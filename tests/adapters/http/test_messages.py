@@ -16,13 +16,13 @@ from tests.adapters.http.helpers import (
     client_with,
     create_conversation,
     error_of,
-    eventually,
     history,
     say,
 )
 from tests.support.agents import CHEF_SHAPE, agents_file, chef, plain
 from tests.support.api import Api, ApiFactory
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.waiting import eventually
 
 SLACK = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="1.1")
 

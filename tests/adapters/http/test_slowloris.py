@@ -16,7 +16,7 @@ import pytest
 
 from adapters.http.app import build_app
 from adapters.http.server import ConnectionGuard, HttpServer
-from tests.adapters.http.helpers import eventually
+from tests.support.waiting import eventually
 
 TRICKLERS = 50
 HEADER_TIMEOUT = 1.0

@@ -18,12 +18,12 @@ from tests.adapters.http.helpers import (
     client_with,
     create_conversation,
     error_of,
-    eventually,
     history,
     say,
 )
 from tests.support.api import Api
 from tests.support.fake_openai import FakeOpenAI, HeldModel
+from tests.support.waiting import eventually
 
 
 @pytest.fixture

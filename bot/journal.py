@@ -1,0 +1,349 @@
+"""The turn journal: every message the bot will answer is in the store before it is
+acknowledged, and is answered once and shown once, in platform order, by whichever process
+holds its conversation's lease.
+
+An adapter records a message (:meth:`TurnJournal.record`) before it acknowledges it (Slack) or
+as soon as it arrives (Discord), then :meth:`~TurnJournal.kick` its place. One drain per place
+runs in the process that holds the place's lease (a claim in the store): it takes the place's
+unfinished entries in order, answers each through the engine and has the platform's
+:class:`Shower` show it, recording each step. A process that dies leaves its entries behind;
+once its lease expires, the sweeper of any process takes the place over: an entry that was
+answered is shown from the stored reply, one that was not is answered (the engine finds a user
+message it already stored, so nothing is stored twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bot.engine import Engine, EngineBusy, IncomingMessage, Turn, TurnResult
+from bot.errors import ParleyError, StoreError
+from bot.logs import conversation_context
+from memory.base import Clock, JournalEntry, NewJournalEntry, PlatformKey, utc_now
+
+logger = logging.getLogger(__name__)
+
+LEASE_PREFIX = "turns:"
+MAX_ATTEMPTS = 5
+"""Times an entry is started before it is given up (a message that crashes every process)."""
+CATCHING_UP_LINE = "I'm having trouble with my memory; I'll answer as soon as it's back."
+GAVE_UP_LINE = "Sorry, I couldn't answer this message."
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What the platform shows of a reply."""
+
+    complete: bool
+    """The whole reply is visible (not cut off by a failure)."""
+    ref: str | None = None
+    """The platform's id of the message showing it (Slack ts, Discord message id)."""
+
+
+class Shower(Protocol):
+    """A platform's side of the journal: what an entry asks, and where its reply appears.
+
+    An entry's ``message`` is the platform's own record of the message (its raw text, who
+    wrote it, where to answer), made by the adapter that recorded it and read back only by it.
+    """
+
+    async def incoming(self, entry: JournalEntry) -> IncomingMessage | None:
+        """The engine's message for an entry, or None when there is nothing to answer."""
+        ...
+
+    async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
+        """Show a turn as it streams, where the entry says; the turn's result is stored."""
+        ...
+
+    async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
+        """Show a stored reply in full (after a crash or a failed stream): update the message
+        ``entry.shown_ref`` when there is one, else post."""
+        ...
+
+    async def tell(self, entry: JournalEntry, line: str) -> None:
+        """One short line where the entry's reply would go (busy, catching up, failed)."""
+        ...
+
+
+class TurnJournal:
+    """Drains places in order under their leases, and takes over places of dead processes.
+
+    ``lease_seconds``: how long a place stays with a process that stopped renewing it (a
+    crashed one); renewed every third of it while the process works. ``max_drains``: places
+    drained at once in this process; more wait in the journal (the sweeper comes back for
+    them). ``sweep_every``: how often places whose lease lapsed are looked for.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        owner: str | None = None,
+        lease_seconds: float = 30.0,
+        sweep_every: float = 5.0,
+        max_drains: int = 1000,
+        retry_seconds: float = 1.0,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._store = engine.store
+        self.owner = owner or uuid.uuid4().hex
+        self._lease = lease_seconds
+        self._sweep_every = sweep_every
+        self._max_drains = max_drains
+        self._retry = retry_seconds
+        self._clock = clock
+        self._monotonic = monotonic
+        self._showers: dict[str, Shower] = {}
+        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def draining(self) -> int:
+        """Places being drained by this process now."""
+        return len(self._drains)
+
+    def register(self, platform: str, shower: Shower) -> None:
+        """The adapter that shows replies of ``platform``'s entries."""
+        self._showers[platform] = shower
+
+    def unregister(self, platform: str) -> None:
+        self._showers.pop(platform, None)
+
+    async def record(self, entry: NewJournalEntry) -> bool:
+        """Keep the message in the store; False for a redelivery (already recorded).
+        Raises :class:`StoreError` when the store cannot take it: do not acknowledge then."""
+        _, created = await self._store.journal_add(entry)
+        return created
+
+    def kick(self, key: PlatformKey) -> None:
+        """Drain ``key``'s entries in this process if its lease can be had (now, in a task)."""
+        place = key.canonical
+        if place in self._drains:
+            self._again.add(place)  # the drain re-reads before it lets go
+            return
+        if self._closing or len(self._drains) >= self._max_drains:
+            return  # kept in the journal: the sweeper (here or elsewhere) takes it later
+        task = asyncio.create_task(self._drain(key), name=f"drain {place}")
+        self._drains[place] = task
+        task.add_done_callback(lambda _: self._drains.pop(place, None))
+
+    async def start(self) -> None:
+        """Take over what was left unfinished, and keep looking for lapsed leases."""
+        if self._sweeper is None:
+            self._closing = False
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="journal sweeper")
+
+    async def stop(self, *, grace: float) -> None:
+        """Take nothing new; let drains finish the entry in hand within ``grace`` seconds,
+        then cancel them (their entries stay in the journal for the next process)."""
+        self._closing = True
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+        drains = list(self._drains.values())
+        if drains:
+            _, late = await asyncio.wait(drains, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*drains, return_exceptions=True)
+
+    async def sweep(self) -> int:
+        """Kick every place with unfinished entries not touched for a lease; returns how many
+        places were kicked. Runs at start and every ``sweep_every`` seconds."""
+        lapsed = self._clock() - timedelta(seconds=self._lease)
+        places = await self._store.journal_pending(limit=100, updated_before=lapsed)
+        for key in places:
+            self.kick(key)
+        return len(places)
+
+    # draining -------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        first = True
+        while True:
+            try:
+                if first:  # at start, everything unfinished whose owner is gone
+                    await self._sweep_all_at_start()
+                    first = False
+                else:
+                    await self.sweep()
+            except StoreError as exc:
+                logger.warning("journal sweep failed: %s", exc)
+            await asyncio.sleep(self._sweep_every)
+
+    async def _sweep_all_at_start(self) -> None:
+        places = await self._store.journal_pending(limit=1000)
+        for key in places:
+            self.kick(key)
+
+    async def _drain(self, key: PlatformKey) -> None:
+        """Answer the place's entries in order while this process holds its lease. A failure
+        (the store, the platform) is retried with a growing pause; the person is told once."""
+        place = key.canonical
+        lease = LEASE_PREFIX + place
+        pause = self._retry
+        told: str | None = None
+        while not self._closing:
+            entry: JournalEntry | None = None
+            try:
+                if not await self._claim(lease):
+                    return  # another process has the place: it drains it
+                self._again.discard(place)
+                entry = await self._store.journal_next(key=key)
+                if entry is None:
+                    await self._store.release_claim(key=lease, owner=self.owner)
+                    # a message recorded while we let go found the lease taken: look again
+                    if place in self._again or await self._store.journal_next(key=key):
+                        continue
+                    return
+                await self._with_lease(lease, self._process(entry))
+                pause = self._retry
+            except asyncio.CancelledError:
+                raise
+            except (StoreError, ShowFailed) as exc:
+                logger.warning("journal: retrying in %.0fs (%s)", pause, exc)
+                if entry is not None and told != entry.id and isinstance(exc, StoreError):
+                    told = entry.id
+                    await self._tell(entry, CATCHING_UP_LINE)
+            except Exception:
+                logger.exception("journal: an entry failed; retrying")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
+
+    async def _tell(self, entry: JournalEntry, line: str) -> None:
+        shower = self._showers.get(entry.key.platform)
+        if shower is None:
+            return
+        try:
+            await shower.tell(entry, line)
+        except Exception as exc:  # noqa: BLE001 - telling is best effort; the entry is kept
+            logger.warning("journal: could not tell the person (%s)", exc.__class__.__name__)
+
+    async def _claim(self, lease: str) -> bool:
+        return await self._store.claim(key=lease, owner=self.owner, ttl_seconds=self._lease)
+
+    async def _with_lease(self, lease: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` while renewing ``lease`` every third of its length."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._lease / 3)
+                if done:
+                    task.result()
+                    return
+                with contextlib.suppress(StoreError):
+                    await self._claim(lease)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _process(self, entry: JournalEntry) -> None:
+        """Answer (unless answered) and show (unless shown) one entry."""
+        shower = self._showers.get(entry.key.platform)
+        if shower is None:
+            logger.warning("journal: no adapter shows %s entries here", entry.key.platform)
+            await asyncio.sleep(self._retry)  # another process may have one; keep the lease short
+            return
+        if entry.state == "received":
+            await self._answer(entry, shower)
+        else:
+            await self._show_stored(entry, shower)
+
+    async def _answer(self, entry: JournalEntry, shower: Shower) -> None:
+        if entry.attempts >= MAX_ATTEMPTS:
+            logger.error(
+                "journal: given up after %d attempts", entry.attempts, extra=self._context(entry)
+            )
+            await self._update(entry, state="failed", error="too many attempts")
+            await self._tell(entry, GAVE_UP_LINE)
+            return
+        entry = await self._update(entry, add_attempt=True)
+        incoming = await shower.incoming(entry)
+        if incoming is None:
+            await self._update(entry, state="failed", error="nothing to answer")
+            return
+        incoming = replace(incoming, resume=entry.attempts > 1)
+        while True:
+            try:
+                turn = self._engine.reply(incoming)
+            except EngineBusy:  # the entry is safe and first in line: wait for room
+                await asyncio.sleep(self._retry)
+                continue
+            break
+        shown = await shower.show_live(entry, turn)
+        result = await turn.result()  # a StoreError leaves the entry received: retried
+        await self._answered(entry, result)
+        if shown.complete:
+            await self._update(entry, state="shown", shown_ref=shown.ref)
+            return
+        if shown.ref is not None:
+            entry = await self._update(entry, shown_ref=shown.ref)
+        fresh = await self._store.journal_get(entry_id=entry.id)
+        await self._show_stored(fresh or entry, shower)
+
+    async def _answered(self, entry: JournalEntry, result: TurnResult) -> None:
+        await self._update(
+            entry,
+            state="answered",
+            conversation_id=result.conversation.id,
+            user_message_id=result.user_message.id,
+            reply_message_id=result.reply.id,
+        )
+        logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
+
+    async def _show_stored(self, entry: JournalEntry, shower: Shower) -> None:
+        text = await self._reply_text(entry)
+        if text is None:
+            await self._update(entry, state="failed", error="the stored reply is gone")
+            return
+        shown = await shower.show_stored(entry, text)
+        if shown.complete:
+            await self._update(entry, state="shown", shown_ref=shown.ref or entry.shown_ref)
+        else:
+            raise ShowFailed(entry.id)
+
+    async def _reply_text(self, entry: JournalEntry) -> str | None:
+        if entry.conversation_id is None or entry.reply_message_id is None:
+            return None
+        messages = await self._store.list_messages(
+            conversation_id=entry.conversation_id, limit=50, newest_first=True
+        )
+        for message in messages:
+            if message.id == entry.reply_message_id:
+                return message.text
+        return None
+
+    async def _update(self, entry: JournalEntry, **changes: Any) -> JournalEntry:
+        updated = await self._store.journal_update(entry_id=entry.id, **changes)
+        return updated or entry
+
+    def _context(
+        self, entry: JournalEntry, conversation_id: str | None = None
+    ) -> Mapping[str, str]:
+        return conversation_context(
+            conversation_id=conversation_id or entry.conversation_id or "-",
+            platform=entry.key.platform,
+            event_id=entry.id,
+        )
+
+
+class ShowFailed(ParleyError):
+    """The platform would not show a stored reply; the entry stays answered for a retry."""
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"could not show the reply of {entry_id}")

@@ -1,0 +1,299 @@
+"""The turn journal over both stores: order per place, once only, across processes, after
+crashes and through store outages. A recording platform stands in for Slack and Discord (the
+adapters' own tests show the journal through the fake servers)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bot.engine import Engine, IncomingMessage, Turn
+from bot.errors import StoreUnavailable
+from bot.journal import CATCHING_UP_LINE, LEASE_PREFIX, Shown, TurnJournal
+from memory.base import ConversationStore, JournalEntry, NewJournalEntry, NewMessage, PlatformKey
+from tests.support.agents import agents_file, plain
+from tests.support.clock import FakeClock
+from tests.support.engines import EngineFactory
+from tests.support.fake_openai import FakeOpenAI, HeldModel
+from tests.support.stores import StoreFactory
+from tests.support.waiting import eventually
+
+LEASE = 30.0
+
+
+@dataclass
+class RecordingPlatform:
+    """Shows replies in memory: what each entry showed, in the order shown."""
+
+    shown: list[tuple[str, str]] = field(default_factory=list)
+    told: list[tuple[str, str]] = field(default_factory=list)
+    cut_streams: bool = False
+    stored_shows: list[str] = field(default_factory=list)
+
+    async def incoming(self, entry: JournalEntry) -> IncomingMessage | None:
+        return IncomingMessage(
+            key=entry.key,
+            text=str(entry.message["text"]),
+            author_name="Ada",
+            platform_message_id=entry.id,
+        )
+
+    async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
+        result = await turn.result()
+        if self.cut_streams:
+            return Shown(complete=False, ref=f"m-{entry.id}")
+        self.shown.append((entry.id, result.text))
+        return Shown(complete=True, ref=f"m-{entry.id}")
+
+    async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
+        self.stored_shows.append(entry.id)
+        self.shown.append((entry.id, text))
+        return Shown(complete=True, ref=entry.shown_ref or f"m-{entry.id}")
+
+    async def tell(self, entry: JournalEntry, line: str) -> None:
+        self.told.append((entry.id, line))
+
+
+def place(n: int) -> PlatformKey:
+    return PlatformKey(platform="slack", workspace="T1", channel="C1", thread=f"{n}.0")
+
+
+def entry(key: PlatformKey, position: int, text: str | None = None) -> NewJournalEntry:
+    return NewJournalEntry(
+        id=f"slack:{key.thread}:{position}",
+        key=key,
+        position=f"{position:012d}",
+        message={"text": text or f"message {position}"},
+    )
+
+
+@dataclass
+class Process:
+    """One bot process: its store object, engine and journal."""
+
+    store: ConversationStore
+    engine: Engine
+    journal: TurnJournal
+    platform: RecordingPlatform
+
+
+@pytest.fixture
+async def processes(
+    store_factory: StoreFactory, make_engine: EngineFactory, clock: FakeClock
+) -> AsyncIterator[Callable[..., Any]]:
+    made: list[Process] = []
+
+    async def start(*, running: bool = True, **options: Any) -> Process:
+        store = await store_factory()
+        engine = make_engine(agents_file(plain()), store=store)
+        journal = TurnJournal(
+            engine=engine,
+            lease_seconds=LEASE,
+            sweep_every=0.05,
+            retry_seconds=0.05,
+            clock=clock,
+            **options,
+        )
+        platform = RecordingPlatform()
+        journal.register("slack", platform)
+        if running:
+            await journal.start()
+        made.append(Process(store, engine, journal, platform))
+        return made[-1]
+
+    yield start
+    for process in made:
+        await process.journal.stop(grace=1.0)
+
+
+async def user_texts(store: ConversationStore, key: PlatformKey) -> list[str]:
+    conversation = await store.find_conversation(key=key)
+    assert conversation is not None
+    messages = await store.list_messages(conversation_id=conversation.id, limit=1000)
+    return [m.text for m in messages if m.role == "user"]
+
+
+async def drained(store: ConversationStore, within: float = 20.0) -> None:
+    async def empty() -> bool:
+        return await store.journal_backlog() == 0
+
+    await eventually(empty, within=within)
+
+
+async def test_a_place_is_answered_in_platform_order_once(
+    processes: Callable[..., Any],
+) -> None:
+    bot: Process = await processes()
+    key = place(1)
+    for position in (3, 1, 2):
+        assert await bot.journal.record(entry(key, position))
+    assert not await bot.journal.record(entry(key, 2)), "a redelivery is the same entry"
+    bot.journal.kick(key)
+    await drained(bot.store)
+    assert await user_texts(bot.store, key) == ["message 1", "message 2", "message 3"]
+    assert [shown for shown, _ in bot.platform.shown] == [entry(key, n).id for n in (1, 2, 3)], (
+        "shown once each, in order"
+    )
+    stored = await bot.store.journal_get(entry_id=entry(key, 3).id)
+    assert stored is not None
+    assert (stored.state, stored.shown_ref) == ("shown", f"m-{stored.id}")
+
+
+async def test_two_processes_answer_every_message_once_in_order(
+    processes: Callable[..., Any],
+) -> None:
+    one: Process = await processes()
+    two: Process = await processes()
+    chance = random.Random(7)  # noqa: S311 - which process gets which message, repeatably
+    places = [place(n) for n in range(10)]
+    for position in range(1, 6):
+        for key in places:
+            taker = chance.choice((one, two))
+            await taker.journal.record(entry(key, position))
+            taker.journal.kick(key)
+    await drained(one.store)
+    for key in places:
+        assert await user_texts(one.store, key) == [f"message {n}" for n in range(1, 6)]
+    shown = [entry_id for entry_id, _ in one.platform.shown + two.platform.shown]
+    assert sorted(shown) == sorted(entry(k, n).id for k in places for n in range(1, 6))
+
+
+async def test_a_dead_process_places_are_taken_over_once(
+    processes: Callable[..., Any], clock: FakeClock
+) -> None:
+    """It stored the message and died holding the lease: after the lease, another process
+    answers it without storing the message twice."""
+    survivor: Process = await processes(running=False)
+    key = place(2)
+    recorded = entry(key, 1, "are you there?")
+    await survivor.store.journal_add(recorded)
+    await survivor.store.journal_update(entry_id=recorded.id, add_attempt=True)
+    conversation, _ = await survivor.store.get_or_create_conversation(key=key, agent_id="plain")
+    await survivor.store.append_message(
+        conversation_id=conversation.id,
+        message=NewMessage(role="user", text="are you there?", platform_message_id=recorded.id),
+    )
+    assert await survivor.store.claim(
+        key=LEASE_PREFIX + key.canonical, owner="dead", ttl_seconds=LEASE
+    )
+    await survivor.journal.start()
+    await asyncio.sleep(0.3)  # several sweeps: the lease still holds
+    assert survivor.platform.shown == []
+
+    clock.advance(LEASE + 1)
+    await drained(survivor.store)
+    assert await user_texts(survivor.store, key) == ["are you there?"]
+    assert [entry_id for entry_id, _ in survivor.platform.shown] == [recorded.id]
+
+
+async def test_an_answered_entry_is_shown_from_its_stored_reply(
+    processes: Callable[..., Any], clock: FakeClock, fake_openai: FakeOpenAI
+) -> None:
+    survivor: Process = await processes()
+    key = place(3)
+    result = await survivor.engine.reply(
+        IncomingMessage(key=key, text="hello", author_name="Ada", platform_message_id="x")
+    ).result()
+    recorded = entry(key, 1, "hello")
+    await survivor.store.journal_add(recorded)
+    await survivor.store.journal_update(
+        entry_id=recorded.id,
+        state="answered",
+        conversation_id=result.conversation.id,
+        user_message_id=result.user_message.id,
+        reply_message_id=result.reply.id,
+        shown_ref="1700.5",
+    )
+    asked = len(fake_openai.chat_requests())
+    clock.advance(LEASE + 1)
+    await drained(survivor.store)
+    assert survivor.platform.shown == [(recorded.id, result.text)]
+    assert len(fake_openai.chat_requests()) == asked, "answered once"
+    shown = await survivor.store.journal_get(entry_id=recorded.id)
+    assert shown is not None
+    assert shown.shown_ref == "1700.5", "the cut message was completed"
+
+
+async def test_a_stream_cut_short_is_shown_in_full(processes: Callable[..., Any]) -> None:
+    bot: Process = await processes()
+    bot.platform.cut_streams = True
+    key = place(4)
+    await bot.journal.record(entry(key, 1, "tell me a story"))
+    bot.journal.kick(key)
+    await drained(bot.store)
+    assert bot.platform.stored_shows == [entry(key, 1).id]
+    assert bot.platform.shown == [(entry(key, 1).id, "You said: Ada: tell me a story")]
+
+
+class FlakyStore:
+    """The store, with message writes failing while ``down`` is set."""
+
+    def __init__(self, store: ConversationStore) -> None:
+        self._store = store
+        self.down = False
+        self.refused = 0
+
+    async def append_message(self, **arguments: Any) -> Any:
+        if self.down:
+            self.refused += 1
+            raise StoreUnavailable("the store is down")
+        return await self._store.append_message(**arguments)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_store_outage_is_told_once_and_answered_after(
+    store_factory: StoreFactory, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    store = FlakyStore(await store_factory())
+    engine = make_engine(agents_file(plain()), store=store)
+    journal = TurnJournal(engine=engine, sweep_every=0.05, retry_seconds=0.02, clock=clock)
+    platform = RecordingPlatform()
+    journal.register("slack", platform)
+    key = place(5)
+    store.down = True
+    try:
+        await journal.record(entry(key, 1, "still there?"))
+        journal.kick(key)
+
+        async def refused_a_few() -> bool:
+            return store.refused >= 3
+
+        await eventually(refused_a_few)
+        assert platform.told == [(entry(key, 1).id, CATCHING_UP_LINE)], "told once"
+        assert platform.shown == []
+        store.down = False
+        await drained(store._store)
+        assert platform.shown == [(entry(key, 1).id, "You said: Ada: still there?")]
+        assert await user_texts(store._store, key) == ["still there?"]
+    finally:
+        await journal.stop(grace=1.0)
+
+
+async def test_a_stopped_process_leaves_unfinished_entries_for_the_next(
+    processes: Callable[..., Any], fake_openai: FakeOpenAI, clock: FakeClock
+) -> None:
+    held = HeldModel()
+    fake_openai.handle(held)
+    first: Process = await processes()
+    key = place(6)
+    await first.journal.record(entry(key, 1, "slow one"))
+    first.journal.kick(key)
+    await held.until(1)
+    await first.journal.stop(grace=0.1)
+    left = await first.store.journal_get(entry_id=entry(key, 1).id)
+    assert left is not None
+    assert left.unfinished, "kept for the next process"
+
+    held.release()
+    second: Process = await processes()
+    clock.advance(LEASE + 1)
+    await drained(second.store)
+    assert [entry_id for entry_id, _ in second.platform.shown] == [entry(key, 1).id]
+    assert await user_texts(second.store, key) == ["slow one"]
