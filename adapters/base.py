@@ -7,7 +7,9 @@ logged with the conversation id and the person sees one short line, never a trac
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from bot.engine import EngineBusy
 from bot.errors import StoreError
@@ -17,10 +19,39 @@ STORE_LINE = "I can't reach my memory right now, so I can't answer safely. Pleas
 FAILURE_LINE = "Something went wrong on my side. Please try again."
 
 
+AdapterState = Literal["connecting", "connected", "reconnecting", "http", "failed", "stopped"]
+"""Where an adapter's platform connection stands. ``connected`` (a socket or gateway that
+carries events) and ``http`` (events arrive as requests on the bot's HTTP server) are ready;
+``failed`` means the adapter gave up for good and the process should be restarted."""
+
+READY_STATES: frozenset[AdapterState] = frozenset({"connected", "http"})
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterHealth:
+    """One adapter's connection state, as ``/readyz`` reports it."""
+
+    name: str
+    state: AdapterState
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state in READY_STATES
+
+
+FailureHook = Callable[[AdapterHealth], None]
+"""Called once, from the event loop, when an adapter has given up reconnecting for good."""
+
+
 class PlatformAdapter(Protocol):
     """A chat platform the bot lives on."""
 
     name: str
+
+    def health(self) -> AdapterHealth:
+        """The connection state now; cheap, never blocks, never raises."""
+        ...
 
     async def start(self) -> None:
         """Connect and begin handling events; returns once running."""

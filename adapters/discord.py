@@ -7,6 +7,15 @@ its channel; the turn is shown with a typing indicator and throttled edits
 Anything that goes wrong stops here: it is logged with the conversation and the person sees
 one short line. discord.py handles rate limits (it waits out every 429), reconnects and resumes.
 
+Health (:meth:`DiscordAdapter.health`): ``connecting`` until the gateway is READY (including a
+wait for the session start limit), ``connected`` while every shard's connection is open,
+``reconnecting`` while discord.py reconnects or resumes, ``failed`` once it gave up (a close
+code it does not retry, such as 4004 for a reset token): then ``on_failure`` is called, so that
+the process exits and its supervisor restarts it. Before each start the token's
+``session_start_limit`` is read; when fewer IDENTIFYs remain than the shards need plus a small
+reserve, the start waits for the limit to reset instead of burning them (a crash loop of a
+sharded bot could otherwise use up the day's 1,000).
+
 Settings: ``DISCORD_BOT_TOKEN`` (secret), ``DISCORD_API_URL`` (another API, see
 :mod:`adapters.discord_endpoints`), ``DISCORD_SHARDED`` (discord.py's ``AutoShardedClient``)
 and ``DISCORD_THREAD_ON_MENTION``.
@@ -17,12 +26,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from typing import Final
 
 import aiohttp
 
 from adapters import discord_endpoints as endpoints
-from adapters.base import FAILURE_LINE, short_error_line
+from adapters.base import (
+    FAILURE_LINE,
+    AdapterHealth,
+    AdapterState,
+    FailureHook,
+    short_error_line,
+)
 from adapters.discord_commands import STARTED_BY, AgentTree, command_tree, goal_embed
 from adapters.discord_messages import (
     attachment_note,
@@ -48,6 +64,16 @@ logger = logging.getLogger(__name__)
 THREAD_ARCHIVE_MINUTES: Final = 1440
 MESSAGE_CACHE = 1000
 """Messages discord.py keeps (to resolve replies and edits); bounded."""
+IDENTIFY_INTERVAL: Final = 5.0
+"""Seconds discord.py waits before each IDENTIFY but the first (its ``before_identify_hook``):
+it identifies one shard at a time, whatever ``max_concurrency`` allows."""
+IDENTIFY_RESERVE: Final = 2
+"""Session starts kept in hand beyond what the shards need (re-identifies after an invalidated
+session, another process on the same token)."""
+LIMIT_WAIT_CAP: Final = 300.0
+"""Longest single wait for the session start limit; then Discord is asked again."""
+LIMIT_RECHECK: Final = 1.0
+"""Shortest wait before asking again (Discord may say ``reset_after: 0`` a little early)."""
 
 
 def intents() -> discord.Intents:
@@ -75,10 +101,16 @@ class DiscordAdapter:
         ready_timeout: float = 60.0,
         guild_ready_timeout: float = 2.0,
         stop_timeout: float = 10.0,
+        on_failure: FailureHook | None = None,
+        identify_reserve: int = IDENTIFY_RESERVE,
+        limit_wait_cap: float = LIMIT_WAIT_CAP,
     ) -> None:
         """``edit_interval``: seconds between edits of a growing reply. ``ready_timeout``:
-        how long :meth:`start` waits for the gateway. ``guild_ready_timeout``: discord.py's wait
-        for more servers after the last one arrived, before it is ready."""
+        how long :meth:`start` waits for the gateway with one shard; each further shard adds
+        :data:`IDENTIFY_INTERVAL` and every shard ``guild_ready_timeout``
+        (:meth:`ready_timeout_for`). ``guild_ready_timeout``: discord.py's wait for more
+        servers after the last one arrived, before it is ready. ``on_failure``: called once
+        when the connection is lost for good after a successful start."""
         if settings.discord_bot_token is None:
             raise ConfigError("DISCORD_BOT_TOKEN is not set")
         self._token = settings.discord_bot_token
@@ -93,8 +125,13 @@ class DiscordAdapter:
         self._client: discord.Client | None = None
         self._tree: AgentTree | None = None
         self._gateway: asyncio.Task[None] | None = None
-        self._connected = False
         self._previous: endpoints.Endpoints | None = None
+        self._on_failure = on_failure
+        self._identify_reserve = identify_reserve
+        self._limit_wait_cap = limit_wait_cap
+        self._state: AdapterState = "stopped"
+        self._detail = "not started"
+        self._stopping = False
 
     def __repr__(self) -> str:
         api = redact_url(self._api_url or "") or "discord.com"
@@ -112,33 +149,44 @@ class DiscordAdapter:
         """Log in, register the slash commands, connect; returns once the gateway is READY.
 
         This is ``client.start(token)`` (login, then connect in a task) with the gateway
-        lookup for ``DISCORD_API_URL`` and the command sync in between. Raises
-        :class:`ParleyError` with one readable line (wrong token, intent not enabled, gateway
-        not ready in time), after cleaning up.
+        lookup (``GET /gateway/bot``: the gateway for ``DISCORD_API_URL``, the shard count and
+        the session start limit, waited for when low), and the command sync in between.
+        Raises :class:`ParleyError` with one readable line (wrong token, intent not enabled,
+        gateway not ready in time), after cleaning up. Cancelling it (a shutdown while it
+        waits) cleans up too.
         """
         if self._client is not None:
             raise RuntimeError("the Discord adapter is already started")
+        self._stopping = False
+        self._set("connecting", "logging in")
         if self._api_url:
             self._previous = endpoints.use_api(self._api_url)
         client = self._build_client()
         self._client = client
         try:
             await self._login(client)
+            gateway = await endpoints.ask_gateway(client.http)
             if self._api_url:
-                gateway = await endpoints.use_gateway_of_api(client.http)
+                endpoints.use_gateway(gateway.url)
                 logger.info(
                     "Discord API %s, gateway %s",
                     redact_url(self._api_url),
-                    redact_url(str(gateway)),
+                    redact_url(str(gateway.url)),
                 )
+            shards = gateway.shards if self._sharded else 1
             await self._sync_commands()
-            await self._connect(client)
-        except BaseException:
+            await self._await_session_starts(client, gateway, shards)
+            self._set("connecting", f"identifying {_shards(shards)}")
+            await self._connect(client, within=self.ready_timeout_for(shards))
+        except BaseException as exc:
             await self.stop()
+            if not isinstance(exc, asyncio.CancelledError):
+                self._set("failed", str(exc) if isinstance(exc, ParleyError) else _describe(exc))
             raise
 
     async def stop(self) -> None:
         """Disconnect. Turns already running finish in the engine."""
+        self._stopping = True
         client, self._client = self._client, None
         gateway, self._gateway = self._gateway, None
         self._tree = None
@@ -151,10 +199,80 @@ class DiscordAdapter:
                     task.cancel()
                 await asyncio.gather(gateway, return_exceptions=True)
         finally:
-            self._connected = False
+            if self._state != "failed":
+                self._set("stopped", "stopped")
             previous, self._previous = self._previous, None
             if previous is not None:
                 endpoints.restore(previous)
+
+    def ready_timeout_for(self, shards: int) -> float:
+        """How long :meth:`start` waits for READY with ``shards`` shards: discord.py identifies
+        them one by one, :data:`IDENTIFY_INTERVAL` apart, and each waits up to
+        ``guild_ready_timeout`` for its servers."""
+        shards = max(1, shards)
+        return (
+            self._ready_timeout
+            + (shards - 1) * IDENTIFY_INTERVAL
+            + shards * self._guild_ready_timeout
+        )
+
+    # health ------------------------------------------------------------------------------
+
+    def health(self) -> AdapterHealth:
+        """The gateway's state now: see the module's docstring."""
+        client = self._client
+        if self._state != "connected" or client is None:
+            return AdapterHealth(self.name, self._state, self._detail)
+        if client.is_closed():
+            return AdapterHealth(self.name, "reconnecting", "the gateway connection is closed")
+        if isinstance(client, discord.AutoShardedClient):
+            shards = client.shards
+            total = len(shards) or 1
+            open_ = sum(1 for shard in shards.values() if not shard.is_closed())
+        else:
+            total = 1
+            open_ = 1 if client.ws is not None and client.ws.open else 0
+        if not client.is_ready() or open_ < total:
+            detail = f"{open_}/{total} gateway connection(s) open; discord.py is reconnecting"
+            return AdapterHealth(self.name, "reconnecting", detail)
+        latency = client.latency
+        beat = f", heartbeat {latency * 1000:.0f} ms" if math.isfinite(latency) else ""
+        return AdapterHealth(
+            self.name,
+            "connected",
+            f"{len(client.guilds)} servers, {_shards(total)} open{beat}",
+        )
+
+    def _set(self, state: AdapterState, detail: str) -> None:
+        self._state, self._detail = state, detail
+
+    async def _await_session_starts(
+        self, client: discord.Client, gateway: endpoints.GatewayInfo, shards: int
+    ) -> None:
+        """Wait while the token has fewer session starts left than ``shards`` need plus
+        :data:`IDENTIFY_RESERVE`: a restart loop must not burn the day's IDENTIFYs. Each wait
+        lasts until the limit resets (at most ``limit_wait_cap``), then Discord is asked
+        again. Cancelled by a shutdown."""
+        told = False
+        while True:
+            limit = gateway.limit
+            needed = min(shards + self._identify_reserve, limit.total)
+            if limit.remaining >= needed:
+                return
+            wait = max(LIMIT_RECHECK, min(limit.reset_after, self._limit_wait_cap))
+            detail = (
+                f"waiting {wait:.1f} s: {limit.remaining} of {limit.total} Discord session "
+                f"starts left until the limit resets in {limit.reset_after:.1f} s, "
+                f"{_shards(shards)} to identify"
+            )
+            self._set("connecting", detail)
+            if not told:
+                logger.warning("Discord session start limit is low; %s", detail)
+                told = True
+            else:
+                logger.debug("still %s", detail)
+            await asyncio.sleep(wait)
+            gateway = await endpoints.ask_gateway(client.http)
 
     def _build_client(self) -> discord.Client:
         kind = discord.AutoShardedClient if self._sharded else discord.Client
@@ -199,7 +317,7 @@ class DiscordAdapter:
             return
         logger.error("could not register the /agent commands with Discord: %s", problem)
 
-    async def _connect(self, client: discord.Client) -> None:
+    async def _connect(self, client: discord.Client, *, within: float) -> None:
         """Run the gateway connection in a task and wait until discord.py is ready (it has
         every server of the READY), or the connection failed, or the time is up.
 
@@ -213,13 +331,13 @@ class DiscordAdapter:
         ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
         try:
             done, _ = await asyncio.wait(
-                {gateway, ready}, timeout=self._ready_timeout, return_when=asyncio.FIRST_COMPLETED
+                {gateway, ready}, timeout=within, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             ready.cancel()
             await asyncio.gather(ready, return_exceptions=True)
-        if ready in done:
-            self._connected = True
+        if ready in done and not gateway.done():
+            self._set("connected", "")
             user = client.user
             logger.info(
                 "connected to Discord as %s (%d servers)",
@@ -229,18 +347,22 @@ class DiscordAdapter:
             return
         if gateway in done:
             raise ParleyError(_gateway_failure(gateway.exception()))
-        raise ParleyError(
-            f"the Discord gateway was not ready after {self._ready_timeout:g} seconds"
-        )
+        raise ParleyError(f"the Discord gateway was not ready after {within:g} seconds")
 
     def _gateway_ended(self, task: asyncio.Task[None]) -> None:
         """After a READY, a connection that ends by itself (not by :meth:`stop`) is fatal for
-        Discord: discord.py gave up reconnecting. Say so loudly."""
-        if task.cancelled():
+        Discord: discord.py gave up reconnecting. Say so loudly, turn unready and tell the
+        runtime (``on_failure``), which stops the process with a non-zero status."""
+        if task.cancelled() or self._stopping or self._state != "connected":
             return
         exc = task.exception()
-        if exc is not None and self._connected:
-            logger.error("Discord connection lost for good: %s", _gateway_failure(exc))
+        problem = (
+            _gateway_failure(exc) if exc is not None else "the Discord gateway connection ended"
+        )
+        logger.error("Discord connection lost for good: %s", problem)
+        self._set("failed", problem)
+        if self._on_failure is not None:
+            self._on_failure(self.health())
 
     # goal checks -----------------------------------------------------------------------
 
@@ -419,6 +541,10 @@ class DiscordAdapter:
             )
         except (discord.DiscordException, aiohttp.ClientError, OSError) as error:
             logger.warning("could not tell the person either: %s", _describe(error))
+
+
+def _shards(count: int) -> str:
+    return "1 shard" if count == 1 else f"{count} shards"
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,6 +10,10 @@ default gateway; resumes then follow ``resume_gateway_url`` as the API sends it.
 
 Both are process-wide class attributes (one Discord connection per process); :func:`restore`
 puts the previous values back when the adapter stops.
+
+The same answer carries the ``session_start_limit`` (:func:`ask_gateway`): how many IDENTIFYs
+the token has left until ``reset_after``. The adapter reads it before connecting, so that a
+restarting bot waits rather than burning the day's identifies.
 """
 
 from __future__ import annotations
@@ -47,18 +51,57 @@ def use_api(api_url: str) -> Endpoints:
     return previous
 
 
-async def use_gateway_of_api(http: discord.http.HTTPClient) -> yarl.URL:
-    """Ask the API for its gateway (``GET /gateway/bot``, authenticated) and make it discord.py's
-    default gateway. Needs a logged-in ``http``."""
+@dataclass(frozen=True, slots=True)
+class SessionStartLimit:
+    """``session_start_limit`` of ``GET /gateway/bot``: IDENTIFYs left for the token."""
+
+    total: int
+    remaining: int
+    reset_after: float
+    """Seconds until ``remaining`` is back to ``total`` (Discord sends milliseconds)."""
+    max_concurrency: int
+    """IDENTIFYs allowed per five seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    """``GET /gateway/bot``: where to connect, how many shards Discord recommends, and the
+    session start limit."""
+
+    url: yarl.URL
+    shards: int
+    limit: SessionStartLimit
+
+
+async def ask_gateway(http: discord.http.HTTPClient) -> GatewayInfo:
+    """``GET /gateway/bot`` (authenticated; needs a logged-in ``http``)."""
     try:
-        _, url, _ = await http.get_bot_gateway()
+        shards, url, limit = await http.get_bot_gateway()
     except discord.GatewayNotFound as exc:
         raise ParleyError(f"Discord API at {Route.BASE} did not say where its gateway is") from exc
     gateway = yarl.URL(url)
     if gateway.scheme not in {"ws", "wss"}:
         raise ParleyError(f"Discord API at {Route.BASE} gave a gateway that is not a websocket")
+    try:
+        return GatewayInfo(
+            url=gateway,
+            shards=max(1, int(shards)),
+            limit=SessionStartLimit(
+                total=int(limit["total"]),
+                remaining=int(limit["remaining"]),
+                reset_after=max(0.0, float(limit["reset_after"]) / 1000),
+                max_concurrency=max(1, int(limit["max_concurrency"])),
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ParleyError(
+            f"Discord API at {Route.BASE} gave no usable session_start_limit"
+        ) from exc
+
+
+def use_gateway(gateway: yarl.URL) -> None:
+    """Make ``gateway`` discord.py's default gateway (see the module's docstring)."""
     DiscordWebSocket.DEFAULT_GATEWAY = gateway
-    return gateway
 
 
 def restore(previous: Endpoints) -> None:

@@ -8,6 +8,13 @@ listeners. Every event the manifest subscribes to has a listener, since Bolt ack
 those. A listener acknowledges, starts the work as a task (the tasks are bounded) and returns:
 the work never delays the acknowledgement. What the work does lives in
 :mod:`adapters.slack_messages` and :mod:`adapters.slack_commands`.
+
+Health (:meth:`SlackAdapter.health`): HTTP mode is ``http`` once ``/slack/events`` is served.
+In Socket Mode a watchdog asks slack_sdk's client whether its websocket is connected (open,
+not stale, answering pings) every ``health_interval``: ``connected``, or ``reconnecting`` while
+slack_sdk reconnects (it retries for ever). After ``reconnect_timeout`` without a connection
+the adapter gives up (``failed``) and calls ``on_failure``, so that the process exits and its
+supervisor starts a fresh one.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.base import BUSY_LINE, short_error_line
+from adapters.base import (
+    BUSY_LINE,
+    AdapterHealth,
+    AdapterState,
+    FailureHook,
+    short_error_line,
+)
 from adapters.http.host import WebHost
 from adapters.http.server import ServerStartError
 from adapters.slack_blocks import FORGET_CANCEL, FORGET_CONFIRM
@@ -110,6 +123,9 @@ class SlackAdapter:
         connect_timeout: float = 30.0,
         stop_grace: float = 10.0,
         rate_limit_retries: int = 3,
+        on_failure: FailureHook | None = None,
+        reconnect_timeout: float = 300.0,
+        health_interval: float = 1.0,
     ) -> None:
         """
         Args:
@@ -120,6 +136,9 @@ class SlackAdapter:
             http_host: interface of the HTTP mode server (default: ``HOST``).
             web: the bot's HTTP server, which HTTP mode serves ``/slack/events`` on; without
                 one the adapter starts its own (health and Slack routes only).
+            on_failure: called once when Socket Mode gave up (see the module's docstring).
+            reconnect_timeout: seconds without a Socket Mode connection before giving up.
+            health_interval: seconds between the Socket Mode watchdog's looks.
         """
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -144,6 +163,13 @@ class SlackAdapter:
         self._live: _Live | None = None
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._clock = clock
+        self._on_failure = on_failure
+        self._reconnect_timeout = reconnect_timeout
+        self._health_interval = health_interval
+        self._watchdog: asyncio.Task[None] | None = None
+        self._state: AdapterState = "stopped"
+        self._detail = "not started"
 
     def __repr__(self) -> str:
         return f"SlackAdapter(mode={self._settings.slack_mode!r}, api_url={self.shown_url!r})"
@@ -173,14 +199,50 @@ class SlackAdapter:
     # lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._set("connecting", "connecting to Slack")
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             await self._shutdown(grace=0)
+            if not isinstance(exc, asyncio.CancelledError):
+                self._set("failed", str(exc) if isinstance(exc, ParleyError) else error_code(exc))
             raise
 
     async def stop(self) -> None:
         await self._shutdown(grace=self._stop_grace)
+
+    def health(self) -> AdapterHealth:
+        """The connection state, as the watchdog last saw it (see the module's docstring)."""
+        return AdapterHealth(self.name, self._state, self._detail)
+
+    def _set(self, state: AdapterState, detail: str) -> None:
+        self._state, self._detail = state, detail
+
+    async def _watch_socket(self, handler: AsyncSocketModeHandler) -> None:
+        """Follow slack_sdk's connection; give up after ``reconnect_timeout`` without one."""
+        client = handler.client
+        lost_at: float | None = None
+        while True:
+            await asyncio.sleep(self._health_interval)
+            if await client.is_connected():
+                if lost_at is not None:
+                    logger.info("Slack: Socket Mode connection is back")
+                lost_at = None
+                self._set("connected", "Socket Mode")
+                continue
+            now = self._clock()
+            if lost_at is None:
+                lost_at = now
+                logger.warning("Slack: Socket Mode connection lost; slack_sdk is reconnecting")
+            down = now - lost_at
+            if down >= self._reconnect_timeout:
+                break
+            self._set("reconnecting", f"no Socket Mode connection for {down:.0f} s")
+        problem = f"no Socket Mode connection for {down:.0f} s"
+        logger.error("Slack connection lost for good: %s", problem)
+        self._set("failed", problem)
+        if self._on_failure is not None:
+            self._on_failure(self.health())
 
     async def _start(self) -> None:
         token = self._settings.slack_bot_token
@@ -223,9 +285,15 @@ class SlackAdapter:
         if self._settings.slack_mode == "socket":
             await self._connect_socket(app, client)
             where = "Socket Mode"
+            self._set("connected", where)
+            if self._socket is not None:
+                self._watchdog = asyncio.create_task(
+                    self._watch_socket(self._socket), name="slack-socket-watchdog"
+                )
         else:
             await self._serve_http(app)
             where = f"HTTP mode on port {self._settings.port}"
+            self._set("http", "events at /slack/events")
         logger.info("Slack: connected as %s in team %s, %s", bot.user_id, bot.team_id, where)
 
     async def _identify(self, client: AsyncWebClient) -> BotIdentity:
@@ -305,6 +373,12 @@ class SlackAdapter:
 
     async def _shutdown(self, *, grace: float) -> None:
         """Stop taking events, let running work finish (up to ``grace``), then disconnect."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+        if self._state != "failed":
+            self._set("stopped", "stopped")
         socket, self._socket = self._socket, None
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]

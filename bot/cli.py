@@ -1,6 +1,7 @@
 """``python -m bot``: parse arguments, load configuration, hand over, map outcomes to exit codes.
 
-Exit codes: 0 done, 1 a runtime failure (store unreachable...), 2 bad configuration or usage.
+Exit codes: 0 done, 1 a runtime failure (store unreachable...), 2 bad configuration or usage,
+3 a platform connection was lost for good while running (``run``: restart the process).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_PLATFORM_LOST = 3
+"""``run`` stopped because an adapter gave up reconnecting: a supervisor should restart it."""
 
 PLATFORM_HELP = """\
 No chat platform is configured, so there is nothing to connect to yet.
@@ -351,6 +354,13 @@ async def _run(loaded: Loaded, out: TextIO) -> int:
             out.flush()
         logger.info("Parley is running: %s", ", ".join(serving))
         await runtime.serve(adapters)
+    if runtime.lost is not None:
+        print(
+            f"parley: {runtime.lost.name} connection lost for good: {runtime.lost.detail} "
+            f"(exit status {EXIT_PLATFORM_LOST}: restart to reconnect)",
+            file=sys.stderr,
+        )
+        return EXIT_PLATFORM_LOST
     return EXIT_OK
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from types import TracebackType
 
-from adapters.base import PlatformAdapter
+from adapters.base import AdapterHealth, FailureHook, PlatformAdapter
 from adapters.http.host import WebHost
 from adapters.http.services import Services
 from bot.catalog import AgentCatalog
@@ -39,18 +40,25 @@ def _posters(adapters: list[PlatformAdapter]) -> dict[str, GoalCheckPoster]:
 
 
 def build_adapters(
-    settings: Settings, engine: Engine, *, web: WebHost | None = None
+    settings: Settings,
+    engine: Engine,
+    *,
+    web: WebHost | None = None,
+    on_failure: FailureHook | None = None,
 ) -> list[PlatformAdapter]:
-    """The adapters whose tokens are set; each module is imported only when used."""
+    """The adapters whose tokens are set; each module is imported only when used.
+    ``on_failure``: told when an adapter gives up reconnecting for good."""
     adapters: list[PlatformAdapter] = []
     if settings.slack_enabled:
         from adapters.slack import SlackAdapter
 
-        adapters.append(SlackAdapter(settings=settings, engine=engine, web=web))
+        adapters.append(
+            SlackAdapter(settings=settings, engine=engine, web=web, on_failure=on_failure)
+        )
     if settings.discord_enabled:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(settings=settings, engine=engine))
+        adapters.append(DiscordAdapter(settings=settings, engine=engine, on_failure=on_failure))
     return adapters
 
 
@@ -58,7 +66,8 @@ class Runtime:
     """``async with Runtime(settings, agents) as runtime:`` gives a ready engine.
 
     :meth:`serve` starts the platform adapters and runs until :meth:`request_stop` (or a
-    signal); everything stops in the reverse order of start.
+    signal), or until an adapter gives up reconnecting (then :attr:`lost` says which);
+    everything stops in the reverse order of start.
     """
 
     def __init__(
@@ -89,20 +98,31 @@ class Runtime:
         self.adapters: list[PlatformAdapter] = []
         self.services = Services.build(settings, self.engine)
         self.web: WebHost | None = None
-        if settings.api_enabled or (settings.slack_enabled and settings.slack_mode == "http"):
+        if settings.api_enabled or settings.slack_enabled or settings.discord_enabled:
             self.web = WebHost(
                 host=settings.host,
                 port=settings.port,
                 services=self.services if settings.api_enabled else None,
                 settings=settings,
             )
+            self.web.app.state.readiness = self.services.readiness  # /readyz without the API
+        self.lost: AdapterHealth | None = None
+        """The adapter that gave up reconnecting, if one did."""
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _adapter_lost(self, health: AdapterHealth) -> None:
+        if self.lost is None:
+            self.lost = health
+            logger.error("%s connection lost for good; stopping", health.name)
+        self.request_stop()
+
     def build_adapters(self) -> list[PlatformAdapter]:
-        return build_adapters(self.settings, self.engine, web=self.web)
+        return build_adapters(
+            self.settings, self.engine, web=self.web, on_failure=self._adapter_lost
+        )
 
     async def serve(self, adapters: list[PlatformAdapter]) -> None:
         """Start the HTTP server, ``adapters``, the goal-check scheduler and the stored-agent
@@ -110,9 +130,12 @@ class Runtime:
         scheduler: GoalScheduler | None = None
         refresher: asyncio.Task[None] | None = None
         try:
+            for adapter in adapters:
+                self.services.readiness.add(adapter)
             if self.web is not None:
                 await self.web.start()
-            await self._start_adapters(adapters)
+            if not await self._unless_stopped(self._start_adapters(adapters)):
+                return
             runner = GoalCheckRunner(engine=self.engine, posters=_posters(self.adapters))
             scheduler = GoalScheduler(runner=runner, agents=list(await self._all_agents()))
             await scheduler.start()
@@ -127,6 +150,22 @@ class Runtime:
             await self._stop_adapters()
             if self.web is not None:
                 await self.web.stop()
+
+    async def _unless_stopped(self, work: Awaitable[None]) -> bool:
+        """Run ``work``, cancelled if a stop is requested first (a start that waits for
+        Discord's session start limit, say). False when it was stopped."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (task, stop):
+                waiting.cancel()
+            await asyncio.gather(task, stop, return_exceptions=True)
+        if task.cancelled():
+            return False
+        task.result()
+        return True
 
     async def _all_agents(self) -> tuple[Agent, ...]:
         try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 
+from adapters.base import AdapterHealth
 from adapters.http.ratelimit import RateLimiter
 from bot.catalog import AgentCatalog
 from bot.engine import Engine
@@ -21,6 +24,39 @@ class SlackRoute:
     handler: AsyncSlackRequestHandler | None = None
 
 
+class HealthReporter(Protocol):
+    """What ``/readyz`` asks of a platform adapter (see :class:`adapters.base.PlatformAdapter`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def health(self) -> AdapterHealth: ...
+
+
+JournalBacklog = Callable[[], Awaitable[int]]
+"""How many journalled platform events are not handled yet."""
+
+
+@dataclass
+class Readiness:
+    """What ``/readyz`` reports beyond the store, agents and model; the runtime fills it.
+
+    ``adapters``: every platform adapter of the process, added when built and never removed,
+    so that one stopping or failed during shutdown still makes the process unready.
+    ``journal_backlog``: reported (not judged) when set.
+    """
+
+    adapters: list[HealthReporter] = field(default_factory=list)
+    journal_backlog: JournalBacklog | None = None
+
+    def add(self, adapter: HealthReporter) -> None:
+        if all(known is not adapter for known in self.adapters):
+            self.adapters.append(adapter)
+
+    def health(self) -> list[AdapterHealth]:
+        return [adapter.health() for adapter in self.adapters]
+
+
 @dataclass(frozen=True)
 class Services:
     settings: Settings
@@ -30,6 +66,7 @@ class Services:
     auth_failures: RateLimiter
     """Failed authentications per client address (API keys and console sign-ins alike)."""
     slack: SlackRoute = field(default_factory=SlackRoute)
+    readiness: Readiness = field(default_factory=Readiness)
 
     @property
     def store(self) -> ConversationStore:

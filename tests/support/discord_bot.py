@@ -130,7 +130,9 @@ async def start_bot(
     file, so a second bot is the first one restarted.
 
     Settings reach the product only as settings (``DISCORD_API_URL`` and the token); keyword
-    arguments are further settings (``discord_thread_on_mention=True``...).
+    arguments are further settings (``discord_thread_on_mention=True``...). ``adapter`` holds
+    further arguments of :class:`DiscordAdapter` (``on_failure``...); with ``start=False``
+    the bot is returned unstarted (``await bot.adapter.start()`` is the test's).
     """
     bots: list[DiscordBot] = []
 
@@ -140,6 +142,8 @@ async def start_bot(
         fake: FakeDiscord | None = None,
         token: str | None = None,
         max_pending_turns: int = 10_000,
+        adapter: dict[str, Any] | None = None,
+        start: bool = True,
         **settings: Any,
     ) -> DiscordBot:
         discord = fake or fake_discord
@@ -156,7 +160,13 @@ async def start_bot(
             default_model="gpt-4o-mini",
             max_pending_turns=max_pending_turns,
         )
-        adapter = DiscordAdapter(
+        options: dict[str, Any] = {
+            "edit_interval": 0.05,
+            "ready_timeout": 30.0,
+            "guild_ready_timeout": 0.1,
+            **(adapter or {}),
+        }
+        made = DiscordAdapter(
             settings=Settings(
                 _env_file=None,  # type: ignore[call-arg]
                 discord_bot_token=token or discord.token,
@@ -164,13 +174,12 @@ async def start_bot(
                 **settings,
             ),
             engine=engine,
-            edit_interval=0.05,
-            ready_timeout=30.0,
-            guild_ready_timeout=0.1,
+            **options,
         )
-        bot = DiscordBot(fake=discord, adapter=adapter, engine=engine, store=store, model=model)
+        bot = DiscordBot(fake=discord, adapter=made, engine=engine, store=store, model=model)
         bots.append(bot)
-        await adapter.start()
+        if start:
+            await made.start()
         return bot
 
     yield start

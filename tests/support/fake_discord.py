@@ -18,9 +18,14 @@ One aiohttp server plays both halves of Discord, with the wire shapes of the API
   zlib stream per connection, each message flushed with ``Z_SYNC_FLUSH`` (``00 00 ff ff``).
   Any other compression gets plain text frames, which discord.py also reads.
 
+``GET /gateway/bot`` carries a ``session_start_limit`` that each IDENTIFY spends and that
+resets ``reset_after`` after it was first asked for (:meth:`FakeDiscord.limit_session_starts`
+sets it; an IDENTIFY beyond it is counted in :attr:`FakeDiscord.identifies_over_limit`).
+
 Tests drive it with :meth:`FakeDiscord.say` (MESSAGE_CREATE from a person),
 :meth:`FakeDiscord.slash` (INTERACTION_CREATE), :meth:`FakeDiscord.dispatch`,
-:meth:`FakeDiscord.reconnect` and :meth:`FakeDiscord.invalidate_session`, and wait for what
+:meth:`FakeDiscord.reconnect`, :meth:`FakeDiscord.invalidate_session` and
+:meth:`FakeDiscord.close_for_good` (a close code discord.py does not retry), and wait for what
 the bot did with :meth:`FakeDiscord.wait_for` (event-driven: every call wakes the waiters).
 
 ``async with FakeDiscord() as fake`` runs it; ``tests/support/discord_bot.py`` gives it a world
@@ -106,6 +111,8 @@ class Call:
     """The JSON body (``payload_json`` of a multipart request), or None."""
     files: list[UploadedFile] = field(default_factory=list)
     status: int = 0
+    at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the request arrived (its body not yet read)."""
 
     def matches(self, method: str, path: str) -> bool:
         return self.method == method and re.fullmatch(path, self.path) is not None
@@ -133,6 +140,8 @@ class Connection:
     received: list[dict[str, Any]] = field(default_factory=list)
     session: Session | None = None
     close_code: int | None = None
+    identified_at: float | None = None
+    """``time.monotonic()`` of its accepted IDENTIFY."""
 
     @property
     def ops(self) -> list[int]:
@@ -226,6 +235,14 @@ class FakeDiscord:
         self.interactions: dict[str, InteractionState] = {}
         self.base_url = ""
         self._scripts: list[_Script] = []
+        self.session_starts_total = 1000
+        self.max_concurrency = 1
+        self._starts_remaining = 999
+        self._starts_reset_after = 14_400.0
+        self._starts_reset_at: float | None = None
+        self.limit_asked_at: float | None = None
+        """``time.monotonic()`` when the current limit window began: its first ask."""
+        self.identifies_over_limit = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
@@ -778,6 +795,43 @@ class FakeDiscord:
                 self.sessions.pop(connection.session.id, None)
             await connection.send({"op": 9, "d": False, "s": None, "t": None})
 
+    async def close_for_good(
+        self, code: int = 4004, reason: str = "Authentication failed."
+    ) -> None:
+        """Close every gateway connection with a code discord.py does not retry (4004: the
+        token was reset; 4014: a privileged intent was switched off)."""
+        for connection in self._live():
+            await connection.ws.close(code=code, message=reason.encode())
+
+    def limit_session_starts(
+        self,
+        *,
+        remaining: int,
+        reset_after_ms: int,
+        total: int = 1000,
+        max_concurrency: int = 1,
+    ) -> None:
+        """What ``GET /gateway/bot`` says of the session start limit from now on: ``remaining``
+        IDENTIFYs until ``reset_after_ms`` has passed since the next ask (so that a bot slow
+        to start still sees the whole window), then ``total`` again."""
+        self.session_starts_total = total
+        self.max_concurrency = max_concurrency
+        self._starts_remaining = remaining
+        self._starts_reset_after = reset_after_ms / 1000
+        self._starts_reset_at = None
+        self.limit_asked_at = None
+
+    def _session_starts(self) -> tuple[int, int]:
+        """Session starts remaining, and milliseconds until the limit resets."""
+        now = time.monotonic()
+        if self._starts_reset_at is None:
+            self.limit_asked_at = now
+            self._starts_reset_at = now + self._starts_reset_after
+        elif now >= self._starts_reset_at:
+            self._starts_remaining = self.session_starts_total
+            self._starts_reset_at = now + 86_400
+        return self._starts_remaining, max(0, int((self._starts_reset_at - now) * 1000))
+
     def _live(self) -> list[Connection]:
         return [c for c in self.connections if not c.ws.closed and c.session is not None]
 
@@ -833,6 +887,11 @@ class FakeDiscord:
         if intents & MESSAGE_CONTENT_INTENT and not self.message_content_intent:
             await connection.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
+        remaining, _ = self._session_starts()
+        if remaining <= 0:
+            self.identifies_over_limit += 1
+        self._starts_remaining = max(0, remaining - 1)
+        connection.identified_at = time.monotonic()
         shard_id, count = data.get("shard") or (0, 1)
         session = Session(id=uuid.uuid4().hex, shard=(int(shard_id), int(count)))
         self.sessions[session.id] = session
@@ -973,16 +1032,17 @@ class FakeDiscord:
         return _json(200, {"url": self.gateway_url})
 
     async def _get_gateway_bot(self, call: Call) -> web.Response:
+        remaining, reset_after = self._session_starts()
         return _json(
             200,
             {
                 "url": self.gateway_url,
                 "shards": self.shards,
                 "session_start_limit": {
-                    "total": 1000,
-                    "remaining": 999,
-                    "reset_after": 14_400_000,
-                    "max_concurrency": 1,
+                    "total": self.session_starts_total,
+                    "remaining": remaining,
+                    "reset_after": reset_after,
+                    "max_concurrency": self.max_concurrency,
                 },
             },
         )

@@ -280,6 +280,12 @@ class FakeSlack:
     async def wait_connected(self, *, count: int = 1, within: float = WAIT) -> None:
         await self.wait_for(lambda: self._connections >= count and self._sockets, within=within)
 
+    async def drop_connections(self) -> None:
+        """Close every Socket Mode websocket from Slack's side (slack_sdk reconnects unless
+        ``apps.connections.open`` is made to fail, see :meth:`fail`)."""
+        for ws in list(self._sockets):
+            await ws.close()
+
     async def send(
         self,
         kind: str,
