@@ -6,8 +6,10 @@ Azure, gateways). Retries and timeouts are the SDK's own, configured from settin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -139,6 +141,72 @@ class OpenAIModelClient:
         if request.response_format is not None:
             params["response_format"] = request.response_format.as_param()
         return params
+
+
+class BoundedModelClient:
+    """Another client with at most ``limit`` calls in flight (``MODEL_CONCURRENCY``).
+
+    Callers past the limit wait their turn in order. A stream holds its place until it
+    ends, fails or is closed, so a burst of turns and goal checks never opens more
+    connections to the model than the limit.
+    """
+
+    def __init__(self, inner: ModelClient, *, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._inner = inner
+        self.limit = limit
+        self._gate = asyncio.Semaphore(limit)
+        self._in_flight = 0
+        self._waiting = 0
+
+    @property
+    def description(self) -> str:
+        return self._inner.description
+
+    def __repr__(self) -> str:
+        return f"BoundedModelClient({self._inner!r}, limit={self.limit})"
+
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a place now."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a place."""
+        return self._waiting
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        async with self._place():
+            pieces = self._inner.stream(request)
+            try:
+                async for piece in pieces:
+                    yield piece
+            finally:
+                if isinstance(pieces, AsyncGenerator):
+                    await pieces.aclose()
+
+    async def complete(self, request: ChatRequest) -> str:
+        async with self._place():
+            return await self._inner.complete(request)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    @contextlib.asynccontextmanager
+    async def _place(self) -> AsyncIterator[None]:
+        self._waiting += 1
+        try:
+            await self._gate.acquire()
+        finally:
+            self._waiting -= 1
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._gate.release()
 
 
 _PLAIN_FAILURES: tuple[tuple[type[openai.OpenAIError], str], ...] = (

@@ -14,7 +14,8 @@ from adapters.http.services import Services
 from bot.catalog import AgentCatalog
 from bot.engine import Engine
 from bot.errors import StoreError
-from bot.llm import ModelClient, OpenAIModelClient
+from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
+from bot.looplag import LoopLagMonitor
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
 from bot.tokens import TokenCounter
 from config.agents import Agent, AgentsFile
@@ -27,12 +28,13 @@ logger = logging.getLogger(__name__)
 
 def build_model_client(settings: Settings) -> ModelClient:
     key = settings.openai_api_key
-    return OpenAIModelClient(
+    client = OpenAIModelClient(
         api_key=key.get_secret_value() if key is not None else None,
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         max_retries=settings.openai_max_retries,
     )
+    return BoundedModelClient(client, limit=settings.model_concurrency)
 
 
 def _posters(adapters: list[PlatformAdapter]) -> dict[str, GoalCheckPoster]:
@@ -109,6 +111,7 @@ class Runtime:
         self.lost: AdapterHealth | None = None
         """The adapter that gave up reconnecting, if one did."""
         self._stop = asyncio.Event()
+        self.loop_lag = LoopLagMonitor()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -127,6 +130,10 @@ class Runtime:
     async def serve(self, adapters: list[PlatformAdapter]) -> None:
         """Start the HTTP server, ``adapters``, the goal-check scheduler and the stored-agent
         refresher; wait for a stop request, then stop them in reverse order."""
+        async with self.loop_lag:  # started first and stopped last: it watches all the rest
+            await self._serve(adapters)
+
+    async def _serve(self, adapters: list[PlatformAdapter]) -> None:
         scheduler: GoalScheduler | None = None
         refresher: asyncio.Task[None] | None = None
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,19 +89,59 @@ def trigger_for(spec: GoalCheckSpec) -> BaseTrigger:
 
 
 def latest_slot(spec: GoalCheckSpec, now: datetime) -> datetime:
-    """The schedule's most recent fire time at or before ``now`` (the run's slot)."""
+    """The schedule's most recent fire time at or before ``now`` (the run's slot).
+
+    A cron schedule looks back at most a year: one that has not fired in the past 366 days
+    gets the start of that year as its slot.
+    """
     if spec.every is not None:
         period = spec.every.total_seconds()
         elapsed = (now - EPOCH).total_seconds()
         return EPOCH + timedelta(seconds=(elapsed // period) * period)
-    trigger = trigger_for(spec)
-    start = now - timedelta(days=366)
-    previous: datetime | None = None
-    candidate = trigger.get_next_fire_time(None, start)
-    while candidate is not None and candidate <= now:
-        previous = candidate
-        candidate = trigger.get_next_fire_time(candidate, candidate + timedelta(seconds=1))
-    return (previous or start).astimezone(UTC)
+    return latest_fire_time(trigger_for(spec), now)
+
+
+_HORIZON = timedelta(days=366)
+_WINDOWS = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=32))
+_SECOND = timedelta(seconds=1)
+
+
+def latest_fire_time(trigger: BaseTrigger, now: datetime) -> datetime:
+    """The trigger's latest fire time in ``[now - 366 days, now]`` (or that start, if none).
+
+    This runs on the event loop, so it never walks the fire times (a per-minute cron has
+    527,040 a year). The trigger answers "the first fire time at or after t"; that answer
+    is at or before ``now`` for every t up to the last fire time before ``now`` and for none
+    after it. The smallest of a few windows back from ``now`` that holds a fire time
+    brackets that t, and halving the bracket to the second finds it: at most 31 questions
+    to the trigger, about a millisecond, whatever the schedule.
+    """
+    now = now.astimezone(UTC)
+    start = now - _HORIZON
+
+    def fires_by_now(t: datetime) -> bool:
+        first: datetime | None = trigger.get_next_fire_time(None, t)
+        return first is not None and first <= now
+
+    if not fires_by_now(start):
+        return start
+    earlier, later = start, now + _SECOND
+    for window in _WINDOWS:
+        if fires_by_now(now - window):
+            earlier = now - window
+            break
+        later = now - window
+    # fires_by_now(earlier + low seconds) holds, fires_by_now(earlier + high seconds) does not
+    low, high = 0, math.ceil((later - earlier) / _SECOND)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fires_by_now(earlier + middle * _SECOND):
+            low = middle
+        else:
+            high = middle
+    found: datetime | None = trigger.get_next_fire_time(None, earlier + low * _SECOND)
+    assert found is not None  # noqa: S101 - fires_by_now held for this very time
+    return found.astimezone(UTC)
 
 
 def slot_seconds(spec: GoalCheckSpec) -> float:

@@ -1,8 +1,15 @@
-"""The model client as logs and reprs show it."""
+"""The model client as logs and reprs show it, and the cap on calls in flight."""
 
 from __future__ import annotations
 
-from bot.llm import OpenAIModelClient
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from bot.llm import BoundedModelClient, ChatRequest, ModelError, OpenAIModelClient
+from bot.prompt import ChatMessage
+from tests.support.fake_openai import FakeOpenAI, HeldModel, RecordedRequest, Reply
 
 
 async def test_the_base_url_is_shown_without_its_password() -> None:
@@ -11,3 +18,117 @@ async def test_the_base_url_is_shown_without_its_password() -> None:
     )
     assert client.description == "OpenAI-compatible API at http://u:***@llm:8000/v1"
     assert "hunter2" not in repr(client)
+    bounded = BoundedModelClient(client, limit=4)
+    assert bounded.description == client.description
+    assert "hunter2" not in repr(bounded)
+
+
+def ask(text: str) -> ChatRequest:
+    return ChatRequest(model="fake-model", messages=(ChatMessage(role="user", content=text),))
+
+
+@pytest.fixture
+async def bounded(fake_openai: FakeOpenAI) -> AsyncIterator[Callable[[int], BoundedModelClient]]:
+    made: list[BoundedModelClient] = []
+
+    def make(limit: int) -> BoundedModelClient:
+        inner = OpenAIModelClient(
+            api_key="k", base_url=fake_openai.base_url, timeout=10, max_retries=0
+        )
+        made.append(BoundedModelClient(inner, limit=limit))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - the client's counters have no event
+            await asyncio.sleep(0.005)
+
+
+async def collect(client: BoundedModelClient, text: str) -> str:
+    return "".join([piece async for piece in client.stream(ask(text))])
+
+
+async def test_calls_past_the_cap_wait_and_reach_the_model_cap_at_a_time(
+    fake_openai: FakeOpenAI, bounded: Callable[[int], BoundedModelClient]
+) -> None:
+    cap = 3
+    client = bounded(cap)
+    held = HeldModel()
+    in_model = peak = 0
+
+    async def counting(request: RecordedRequest) -> Reply:
+        nonlocal in_model, peak
+        in_model += 1
+        peak = max(peak, in_model)
+        try:
+            return await held(request)
+        finally:
+            in_model -= 1
+
+    fake_openai.handle(counting)
+    calls = [
+        asyncio.create_task(
+            client.complete(ask(f"call {n}")) if n % 2 else collect(client, f"call {n}")
+        )
+        for n in range(cap + 3)
+    ]
+    try:
+        await held.until(cap)
+        await until(lambda: client.waiting == 3)
+        assert held.arrived == cap, "the three past the cap wait in the client"
+        assert client.in_flight == cap
+    finally:
+        held.release()
+    answers = await asyncio.gather(*calls)
+
+    assert answers == [f"You said: call {n}" for n in range(cap + 3)]
+    assert held.arrived == cap + 3
+    assert peak <= cap
+    assert (client.in_flight, client.waiting) == (0, 0)
+
+
+async def test_a_stream_keeps_its_place_until_it_is_closed(
+    fake_openai: FakeOpenAI, bounded: Callable[[int], BoundedModelClient]
+) -> None:
+    client = bounded(1)
+    fake_openai.script(Reply(content="a long answer in many pieces", chunk_size=4))
+    stream = client.stream(ask("first"))
+    assert isinstance(stream, AsyncIterator)
+    assert await anext(stream) == "a lo"
+
+    second = asyncio.create_task(client.complete(ask("second")))
+    await until(lambda: client.waiting == 1)
+    assert len(fake_openai.chat_requests()) == 1, "the open stream holds the only place"
+
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert await second == "You said: second"
+    assert (client.in_flight, client.waiting) == (0, 0)
+
+
+async def test_a_failed_or_cancelled_call_gives_its_place_back(
+    fake_openai: FakeOpenAI, bounded: Callable[[int], BoundedModelClient]
+) -> None:
+    client = bounded(1)
+    fake_openai.script(Reply(status=500), Reply(status=500))
+    with pytest.raises(ModelError):
+        await client.complete(ask("fails"))
+    with pytest.raises(ModelError):
+        await collect(client, "fails too")
+
+    held = HeldModel()
+    fake_openai.handle(held)
+    running = asyncio.create_task(client.complete(ask("cancelled")))
+    queued = asyncio.create_task(client.complete(ask("cancelled while waiting")))
+    await held.until(1)
+    await until(lambda: client.waiting == 1)
+    queued.cancel()
+    running.cancel()
+    await asyncio.gather(running, queued, return_exceptions=True)
+    assert (client.in_flight, client.waiting) == (0, 0)
+    held.release()
+    assert await client.complete(ask("after")) == "You said: after"

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.base import BaseTrigger
 
 from bot.engine import Engine, IncomingMessage
-from bot.scheduler import GoalCheckRunner, GoalScheduler, latest_slot
+from bot.scheduler import (
+    GoalCheckRunner,
+    GoalScheduler,
+    latest_fire_time,
+    latest_slot,
+    trigger_for,
+)
 from config.agents import Agent, GoalCheckSpec
 from memory.base import Conversation, GoalCheck, NewMessage, PlatformKey
 from memory.sqlite import SqliteStore
@@ -293,6 +302,163 @@ def test_slots() -> None:
     weekdays = GoalCheckSpec(cron="0 18 * * 1-5", timezone="Europe/Madrid")
     sunday = datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert latest_slot(weekdays, sunday) == datetime(2026, 2, 27, 17, tzinfo=UTC)
+
+
+def walked_slot(spec: GoalCheckSpec, now: datetime) -> datetime:
+    """The reference for :func:`latest_slot`: every fire time of the past 366 days, walked
+    one by one as ``latest_slot`` once did (but stepping by the instant: stepping by the wall
+    clock walked a repeated autumn hour forever). A walk from two days back (or 40) gives the
+    same answer whenever a fire time lies in those days, and spares the test half a million
+    steps for a per-minute cron; the year-long walk decides the rest."""
+    trigger = trigger_for(spec)
+
+    def walk(since: datetime) -> datetime | None:
+        previous: datetime | None = None
+        candidate = trigger.get_next_fire_time(None, since)
+        while candidate is not None and candidate <= now:
+            previous = candidate
+            candidate = trigger.get_next_fire_time(None, candidate.astimezone(UTC) + SECOND)
+        return None if previous is None else previous.astimezone(UTC)
+
+    year_ago = now - timedelta(days=366)
+    return (
+        walk(now - timedelta(days=2))
+        or walk(now - timedelta(days=40))
+        or walk(year_ago)
+        or year_ago
+    )
+
+
+SECOND = timedelta(seconds=1)
+CRON_FIELDS = (
+    ("*", "0", "30", "*/15", "5,35", "0-10", "59", "*/7"),
+    ("*", "0", "12", "2", "1-3", "*/6", "9-17", "23", "2,14"),
+    ("*", "*", "1", "15", "29", "31", "1,15", "28-31", "*/10"),
+    ("*", "*", "*", "1", "2", "2,8", "*/3", "10-12", "12"),
+    ("*", "*", "*", "1-5", "0", "6,0", "3", "5"),
+)
+ZONES = (
+    "UTC",
+    "Europe/Madrid",
+    "Europe/London",
+    "America/New_York",
+    "America/St_Johns",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+)
+"""No clock change; one-hour changes; a half-hour offset (St John's, Kolkata); a 30-minute
+change (Lord Howe). Not Pacific/Chatham: where clocks fall back at a 45-minute offset,
+APScheduler's walk skips part of the repeated hour, so where the walk starts changes what it
+finds; ``latest_slot`` gives a fire time at or before ``now`` there, not always the same."""
+
+
+def random_slot_cases(seed: int, count: int) -> list[tuple[GoalCheckSpec, datetime]]:
+    """Random schedules at random times: anywhere in 2024-2026, within hours of a
+    daylight-saving change, or at, just before or just after a fire time."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test cases, not secrets
+    cases: list[tuple[GoalCheckSpec, datetime]] = []
+    while len(cases) < count:
+        minute, hour, day, month, weekday = (rng.choice(field) for field in CRON_FIELDS)
+        if day == "31" and month == "2":
+            continue  # never fires (the agents file's concern, not the slot's)
+        zone = rng.choice(ZONES)
+        spec = GoalCheckSpec(cron=f"{minute} {hour} {day} {month} {weekday}", timezone=zone)
+        now = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=rng.randrange(3 * 366 * 86400), microseconds=rng.randrange(1_000_000)
+        )
+        kind = rng.random()
+        if kind < 0.3:
+            now = clock_change_after(now, ZoneInfo(zone)) + timedelta(
+                seconds=rng.randrange(-4 * 3600, 4 * 3600)
+            )
+        elif kind < 0.6:
+            fire = trigger_for(spec).get_next_fire_time(None, now)
+            if fire is None:
+                continue
+            now = fire.astimezone(UTC) + timedelta(microseconds=rng.choice((0, -1, 1)))
+        cases.append((spec, now))
+    return cases
+
+
+def clock_change_after(now: datetime, zone: ZoneInfo) -> datetime:
+    """The zone's next change of UTC offset within a year, to the quarter hour (``now`` if
+    there is none)."""
+    offset = now.astimezone(zone).utcoffset()
+    for day in range(366):
+        start = now + timedelta(days=day)
+        if (start + timedelta(days=1)).astimezone(zone).utcoffset() == offset:
+            continue
+        for quarter in range(1, 97):
+            moment = start + timedelta(minutes=15 * quarter)
+            if moment.astimezone(zone).utcoffset() != offset:
+                return moment
+    return now
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_slot_is_the_latest_fire_time_a_walk_through_every_one_finds(seed: int) -> None:
+    for spec, now in random_slot_cases(seed, 100):
+        assert latest_slot(spec, now) == walked_slot(spec, now), (spec.cron, spec.timezone, now)
+
+
+def test_slots_across_daylight_saving_changes() -> None:
+    hourly = GoalCheckSpec(cron="0 * * * *", timezone="Europe/Madrid")
+    # 2025-10-26: 03:00 CEST falls back to 02:00 CET, so 02:00 comes twice
+    at = [datetime(2025, 10, 26, hour, minute, tzinfo=UTC) for hour, minute in ((0, 30), (1, 30))]
+    assert [latest_slot(hourly, now) for now in at] == [
+        datetime(2025, 10, 26, 0, tzinfo=UTC),
+        datetime(2025, 10, 26, 1, tzinfo=UTC),
+    ], "each 02:00 is a slot of its own (the year-long walk used to loop on the second)"
+    nightly = GoalCheckSpec(cron="30 2 * * *", timezone="Europe/Madrid")
+    # 2025-03-30: 02:00 CET jumps to 03:00 CEST; APScheduler fires at 03:30 CEST instead
+    spring = datetime(2025, 3, 30, 3, tzinfo=UTC)
+    assert latest_slot(nightly, spring) == datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
+    assert latest_slot(nightly, spring) == walked_slot(nightly, spring)
+
+
+def test_a_schedule_that_did_not_fire_for_a_year_has_the_year_start_as_its_slot() -> None:
+    leap_mondays = GoalCheckSpec(cron="0 0 29 2 1")  # next: 2044
+    now = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    assert latest_slot(leap_mondays, now) == now - timedelta(days=366)
+    assert latest_slot(leap_mondays, now) == walked_slot(leap_mondays, now)
+
+
+class CountingTrigger:
+    """A trigger that counts the questions it is asked."""
+
+    def __init__(self, inner: BaseTrigger) -> None:
+        self.inner = inner
+        self.asked = 0
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        self.asked += 1
+        answer: datetime | None = self.inner.get_next_fire_time(previous_fire_time, now)
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("* * * * *", datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
+        ("0 * * * *", datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
+        ("0 0 * * *", datetime(2026, 2, 28, 23, 0, tzinfo=UTC)),
+        ("* 0 1 * *", datetime(2026, 2, 28, 23, 59, tzinfo=UTC)),
+        ("0 0 1 1 *", datetime(2025, 12, 31, 23, 0, tzinfo=UTC)),
+        ("0 0 29 2 1", datetime(2025, 2, 28, 12, 0, 30, 250000, tzinfo=UTC)),
+    ],
+)
+def test_a_slot_takes_a_few_dozen_questions_to_the_trigger_whatever_the_schedule(
+    cron: str, expected: datetime
+) -> None:
+    """The slot used to cost one question per fire time of the past year: 527,040 for a
+    per-minute cron, 13 s on the event loop. Now the cost is bounded, whatever the cron."""
+    spec = GoalCheckSpec(cron=cron, timezone="Europe/Madrid")
+    trigger = CountingTrigger(trigger_for(spec))
+    now = datetime(2026, 3, 1, 12, 0, 30, 250000, tzinfo=UTC)
+    assert latest_fire_time(trigger, now) == expected
+    assert trigger.asked <= 31
 
 
 async def test_scheduler_runs_a_missed_slot_at_start(make_engine: EngineFactory) -> None:
