@@ -39,6 +39,7 @@ from adapters.base import (
     FailureHook,
     short_error_line,
 )
+from adapters.channel_budget import DISCORD_CHANNEL_LIMIT, ChannelBudget, ChannelLimit
 from adapters.discord_commands import STARTED_BY, AgentTree, command_tree, goal_embed
 from adapters.discord_messages import (
     attachment_note,
@@ -48,7 +49,7 @@ from adapters.discord_messages import (
     replies_to,
     thread_name,
 )
-from adapters.discord_replies import NO_MENTIONS, show_turn
+from adapters.discord_replies import NO_MENTIONS, rate_limit_trace, show_turn
 from adapters.discord_routing import Place, bound_agent, key_for, place_of
 from adapters.discordpy import app_commands, discord
 from bot.engine import Engine, EngineBusy, IncomingMessage
@@ -98,6 +99,7 @@ class DiscordAdapter:
         settings: Settings,
         engine: Engine,
         edit_interval: float = 1.0,
+        channel_limit: ChannelLimit | None = None,
         ready_timeout: float = 60.0,
         guild_ready_timeout: float = 2.0,
         stop_timeout: float = 10.0,
@@ -119,6 +121,9 @@ class DiscordAdapter:
         self._thread_on_mention = settings.discord_thread_on_mention
         self._engine = engine
         self._edit_interval = edit_interval
+        self._budget = ChannelBudget(channel_limit or DISCORD_CHANNEL_LIMIT.paced(edit_interval))
+        """Posts and edits per channel, shared by all replies there (``channel_limit``, by
+        default Discord's five in five seconds, paced by ``edit_interval``)."""
         self._ready_timeout = ready_timeout
         self._guild_ready_timeout = guild_ready_timeout
         self._stop_timeout = stop_timeout
@@ -281,6 +286,7 @@ class DiscordAdapter:
             allowed_mentions=NO_MENTIONS,
             max_messages=MESSAGE_CACHE,
             guild_ready_timeout=self._guild_ready_timeout,
+            http_trace=rate_limit_trace(self._budget),
         )
         self._tree = command_tree(client, self._engine)
 
@@ -466,7 +472,9 @@ class DiscordAdapter:
                 agent_id=agent.id if agent is not None else None,
             )
         )
-        shown = await show_turn(turn, channel, reply_to=reply_to, interval=self._edit_interval)
+        shown = await show_turn(
+            turn, channel, reply_to=reply_to, interval=self._edit_interval, budget=self._budget
+        )
         result = await turn.result()
         context = conversation_context(
             conversation_id=result.conversation.id,

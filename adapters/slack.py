@@ -1,12 +1,12 @@
 """The Slack adapter: slack-bolt's ``AsyncApp`` over Socket Mode or HTTP, in the bot's loop.
 
 This module is the transport and the lifecycle: the Web API client (``SLACK_API_URL``, 429s
-retried by slack_sdk), Socket Mode (``AsyncSocketModeHandler``) or HTTP mode (Bolt's FastAPI
-adapter at ``/slack/events`` on the bot's HTTP server, requests verified with the signing
-secret), and the
-listeners. Every event the manifest subscribes to has a listener, since Bolt acknowledges only
-those. A listener acknowledges, starts the work as a task (the tasks are bounded) and returns:
-the work never delays the acknowledgement. What the work does lives in
+retried by slack_sdk except for replies, which their channel's budget paces), Socket Mode
+(``AsyncSocketModeHandler``) or HTTP mode (Bolt's FastAPI adapter at ``/slack/events`` on the
+bot's HTTP server, requests verified with the signing secret), and the listeners. Every event
+the manifest subscribes to has a listener, since Bolt acknowledges only those. A listener
+acknowledges, starts the work as a task (the tasks are bounded) and returns: the work never
+delays the acknowledgement. What the work does lives in
 :mod:`adapters.slack_messages` and :mod:`adapters.slack_commands`.
 
 Health (:meth:`SlackAdapter.health`): HTTP mode is ``http`` once ``/slack/events`` is served.
@@ -47,6 +47,7 @@ from adapters.base import (
     FailureHook,
     short_error_line,
 )
+from adapters.channel_budget import SLACK_CHANNEL_LIMIT, ChannelBudget, ChannelLimit
 from adapters.http.host import WebHost
 from adapters.http.server import ServerStartError
 from adapters.slack_blocks import FORGET_CANCEL, FORGET_CONFIRM
@@ -114,6 +115,7 @@ class SlackAdapter:
         engine: Engine,
         edit_interval: float = 1.0,
         stream_cooldown: float = 900.0,
+        channel_limit: ChannelLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_in_flight: int = 1000,
         user_cache_size: int = 1000,
@@ -130,7 +132,10 @@ class SlackAdapter:
         """
         Args:
             edit_interval: seconds between edits (or stream appends) of a growing reply.
-            stream_cooldown: seconds without trying Slack's streaming methods after they fail.
+            stream_cooldown: longest time (seconds) a workspace goes without Slack's streaming
+                methods after they failed there (a minute at first, doubling while they fail).
+            channel_limit: calls per channel shared by all replies there (default: Slack's
+                one a second, bursts of three, paced by ``edit_interval``).
             max_in_flight: events being handled at once; beyond it people are told to retry.
             allowed_bot_ids: other bots (``bot_id``) whose messages are answered.
             http_host: interface of the HTTP mode server (default: ``HOST``).
@@ -155,6 +160,7 @@ class SlackAdapter:
         self._stop_grace = stop_grace
         self._rate_limit_retries = rate_limit_retries
         self._gate = StreamGate(cooldown=stream_cooldown, clock=clock)
+        self._budget = ChannelBudget(channel_limit or SLACK_CHANNEL_LIMIT.paced(edit_interval))
         self._recent = RecentThreads(engine.store)
         self._assistant_threads: BoundedLRU[tuple[str, str, str], bool] = BoundedLRU(10_000)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -275,6 +281,7 @@ class SlackAdapter:
             commands=commands,
             recent=self._recent,
             gate=self._gate,
+            budget=self._budget,
             assistant_threads=self._assistant_threads,
             options=ReplyOptions(
                 edit_interval=self._edit_interval, allowed_bots=self._allowed_bots

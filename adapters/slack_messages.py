@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import BUSY_LINE, short_error_line
+from adapters.channel_budget import ChannelBudget
 from adapters.slack_commands import FILES_NOTE, AgentCommands, Notify, RecentThreads, thread_command
 from adapters.slack_format import (
     markdown_to_mrkdwn,
@@ -78,6 +79,7 @@ class MessageHandler:
         commands: AgentCommands,
         recent: RecentThreads,
         gate: StreamGate,
+        budget: ChannelBudget,
         assistant_threads: BoundedLRU[tuple[str, str, str], bool],
         options: ReplyOptions,
     ) -> None:
@@ -88,6 +90,7 @@ class MessageHandler:
         self._commands = commands
         self._recent = recent
         self._gate = gate
+        self._budget = budget
         self._assistant_threads = assistant_threads
         self._options = options
 
@@ -184,6 +187,7 @@ class MessageHandler:
             team=message.team,
             user=message.user,
             gate=self._gate,
+            budget=self._budget,
         )
         result = await show_turn(turn, sink, interval=self._options.edit_interval)
         self._recent.note(message.key)
