@@ -33,7 +33,6 @@ import aiohttp
 
 from adapters import discord_endpoints as endpoints
 from adapters.base import (
-    FAILURE_LINE,
     AdapterHealth,
     AdapterState,
     FailureHook,
@@ -49,16 +48,18 @@ from adapters.discord_messages import (
     replies_to,
     thread_name,
 )
-from adapters.discord_replies import NO_MENTIONS, rate_limit_trace, show_turn
+from adapters.discord_replies import NO_MENTIONS, rate_limit_trace
 from adapters.discord_routing import Place, bound_agent, key_for, place_of
+from adapters.discord_turns import DiscordTurns, discord_position, entry_message
 from adapters.discordpy import app_commands, discord
-from bot.engine import Engine, EngineBusy, IncomingMessage
-from bot.errors import ConfigError, ParleyError
+from bot.engine import Engine, EngineBusy
+from bot.errors import ConfigError, ParleyError, StoreError
+from bot.journal import CATCHING_UP_LINE, TurnJournal
 from bot.logs import context_of, conversation_context
 from config.agents import Agent
 from config.redact import redact_url
 from config.settings import Settings
-from memory.base import Conversation, GoalCheck, PlatformKey
+from memory.base import Conversation, GoalCheck, NewJournalEntry, PlatformKey
 
 logger = logging.getLogger(__name__)
 
@@ -106,13 +107,18 @@ class DiscordAdapter:
         on_failure: FailureHook | None = None,
         identify_reserve: int = IDENTIFY_RESERVE,
         limit_wait_cap: float = LIMIT_WAIT_CAP,
+        journal: TurnJournal | None = None,
+        max_intake: int = 1000,
     ) -> None:
         """``edit_interval``: seconds between edits of a growing reply. ``ready_timeout``:
         how long :meth:`start` waits for the gateway with one shard; each further shard adds
         :data:`IDENTIFY_INTERVAL` and every shard ``guild_ready_timeout``
         (:meth:`ready_timeout_for`). ``guild_ready_timeout``: discord.py's wait for more
         servers after the last one arrived, before it is ready. ``on_failure``: called once
-        when the connection is lost for good after a successful start."""
+        when the connection is lost for good after a successful start. ``journal``: where
+        messages to answer are recorded as they arrive (the runtime's, shared by all adapters;
+        without one the adapter runs its own). ``max_intake``: messages being read and recorded
+        at once; beyond it people are told the bot is busy."""
         if settings.discord_bot_token is None:
             raise ConfigError("DISCORD_BOT_TOKEN is not set")
         self._token = settings.discord_bot_token
@@ -137,6 +143,13 @@ class DiscordAdapter:
         self._state: AdapterState = "stopped"
         self._detail = "not started"
         self._stopping = False
+        self._own_journal = journal is None
+        self._journal = journal or TurnJournal(engine=engine)
+        self._turns = DiscordTurns(
+            lambda: self._client, budget=self._budget, interval=edit_interval
+        )
+        self._max_intake = max_intake
+        self._intake = 0
 
     def __repr__(self) -> str:
         api = redact_url(self._api_url or "") or "discord.com"
@@ -179,6 +192,9 @@ class DiscordAdapter:
                     redact_url(str(gateway.url)),
                 )
             shards = gateway.shards if self._sharded else 1
+            self._journal.register("discord", self._turns)
+            if self._own_journal:
+                await self._journal.start()
             await self._sync_commands()
             await self._await_session_starts(client, gateway, shards)
             self._set("connecting", f"identifying {_shards(shards)}")
@@ -192,6 +208,9 @@ class DiscordAdapter:
     async def stop(self) -> None:
         """Disconnect. Turns already running finish in the engine."""
         self._stopping = True
+        if self._own_journal:  # the runtime's journal is stopped by the runtime, before this
+            await self._journal.stop(grace=self._stop_timeout)
+        self._journal.unregister("discord")
         client, self._client = self._client, None
         gateway, self._gateway = self._gateway, None
         self._tree = None
@@ -410,15 +429,41 @@ class DiscordAdapter:
         if bot_id is None or self._client is None or not is_from_a_person(message):
             return
         key: PlatformKey | None = None
+        if self._intake >= self._max_intake:
+            await self._fail(message, None, EngineBusy("too many Discord messages at once"))
+            return
+        self._intake += 1
+        pause, told = 0.5, False
         try:
-            answer = await self._should_answer(message, self._client, bot_id)
-            if answer is None:
-                return
-            place, agent = answer
-            key = place.key
-            await self._answer(message, place, agent, bot_id)
+            while True:
+                try:
+                    answer = await self._should_answer(message, self._client, bot_id)
+                    if answer is None:
+                        return
+                    place, agent = answer
+                    key = place.key
+                    await self._answer(message, place, agent, bot_id)
+                except StoreError as exc:
+                    # Discord never sends it again: it waits here for the store (bounded by
+                    # max_intake), the person told once
+                    if self._stopping:
+                        raise
+                    logger.warning("Discord message %s waits for the store: %s", message.id, exc)
+                    if not told:
+                        told = True
+                        await message.channel.send(
+                            CATCHING_UP_LINE,
+                            reference=message.to_reference(fail_if_not_exists=False),
+                            allowed_mentions=NO_MENTIONS,
+                        )
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 30.0)
+                else:
+                    return
         except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged in _fail, one line shown
             await self._fail(message, key, exc)
+        finally:
+            self._intake -= 1
 
     async def _should_answer(
         self, message: discord.Message, client: discord.Client, bot_id: int
@@ -442,10 +487,8 @@ class DiscordAdapter:
     async def _answer(
         self, message: discord.Message, place: Place, agent: Agent | None, bot_id: int
     ) -> None:
+        """Read the message and record it in the journal, which answers it in order."""
         event_id = f"discord:{message.id}"
-        if not await self._engine.store.mark_event_processed(event_id=event_id):
-            logger.debug("message %s already answered (a replayed event)", message.id)
-            return
         read = await read_message(message, bot_id)
         if not read.text:
             if read.skipped_attachments:
@@ -455,38 +498,30 @@ class DiscordAdapter:
                     allowed_mentions=NO_MENTIONS,
                 )
             return
-        channel: discord.abc.Messageable = message.channel
-        reply_to: discord.Message | None = message
-        key = place.key
+        channel_id, key = message.channel.id, place.key
+        reply_to: int | None = message.id
         if self._opens_thread(message, place, agent, bot_id):
             thread = await self._open_thread(message, place, read.text)
             if thread is not None:
-                channel, reply_to, key = thread, None, key_for(place.guild_id, thread.id)
-        turn = self._engine.reply(
-            IncomingMessage(
-                key=key,
+                channel_id, reply_to, key = thread.id, None, key_for(place.guild_id, thread.id)
+        entry = NewJournalEntry(
+            id=event_id,
+            key=key,
+            position=discord_position(message.id),
+            message=entry_message(
                 text=read.text,
-                author_id=str(message.author.id),
+                author_id=message.author.id,
                 author_name=message.author.display_name,
-                platform_message_id=str(message.id),
+                channel_id=channel_id,
+                message_id=message.id,
+                reply_to=reply_to,
                 agent_id=agent.id if agent is not None else None,
-            )
+            ),
         )
-        shown = await show_turn(
-            turn, channel, reply_to=reply_to, interval=self._edit_interval, budget=self._budget
-        )
-        result = await turn.result()
-        context = conversation_context(
-            conversation_id=result.conversation.id,
-            platform="discord",
-            agent_id=result.conversation.agent_id,
-            event_id=event_id,
-        )
-        if not shown:
-            logger.warning("the reply had no visible text", extra=context)
-            await channel.send(FAILURE_LINE, allowed_mentions=NO_MENTIONS)
-            return
-        logger.debug("answered in %d message(s)", len(shown), extra=context)
+        if await self._journal.record(entry):
+            self._journal.kick(key)
+        else:
+            logger.debug("message %s already recorded (a replayed event)", message.id)
 
     def _opens_thread(
         self, message: discord.Message, place: Place, agent: Agent | None, bot_id: int

@@ -52,7 +52,7 @@ class ChannelSink:
         self,
         channel: discord.abc.Messageable,
         *,
-        reply_to: discord.Message | None = None,
+        reply_to: discord.Message | discord.PartialMessage | None = None,
         budget: ChannelBudget | None = None,
     ) -> None:
         self._channel = channel
@@ -123,7 +123,7 @@ async def show_turn(
     turn: Turn,
     channel: discord.abc.Messageable,
     *,
-    reply_to: discord.Message | None,
+    reply_to: discord.Message | discord.PartialMessage | None,
     interval: float,
     budget: ChannelBudget | None = None,
     sink: ChannelSink | None = None,

@@ -64,6 +64,7 @@ from adapters.slack_reply import StreamGate
 from adapters.slack_users import UserDirectory
 from bot.engine import Engine
 from bot.errors import ConfigError, ParleyError
+from bot.journal import TurnJournal
 from bot.lru import BoundedLRU
 from config.agents import Agent
 from config.redact import redact_url
@@ -128,6 +129,7 @@ class SlackAdapter:
         on_failure: FailureHook | None = None,
         reconnect_timeout: float = 300.0,
         health_interval: float = 1.0,
+        journal: TurnJournal | None = None,
     ) -> None:
         """
         Args:
@@ -144,6 +146,8 @@ class SlackAdapter:
             on_failure: called once when Socket Mode gave up (see the module's docstring).
             reconnect_timeout: seconds without a Socket Mode connection before giving up.
             health_interval: seconds between the Socket Mode watchdog's looks.
+            journal: where messages to answer are recorded before they are acknowledged (the
+                runtime's, shared by all adapters); without one the adapter runs its own.
         """
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -162,6 +166,8 @@ class SlackAdapter:
         self._gate = StreamGate(cooldown=stream_cooldown, clock=clock)
         self._budget = ChannelBudget(channel_limit or SLACK_CHANNEL_LIMIT.paced(edit_interval))
         self._recent = RecentThreads(engine.store)
+        self._own_journal = journal is None
+        self._journal = journal or TurnJournal(engine=engine)
         self._assistant_threads: BoundedLRU[tuple[str, str, str], bool] = BoundedLRU(10_000)
         self._tasks: set[asyncio.Task[None]] = set()
         self._received = 0
@@ -199,6 +205,10 @@ class SlackAdapter:
         """Wait until at least ``events`` events arrived and nothing is being handled
         (callers bound the wait with ``asyncio.timeout``)."""
         while self._received < events or self._tasks:
+            self._changed.clear()
+            await self._changed.wait()
+        await self._journal.wait_idle()
+        while self._tasks:  # what the journal's replies set off (none today)
             self._changed.clear()
             await self._changed.wait()
 
@@ -286,8 +296,12 @@ class SlackAdapter:
             options=ReplyOptions(
                 edit_interval=self._edit_interval, allowed_bots=self._allowed_bots
             ),
+            journal=self._journal,
         )
         self._live = _Live(client=client, commands=commands, messages=messages, bot=bot)
+        self._journal.register("slack", messages)
+        if self._own_journal:
+            await self._journal.start()
         app = self._build_app(client)
         if self._settings.slack_mode == "socket":
             await self._connect_socket(app, client)
@@ -329,6 +343,7 @@ class SlackAdapter:
             name=BOLT_APP_NAME,
             client=client,
             signing_secret=secret.get_secret_value() if secret is not None else "",
+            process_before_response=True,  # acknowledge what is safe in the journal, only
         )
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
@@ -406,6 +421,9 @@ class SlackAdapter:
         if own is not None:
             own.slack.handler = None
             await own.stop()
+        if self._own_journal:  # the runtime's journal is stopped by the runtime, before this
+            await self._journal.stop(grace=grace)
+        self._journal.unregister("slack")
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in late:
@@ -435,9 +453,12 @@ class SlackAdapter:
     # Bolt listeners: acknowledge, start the work, return --------------------------------
 
     async def _on_message(self, body: dict[str, Any]) -> None:
+        """Runs before the acknowledgement (``process_before_response``): a message to
+        answer is in the journal before Slack hears back, or Slack is not acknowledged."""
         self._arrived()
         messages = self._running().messages
-        if not self._spawn(messages.message(body)):
+        work = await messages.intake(body)
+        if work is not None and not self._spawn(work):
             await messages.refuse(body)
 
     async def _on_assistant_thread_started(self, body: dict[str, Any]) -> None:

@@ -1,20 +1,22 @@
-"""What the bot does with a Slack message or a new assistant thread, after Bolt acknowledged it.
+"""What the bot does with a Slack message or a new assistant thread.
 
 A message is used when it is addressed to the bot (a direct message, a mention) or continues
-a thread where the bot has a conversation. Duplicates are dropped through the store's
-processed-events collection: the event id (Slack redelivers unacknowledged events, and Bolt
-does not drop retries) and the message's team/channel/ts (a mention in a thread arrives as
-``app_mention`` and as ``message``, with two event ids). Then the message becomes an
-:class:`bot.engine.IncomingMessage` keyed by (team, channel, thread root), and the engine's turn
-is shown in the thread. Any exception stops here: logged with the conversation id, one short
-line in the thread.
+a thread where the bot has a conversation. :meth:`MessageHandler.intake` runs before Bolt
+acknowledges the event: a message to answer goes into the turn journal, keyed by its
+team/channel/ts (so a redelivery, or the ``app_mention`` and ``message`` pair of one mention,
+is one entry), and Slack is acknowledged only once it is stored. The journal then drains the
+thread in order and calls back here (the :class:`bot.journal.Shower` methods) for the engine's
+message and to show the reply. What is not a turn (a command in a thread, a bare mention,
+files alone) runs after the acknowledgement, deduplicated through the processed-events
+collection. Any exception there stops here: logged with the conversation id, one short line
+in the thread.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Coroutine
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
@@ -38,13 +40,15 @@ from adapters.slack_payloads import (
     parse_assistant_thread,
     parse_message,
 )
-from adapters.slack_reply import StreamGate, ThreadSink, show_turn
+from adapters.slack_reply import SLACK_TEXT_LIMIT, StreamGate, ThreadSink, show_turn
 from adapters.slack_users import UserDirectory
-from bot.engine import Engine, EngineBusy, IncomingMessage
+from adapters.streaming import ReplyNotShown, as_shown, show_complete
+from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
 from bot.errors import StoreError
+from bot.journal import Shown, TurnJournal
 from bot.logs import conversation_context
 from bot.lru import BoundedLRU
-from memory.base import Conversation, PlatformKey
+from memory.base import Conversation, JournalEntry, NewJournalEntry, PlatformKey
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +86,10 @@ class MessageHandler:
         budget: ChannelBudget,
         assistant_threads: BoundedLRU[tuple[str, str, str], bool],
         options: ReplyOptions,
+        journal: TurnJournal,
     ) -> None:
         self._engine = engine
+        self._journal = journal
         self._client = client
         self._bot = bot
         self._users = users
@@ -96,29 +102,47 @@ class MessageHandler:
 
     # messages ------------------------------------------------------------------------------
 
-    async def message(self, body: dict[str, Any]) -> None:
-        """Answer the message in an ``event_callback`` body, if it is for the bot."""
+    async def intake(self, body: dict[str, Any]) -> Coroutine[Any, Any, None] | None:
+        """Take the message in an ``event_callback`` body, before it is acknowledged.
+
+        A message to answer is recorded in the journal (raising, so that Slack is not
+        acknowledged and sends it again, when the store cannot take it) and its thread is
+        drained by the journal. Other uses (an in-thread command, a bare mention, files alone)
+        come back as work to run after the acknowledgement. None: nothing to do.
+        """
         parsed = parse_message(body, self._bot, allowed_bots=self._options.allowed_bots)
         if isinstance(parsed, Ignored):
             logger.debug("Slack event %s ignored: %s", body.get("event_id"), parsed.reason)
-            return
+            return None
         message = parsed
-        existing: Conversation | None = None
         if not _addressed(message):
             if message.thread_ts is None:
-                return  # channel chatter, not for the bot
-            try:
-                existing = await self._engine.store.find_conversation(key=message.key)
-            except StoreError as exc:  # unknown whether the bot is wanted: stay silent
-                logger.warning("Slack thread message %s not checked: %s", message.ts, exc)
-                return
-            if existing is None:
-                return  # a thread the bot has no conversation in
+                return None  # channel chatter, not for the bot
+            if await self._engine.store.find_conversation(key=message.key) is None:
+                return None  # a thread the bot has no conversation in
+        if thread_command(message.text) is not None and message.mentions_bot:
+            return self._other(message)
+        if not slack_to_plain(message.text).strip():
+            return self._other(message)
+        entry = NewJournalEntry(
+            id=f"slack:{message.team}:{message.channel}:{message.ts}",
+            key=message.key,
+            position=slack_position(message.ts),
+            message=asdict(message),
+        )
+        if await self._journal.record(entry):
+            self._journal.kick(message.key)
+        else:
+            logger.debug("Slack message %s already recorded (event %s)", entry.id, message.event_id)
+        return None
+
+    async def _other(self, message: SlackMessage) -> None:
+        """What a message asks that is not a turn: a command in its thread, a greeting."""
         try:
             if await self._first_time(message):
-                await self._answer(message, existing)
+                await self._answer_other(message)
         except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged, one line to people
-            await self._report(message, exc, existing)
+            await self._report(message, exc, None)
 
     async def refuse(self, body: dict[str, Any]) -> None:
         """Too busy to take a message: say so where a person addressed the bot directly
@@ -142,28 +166,32 @@ class MessageHandler:
             return False
         return True
 
-    async def _answer(self, message: SlackMessage, existing: Conversation | None) -> None:
+    async def _answer_other(self, message: SlackMessage) -> None:
         verb = thread_command(message.text) if message.mentions_bot else None
         if verb is not None:
             await self._commands.run(
                 verb, key=message.key, user=message.user, notify=self._ephemeral(message)
             )
-            return
+        elif message.has_files:
+            await self._post(message, FILES_NOTE)
+        else:
+            await self._greet(message)
+
+    # the journal's side (a Shower): answering recorded messages ------------------------------
+
+    async def incoming(self, entry: JournalEntry) -> IncomingMessage | None:
+        message = _recorded(entry)
         names = await self._users.names(mentioned_users(message.text)[:_MAX_MENTIONS])
         text = slack_to_plain(message.text, names).strip()
         if not text:
-            if message.has_files:
-                await self._post(message, FILES_NOTE)
-            else:
-                await self._greet(message)
-            return
+            return None
         agent_id = None
-        if existing is None:
+        if await self._engine.store.find_conversation(key=message.key) is None:
             agent = await self._engine.agent_for_channel(
                 platform="slack", workspace=message.team, channel=message.channel
             )
             agent_id = agent.id
-        incoming = IncomingMessage(
+        return IncomingMessage(
             key=message.key,
             text=text,
             author_id=message.user,
@@ -171,6 +199,9 @@ class MessageHandler:
             platform_message_id=message.ts,
             agent_id=agent_id,
         )
+
+    async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
+        message = _recorded(entry)
         assistant = message.is_dm and self._is_assistant_thread(message.key)
         if assistant:
             await aux_call(
@@ -179,17 +210,11 @@ class MessageHandler:
                     channel_id=message.channel, thread_ts=message.thread, status=THINKING
                 ),
             )
-        turn = self._engine.reply(incoming)
-        sink = ThreadSink(
-            self._client,
-            channel=message.channel,
-            thread_ts=message.thread,
-            team=message.team,
-            user=message.user,
-            gate=self._gate,
-            budget=self._budget,
-        )
-        result = await show_turn(turn, sink, interval=self._options.edit_interval)
+        sink = self._sink(message)
+        try:
+            result = await show_turn(turn, sink, interval=self._options.edit_interval)
+        except ReplyNotShown as exc:
+            return as_shown(exc.shown)
         self._recent.note(message.key)
         if assistant and result.user_message.seq <= 2 and result.conversation.title:
             await aux_call(
@@ -200,6 +225,32 @@ class MessageHandler:
                     title=safe_plain_text(result.conversation.title),
                 ),
             )
+        return as_shown(sink.shown)
+
+    async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
+        message = _recorded(entry)
+        if entry.shown_ref is not None:  # a reply cut short: its stump goes, the whole comes
+            await aux_call(
+                "chat.delete",
+                self._client.chat_delete(channel=message.channel, ts=entry.shown_ref),
+            )
+        shown = await show_complete(text, self._sink(message), limit=SLACK_TEXT_LIMIT)
+        self._recent.note(message.key)
+        return Shown(complete=shown.complete, ref=shown.handles[0].ts if shown.handles else None)
+
+    async def tell(self, entry: JournalEntry, line: str) -> None:
+        await self._post(_recorded(entry), line)
+
+    def _sink(self, message: SlackMessage) -> ThreadSink:
+        return ThreadSink(
+            self._client,
+            channel=message.channel,
+            thread_ts=message.thread,
+            team=message.team,
+            user=message.user,
+            gate=self._gate,
+            budget=self._budget,
+        )
 
     async def _greet(self, message: SlackMessage) -> None:
         """A mention without words: open the conversation with the agent's first message."""
@@ -319,3 +370,16 @@ def log_failure(what: str, exc: Exception, context: dict[str, str]) -> None:
         logger.warning("%s: %s", what, detail, extra=context)
     else:
         logger.error("%s", what, exc_info=exc, extra=context)
+
+
+def slack_position(ts: str) -> str:
+    """A message's place in its thread's order: Slack's ``ts`` with both parts zero-padded,
+    so that the journal's plain string order is Slack's order."""
+    seconds, _, fraction = ts.partition(".")
+    return f"{seconds.zfill(12)}.{fraction.ljust(6, '0')}"
+
+
+def _recorded(entry: JournalEntry) -> SlackMessage:
+    """The Slack message a journal entry was recorded from (see :meth:`MessageHandler.intake`)."""
+    fields = {name: entry.message[name] for name in SlackMessage.__dataclass_fields__}
+    return SlackMessage(**fields)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from typing import Generic, Protocol, TypeVar
 
 from adapters.channel_budget import BudgetShort
 from adapters.chunking import split_message
+from bot.journal import Shown as JournalShown
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,14 @@ class ReplyShown:
     """The whole reply is visible."""
     message_ids: tuple[str, ...]
     """The platform's ids of the messages showing it, in order (Slack ``ts``, Discord ids)."""
+
+
+def as_shown(shown: ReplyShown | None) -> JournalShown:
+    """What the journal records of how a reply was shown (nothing known: not complete)."""
+    if shown is None:
+        return JournalShown(complete=False)
+    first = shown.message_ids[0] if shown.message_ids else None
+    return JournalShown(complete=shown.complete, ref=first)
 
 
 class ReplyNotShown(Exception):

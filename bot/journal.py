@@ -32,10 +32,15 @@ from memory.base import Clock, JournalEntry, NewJournalEntry, PlatformKey, utc_n
 logger = logging.getLogger(__name__)
 
 LEASE_PREFIX = "turns:"
+KEEP_FINISHED = timedelta(days=1)
+"""Finished entries are kept this long: a redelivery within it is recognised (Slack retries
+for about an hour, Discord never)."""
+PRUNE_EVERY = 3600.0
 MAX_ATTEMPTS = 5
 """Times an entry is started before it is given up (a message that crashes every process)."""
 CATCHING_UP_LINE = "I'm having trouble with my memory; I'll answer as soon as it's back."
 GAVE_UP_LINE = "Sorry, I couldn't answer this message."
+QUEUED_LINE = "I'm handling a lot of messages right now; I'll answer this as soon as I can."
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,8 @@ class TurnJournal:
         self._again: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def draining(self) -> int:
@@ -137,7 +144,17 @@ class TurnJournal:
             return  # kept in the journal: the sweeper (here or elsewhere) takes it later
         task = asyncio.create_task(self._drain(key), name=f"drain {place}")
         self._drains[place] = task
-        task.add_done_callback(lambda _: self._drains.pop(place, None))
+        self._idle.clear()
+        task.add_done_callback(lambda _: self._drained(place))
+
+    def _drained(self, place: str) -> None:
+        self._drains.pop(place, None)
+        if not self._drains:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until no place is being drained here (callers bound the wait)."""
+        await self._idle.wait()
 
     async def start(self) -> None:
         """Take over what was left unfinished, and keep looking for lapsed leases."""
@@ -173,6 +190,7 @@ class TurnJournal:
 
     async def _sweep_forever(self) -> None:
         first = True
+        pruned = self._monotonic()
         while True:
             try:
                 if first:  # at start, everything unfinished whose owner is gone
@@ -180,6 +198,12 @@ class TurnJournal:
                     first = False
                 else:
                     await self.sweep()
+                if self._monotonic() - pruned >= PRUNE_EVERY:
+                    pruned = self._monotonic()
+                    gone = await self._store.journal_prune(
+                        finished_before=self._clock() - KEEP_FINISHED
+                    )
+                    logger.debug("journal: %d finished entries pruned", gone)
             except StoreError as exc:
                 logger.warning("journal sweep failed: %s", exc)
             await asyncio.sleep(self._sweep_every)
@@ -191,9 +215,19 @@ class TurnJournal:
 
     async def _drain(self, key: PlatformKey) -> None:
         """Answer the place's entries in order while this process holds its lease. A failure
-        (the store, the platform) is retried with a growing pause; the person is told once."""
+        (the store, the platform) is retried with a growing pause; the person is told once.
+        A drain stopped with the process gives its lease back, so the next process need not
+        wait for it to lapse."""
+        lease = LEASE_PREFIX + key.canonical
+        try:
+            await self._drain_held(key, lease)
+        finally:
+            if self._closing:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._store.release_claim(key=lease, owner=self.owner))
+
+    async def _drain_held(self, key: PlatformKey, lease: str) -> None:
         place = key.canonical
-        lease = LEASE_PREFIX + place
         pause = self._retry
         told: str | None = None
         while not self._closing:
@@ -278,11 +312,16 @@ class TurnJournal:
             await self._update(entry, state="failed", error="nothing to answer")
             return
         incoming = replace(incoming, resume=entry.attempts > 1)
+        pause, told = self._retry, False
         while True:
             try:
                 turn = self._engine.reply(incoming)
             except EngineBusy:  # the entry is safe and first in line: wait for room
-                await asyncio.sleep(self._retry)
+                if not told:
+                    told = True
+                    await self._tell(entry, QUEUED_LINE)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
                 continue
             break
         shown = await shower.show_live(entry, turn)

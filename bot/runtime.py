@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable
 from types import TracebackType
 
@@ -14,6 +17,7 @@ from adapters.http.services import Services
 from bot.catalog import AgentCatalog
 from bot.engine import Engine
 from bot.errors import StoreError
+from bot.journal import TurnJournal
 from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
 from bot.looplag import LoopLagMonitor
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
@@ -47,21 +51,33 @@ def build_adapters(
     *,
     web: WebHost | None = None,
     on_failure: FailureHook | None = None,
+    journal: TurnJournal | None = None,
 ) -> list[PlatformAdapter]:
     """The adapters whose tokens are set; each module is imported only when used.
-    ``on_failure``: told when an adapter gives up reconnecting for good."""
+    ``on_failure``: told when an adapter gives up reconnecting for good. ``journal``: where
+    they record the messages they will answer (each adapter runs its own without one)."""
     adapters: list[PlatformAdapter] = []
     if settings.slack_enabled:
         from adapters.slack import SlackAdapter
 
         adapters.append(
-            SlackAdapter(settings=settings, engine=engine, web=web, on_failure=on_failure)
+            SlackAdapter(
+                settings=settings, engine=engine, web=web, on_failure=on_failure, journal=journal
+            )
         )
     if settings.discord_enabled:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(settings=settings, engine=engine, on_failure=on_failure))
+        adapters.append(
+            DiscordAdapter(settings=settings, engine=engine, on_failure=on_failure, journal=journal)
+        )
     return adapters
+
+
+def process_owner() -> str:
+    """This process among the ones sharing a store: host, pid and a random part (a pid is
+    reused after a restart; the lease of the process before must not look like ours)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Runtime:
@@ -97,8 +113,10 @@ class Runtime:
             api_turn_share=settings.api_turn_share,
             max_queued_per_conversation=settings.max_queued_per_conversation,
         )
+        self.journal = TurnJournal(engine=self.engine, owner=process_owner())
         self.adapters: list[PlatformAdapter] = []
         self.services = Services.build(settings, self.engine)
+        self.services.readiness.journal_backlog = self.store.journal_backlog
         self.web: WebHost | None = None
         if settings.api_enabled or settings.slack_enabled or settings.discord_enabled:
             self.web = WebHost(
@@ -124,7 +142,11 @@ class Runtime:
 
     def build_adapters(self) -> list[PlatformAdapter]:
         return build_adapters(
-            self.settings, self.engine, web=self.web, on_failure=self._adapter_lost
+            self.settings,
+            self.engine,
+            web=self.web,
+            on_failure=self._adapter_lost,
+            journal=self.journal,
         )
 
     async def serve(self, adapters: list[PlatformAdapter]) -> None:
@@ -143,6 +165,7 @@ class Runtime:
                 await self.web.start()
             if not await self._unless_stopped(self._start_adapters(adapters)):
                 return
+            await self.journal.start()  # takes over what an earlier process left unfinished
             runner = GoalCheckRunner(engine=self.engine, posters=_posters(self.adapters))
             scheduler = GoalScheduler(runner=runner, agents=list(await self._all_agents()))
             await scheduler.start()
@@ -154,6 +177,9 @@ class Runtime:
                 await asyncio.gather(refresher, return_exceptions=True)
             if scheduler is not None:
                 await scheduler.stop()
+            # replies in progress get the grace; the rest stays in the journal (adapters keep
+            # recording what arrives meanwhile, and the next process answers it)
+            await self.journal.stop(grace=self.settings.shutdown_grace)
             await self._stop_adapters()
             if self.web is not None:
                 await self.web.stop()

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from adapters.base import BUSY_LINE, STORE_LINE
+from adapters.base import BUSY_LINE
 from adapters.discord_commands import STARTED_BY
+from bot.journal import CATCHING_UP_LINE, QUEUED_LINE
 from config.agents import DEFAULT_APOLOGY
 from tests.support.discord_bot import (
     ADA,
@@ -30,7 +31,7 @@ from tests.support.discord_bot import (
     DiscordBot,
 )
 from tests.support.fake_discord import FakeDiscord
-from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.fake_openai import FakeOpenAI, HeldModel, Reply
 
 
 def replies_to(fake: FakeDiscord, channel_id: int, message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -352,13 +353,22 @@ async def test_a_failing_model_gets_the_agents_apology(
     assert len(fake_discord.bot_messages(CHEF_ROOM)) == 1
 
 
-async def test_a_failure_reaches_the_person_as_one_short_line(
+async def test_a_store_outage_is_told_once_and_answered_when_the_store_is_back(
     start_bot: BotFactory, fake_discord: FakeDiscord
 ) -> None:
+    """Discord never sends a message again: while the store is down the message waits in the
+    adapter, the person is told once, and the answer comes when the store is back."""
     bot = await start_bot()
     await bot.store.close()
-    await answer(fake_discord, ADA_DM, ADA, "are you there?", expect=STORE_LINE)
-    assert len(fake_discord.bot_messages(ADA_DM)) == 1
+    message = await fake_discord.say(ADA_DM, ADA, "are you there?")
+    await answered(fake_discord, ADA_DM, message, CATCHING_UP_LINE)
+    await bot.store.open()
+
+    def both() -> list[str] | None:
+        shown = [m["content"] for m in fake_discord.bot_messages(ADA_DM)]
+        return shown if len(shown) >= 2 else None
+
+    assert await fake_discord.wait_for(both) == [CATCHING_UP_LINE, "You said: Ada: are you there?"]
 
 
 async def test_a_redelivered_message_is_answered_once(
@@ -421,11 +431,31 @@ async def test_a_thread_is_not_opened_in_bound_channels_or_when_refused(
     assert [c.status for c in threads] == [403], "one attempt, in the unbound channel only"
 
 
-async def test_a_busy_engine_gives_one_short_line_without_a_traceback(
+async def test_a_full_intake_gives_one_short_line_without_a_traceback(
     start_bot: BotFactory, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bot = await start_bot(max_pending_turns=0)
+    bot = await start_bot(adapter={"max_intake": 0})
     await answer(fake_discord, CHEF_ROOM, ADA, f"{bot.mention} hello", expect=BUSY_LINE)
     refusals = [r for r in caplog.records if r.getMessage().startswith("could not answer")]
     assert len(refusals) == 1
     assert refusals[0].exc_info is None, "a refusal is expected, not a fault to debug"
+
+
+async def test_a_busy_engine_keeps_the_message_says_so_once_and_answers_later(
+    start_bot: BotFactory, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
+) -> None:
+    held = HeldModel()
+    fake_openai.handle(held)
+    bot = await start_bot(max_pending_turns=1)
+    first = await fake_discord.say(CHEF_ROOM, ADA, f"{bot.mention} first")
+    await held.until(1)  # the first message holds the engine's only place
+    second = await fake_discord.say(GARDEN_CHEF, ADA, f"{bot.mention} second")
+    await answered(fake_discord, GARDEN_CHEF, second, QUEUED_LINE)
+    held.release()
+    await answered(fake_discord, CHEF_ROOM, first, "You said: Ada: first")
+
+    def both() -> list[str] | None:
+        shown = [m["content"] for m in fake_discord.bot_messages(GARDEN_CHEF)]
+        return shown if len(shown) >= 2 else None
+
+    assert await fake_discord.wait_for(both) == [QUEUED_LINE, "You said: Ada: second"]

@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.base import BUSY_LINE, STORE_LINE
+from adapters.base import BUSY_LINE
 from adapters.slack import SlackStartError
 from adapters.slack_commands import FILES_NOTE
 from adapters.slack_messages import THINKING
 from adapters.slack_reply import SLACK_TEXT_LIMIT
+from bot.journal import QUEUED_LINE
 from tests.support.agents import agents_file, plain
-from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply
+from tests.support.fake_openai import FakeOpenAI, HeldModel, RecordedRequest, Reply
 from tests.support.fake_slack import (
     BOT_ID,
     BOT_USER,
     TEAM,
-    WAIT,
     FakeSlack,
     assistant_thread_started,
     mention_event,
@@ -362,60 +362,69 @@ async def test_a_failing_model_gives_one_short_apology(
     assert "exploded" not in apology
 
 
-async def test_a_busy_engine_gives_one_short_line(
-    start_slack: BotFactory, fake_slack: FakeSlack
-) -> None:
-    bot = await start_slack(max_pending_turns=0)
-    mention = mention_event("hello")
-
-    await bot.deliver(mention)
-    await bot.settle()
-
-    assert texts(fake_slack, mention["ts"]) == [BUSY_LINE]
-
-
-async def test_beyond_the_in_flight_limit_people_are_told_to_retry(
+async def test_a_busy_engine_keeps_the_message_says_so_once_and_answers_later(
     start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
-    asked, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(request: RecordedRequest) -> Reply:
-        asked.set()
-        await release.wait()
-        return Reply(content=json.dumps({"answer": "done", **_chef_rest()}))
-
-    fake_openai.handle(slow)
-    bot = await start_slack(max_in_flight=1)
+    held = HeldModel()
+    fake_openai.handle(held)
+    bot = await start_slack(max_pending_turns=1)
     first, second = mention_event("first"), mention_event("second")
     await bot.deliver(first)
-    async with asyncio.timeout(WAIT):
-        await asked.wait()  # the first message holds the only slot
+    await held.until(1)  # the first message holds the engine's only place
     await bot.deliver(second)
 
-    await fake_slack.wait_for(lambda: texts(fake_slack, second["ts"]) == [BUSY_LINE])
-    await bot.command("list")
-    assert (await responses(fake_slack))[-1]["text"] == BUSY_LINE
-    assert bot.adapter.in_flight == 1
-    release.set()
+    await fake_slack.wait_for(lambda: texts(fake_slack, second["ts"]) == [QUEUED_LINE])
+    held.release()
     await bot.settle()
-    assert texts(fake_slack, first["ts"]) == ["done"]
+    assert texts(fake_slack, first["ts"]) == ["You said: Ada: first"]
+    assert texts(fake_slack, second["ts"]) == [QUEUED_LINE, "You said: Ada: second"]
 
 
-async def test_a_store_outage_gives_one_short_line(
+async def test_messages_beyond_the_in_flight_limit_are_kept_and_commands_told_to_retry(
     start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
 ) -> None:
+    """Turns wait in the journal, whatever the adapter's limit of work in flight; only what
+    is not a turn (a command) is refused when the adapter is full."""
+    held = HeldModel()
+    fake_openai.handle(held)
+    bot = await start_slack(max_in_flight=1)
+    root = mention_event("hello")
+    await bot.deliver(root)
+    await held.until(1)
+    await bot.deliver(mention_event("summary", thread_ts=root["ts"]))  # a command: in flight
+    await bot.deliver(mention_event("second thread"))
+    await bot.command("list")
+    assert (await responses(fake_slack))[-1]["text"] == BUSY_LINE
+    held.release()
+    await bot.settle()
+    assert texts(fake_slack, root["ts"])[0] == "You said: Ada: hello"
+
+
+async def test_a_message_the_store_cannot_take_is_not_acknowledged(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """Slack keeps an unacknowledged event and sends it again: its retries are the buffer
+    while the store is down. The retry is answered once the store is back."""
     bot = await start_slack()
     root = mention_event("hello")
     await bot.deliver(root)
     await bot.settle()
     await bot.store.close()  # the store goes away
 
-    await bot.deliver(mention_event("are you there?", thread_ts=root["ts"]))
-    await bot.deliver(message_event("no mention: maybe not for the bot", thread_ts=root["ts"]))
-    await bot.settle()
+    again = mention_event("are you there?", thread_ts=root["ts"])
+    refused = await fake_slack.send_event(again, event_id="Ev0RETRY")
+    with pytest.raises(TimeoutError):
+        await fake_slack.wait_ack(refused, within=1.0)
+    assert texts(fake_slack, root["ts"]) == ["You said: Ada: hello"], "nothing said, nothing lost"
 
-    assert texts(fake_slack, root["ts"]) == ["You said: Ada: hello", STORE_LINE]
-    assert len(fake_openai.chat_requests()) == 1
+    await bot.store.open()  # back
+    await bot.deliver(again, event_id="Ev0RETRY", retry_attempt=1)
+    await bot.settle()
+    assert texts(fake_slack, root["ts"]) == [
+        "You said: Ada: hello",
+        "You said: Ada: are you there?",
+    ]
+    assert len(fake_openai.chat_requests()) == 2
 
 
 # what the bot ignores ----------------------------------------------------------------------

@@ -157,7 +157,7 @@ async def test_sse_and_docs_through_the_process(
         ready = await client.get("/readyz")
         assert ready.json() == {
             "status": "ready",
-            "checks": {"store": True, "agents": True, "model": True},
+            "checks": {"store": True, "agents": True, "model": True, "journal_backlog": 0},
         }
 
 

@@ -277,7 +277,7 @@ async def test_a_store_outage_is_told_once_and_answered_after(
 
 
 async def test_a_stopped_process_leaves_unfinished_entries_for_the_next(
-    processes: Callable[..., Any], fake_openai: FakeOpenAI, clock: FakeClock
+    processes: Callable[..., Any], fake_openai: FakeOpenAI
 ) -> None:
     held = HeldModel()
     fake_openai.handle(held)
@@ -292,8 +292,7 @@ async def test_a_stopped_process_leaves_unfinished_entries_for_the_next(
     assert left.unfinished, "kept for the next process"
 
     held.release()
-    second: Process = await processes()
-    clock.advance(LEASE + 1)
+    second: Process = await processes()  # at once: the first gave its lease back
     await drained(second.store)
     assert [entry_id for entry_id, _ in second.platform.shown] == [entry(key, 1).id]
     assert await user_texts(second.store, key) == ["slow one"]
