@@ -1,6 +1,7 @@
 """``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only] [--json PATH]``.
 
-Runs every scenario of ``bench.engine_bench`` for each store on one asyncio event loop:
+Runs every scenario of ``bench.engine_bench`` and ``bench.journal_bench`` for each store on
+one asyncio event loop:
 SQLite on a file in a temporary directory, MongoDB through a SecantusDB subprocess started on
 a free loopback port (skipped, with the reason printed, when ``secantusd-py`` is missing).
 Then the HTTP API's share (``bench.api_bench``: SQLite, a server process and a client
@@ -23,6 +24,7 @@ from time import perf_counter
 from bench.api_bench import run_api
 from bench.engine_bench import Bench, concurrency, growth
 from bench.fake_model import InstantModel
+from bench.journal_bench import run_journal
 from bench.plan import Plan, plan_for
 from bench.report import Report, judge, load_average, machine, render, write_json
 from bench.secantus import SecantusServer, SecantusUnavailable
@@ -125,7 +127,22 @@ async def _measure(
         rows += await _section(
             name=name, section=section, make_store=make_store, tokens=tokens, plan=plan, run=run
         )
-    return rows
+    store = make_store("journal")
+    await store.open()
+    try:
+        places, per_place = (50, 4) if quick else (200, 10)
+        journal_rows, targets = await run_journal(
+            store,
+            store_name=name,
+            tokens=tokens,
+            places=places,
+            per_place=per_place,
+            progress=progress(name),
+        )
+    finally:
+        await store.close()
+    report.targets += targets
+    return rows + journal_rows
 
 
 async def run(args: argparse.Namespace) -> Report:

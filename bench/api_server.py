@@ -140,7 +140,7 @@ async def main(args: argparse.Namespace) -> None:
         default_model=MODEL,
         api_turns_per_key=1000,
     )
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         openai_base_url="http://127.0.0.1:9/v1",
         api_rate=1_000_000.0,
