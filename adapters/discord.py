@@ -146,7 +146,7 @@ class DiscordAdapter:
         self._own_journal = journal is None
         self._journal = journal or TurnJournal(engine=engine)
         self._turns = DiscordTurns(
-            lambda: self._client, budget=self._budget, interval=edit_interval
+            lambda: self._client, journal=self._journal, budget=self._budget, interval=edit_interval
         )
         self._max_intake = max_intake
         self._intake = 0

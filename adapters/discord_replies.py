@@ -127,6 +127,7 @@ async def show_turn(
     interval: float,
     budget: ChannelBudget | None = None,
     sink: ChannelSink | None = None,
+    posted: Callable[[discord.Message], Awaitable[None]] | None = None,
 ) -> list[discord.Message]:
     """Stream the turn's visible text into ``channel``, typing while the model works.
 
@@ -134,7 +135,8 @@ async def show_turn(
     Discord refuses to show it in full even after retries and a fresh post,
     :class:`adapters.streaming.ReplyNotShown` is raised (the reply is stored) for the edge to
     say so in one line; a failed turn raises its own error. Pass ``sink`` to read
-    :attr:`ChannelSink.shown` afterwards.
+    :attr:`ChannelSink.shown` afterwards. ``posted`` is told the reply's first message once
+    it is posted.
     """
     sink = sink or ChannelSink(channel, reply_to=reply_to, budget=budget)
     async with contextlib.AsyncExitStack() as stack:
@@ -142,7 +144,9 @@ async def show_turn(
             await stack.enter_async_context(channel.typing())
         except discord.HTTPException as exc:  # no indicator is no reason to leave unanswered
             logger.debug("typing indicator refused: %s", exc)
-        shown = await stream_by_edits(turn, sink, limit=MESSAGE_LIMIT, interval=interval)
+        shown = await stream_by_edits(
+            turn, sink, limit=MESSAGE_LIMIT, interval=interval, posted=posted
+        )
     sink.shown = ReplyShown(
         complete=shown.complete, message_ids=tuple(str(message.id) for message in shown.handles)
     )

@@ -19,7 +19,7 @@ from adapters.discordpy import discord
 from adapters.streaming import ReplyNotShown, as_shown, show_complete
 from bot.engine import IncomingMessage, Turn
 from bot.errors import ParleyError
-from bot.journal import Shown
+from bot.journal import Shown, TurnJournal
 from memory.base import JournalEntry
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,12 @@ class DiscordTurns:
         self,
         client: Callable[[], discord.Client | None],
         *,
+        journal: TurnJournal,
         budget: ChannelBudget,
         interval: float,
     ) -> None:
         self._client = client
+        self._journal = journal
         self._budget = budget
         self._interval = interval
 
@@ -83,13 +85,20 @@ class DiscordTurns:
 
     async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
         channel, reply_to = self._place(entry)
+        if entry.shown_ref is not None:  # a reply cut by a process that died: it goes
+            await _delete(channel, entry.shown_ref)
+
+        async def posted(message: discord.Message) -> None:
+            await self._journal.reply_posted(entry, str(message.id))
+
         sink = ChannelSink(channel, reply_to=reply_to, budget=self._budget)
         try:
             shown = await show_turn(
-                turn, channel, reply_to=reply_to, interval=self._interval, sink=sink
+                turn, channel, reply_to=reply_to, interval=self._interval, sink=sink, posted=posted
             )
         except ReplyNotShown as exc:
             return as_shown(exc.shown)
+        await turn.result()  # a failed turn (the store went away) raises: the journal retries
         if not shown:
             logger.warning("the reply had no visible text")
             await channel.send(FAILURE_LINE, allowed_mentions=NO_MENTIONS)
@@ -98,10 +107,7 @@ class DiscordTurns:
     async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
         channel, reply_to = self._place(entry)
         if entry.shown_ref is not None:  # a reply cut short: its stump goes, the whole comes
-            try:
-                await channel.get_partial_message(int(entry.shown_ref)).delete()
-            except (discord.HTTPException, ValueError) as exc:
-                logger.debug("the cut reply stays: %s", exc)
+            await _delete(channel, entry.shown_ref)
         shown = await show_complete(
             text, ChannelSink(channel, reply_to=reply_to, budget=self._budget), limit=MESSAGE_LIMIT
         )
@@ -123,3 +129,11 @@ class DiscordTurns:
         channel = client.get_partial_messageable(int(str(entry.message["channel_id"])))
         reply_to = entry.message.get("reply_to")
         return channel, channel.get_partial_message(int(str(reply_to))) if reply_to else None
+
+
+async def _delete(channel: discord.PartialMessageable, message_id: str) -> None:
+    """Delete a cut reply; one that cannot be deleted stays (logged)."""
+    try:
+        await channel.get_partial_message(int(message_id)).delete()
+    except (discord.HTTPException, ValueError) as exc:
+        logger.debug("the cut reply stays: %s", exc)

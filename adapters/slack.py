@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+from fastapi import Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -48,6 +49,7 @@ from adapters.base import (
     short_error_line,
 )
 from adapters.channel_budget import SLACK_CHANNEL_LIMIT, ChannelBudget, ChannelLimit
+from adapters.http.errors import error_response
 from adapters.http.host import WebHost
 from adapters.http.server import ServerStartError
 from adapters.slack_blocks import FORGET_CANCEL, FORGET_CONFIRM
@@ -87,6 +89,23 @@ class _SameTokenWarning(logging.Filter):
 
 
 _SAME_TOKEN = _SameTokenWarning()
+
+
+class _EventsHandler(AsyncSlackRequestHandler):
+    """Bolt's handler of ``/slack/events``, answering 503 once the bot is stopping (its
+    journal takes nothing new): Slack sends the request again, to a process that answers it
+    now, instead of it waiting in the journal for the next one."""
+
+    def __init__(self, app: AsyncApp, *, stopping: Callable[[], bool]) -> None:
+        super().__init__(app)
+        self._stopping = stopping
+
+    async def handle(
+        self, req: Request, addition_context_properties: dict[str, Any] | None = None
+    ) -> Response:
+        if self._stopping():
+            return error_response(503, "Parley is stopping; Slack sends this again")
+        return await super().handle(req, addition_context_properties)
 
 
 class SlackStartError(ParleyError):
@@ -387,7 +406,7 @@ class SlackAdapter:
             web = self._own_web = WebHost(
                 host=host, port=self._settings.port, settings=self._settings
             )
-        web.slack.handler = AsyncSlackRequestHandler(app)
+        web.slack.handler = _EventsHandler(app, stopping=lambda: self._journal.closing)
         try:
             await web.start()
         except ServerStartError as exc:

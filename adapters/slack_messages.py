@@ -202,6 +202,12 @@ class MessageHandler:
 
     async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
         message = _recorded(entry)
+        if entry.shown_ref is not None:  # a reply cut by a process that died: it goes
+            await self._delete(message, entry.shown_ref)
+
+        async def posted(ts: str) -> None:
+            await self._journal.reply_posted(entry, ts)
+
         assistant = message.is_dm and self._is_assistant_thread(message.key)
         if assistant:
             await aux_call(
@@ -212,7 +218,9 @@ class MessageHandler:
             )
         sink = self._sink(message)
         try:
-            result = await show_turn(turn, sink, interval=self._options.edit_interval)
+            result = await show_turn(
+                turn, sink, interval=self._options.edit_interval, posted=posted
+            )
         except ReplyNotShown as exc:
             return as_shown(exc.shown)
         self._recent.note(message.key)
@@ -230,16 +238,16 @@ class MessageHandler:
     async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
         message = _recorded(entry)
         if entry.shown_ref is not None:  # a reply cut short: its stump goes, the whole comes
-            await aux_call(
-                "chat.delete",
-                self._client.chat_delete(channel=message.channel, ts=entry.shown_ref),
-            )
+            await self._delete(message, entry.shown_ref)
         shown = await show_complete(text, self._sink(message), limit=SLACK_TEXT_LIMIT)
         self._recent.note(message.key)
         return Shown(complete=shown.complete, ref=shown.handles[0].ts if shown.handles else None)
 
     async def tell(self, entry: JournalEntry, line: str) -> None:
         await self._post(_recorded(entry), line)
+
+    async def _delete(self, message: SlackMessage, ts: str) -> None:
+        await aux_call("chat.delete", self._client.chat_delete(channel=message.channel, ts=ts))
 
     def _sink(self, message: SlackMessage) -> ThreadSink:
         return ThreadSink(

@@ -337,16 +337,29 @@ class ThreadSink:
         self._gate.failed(error_code(exc), self._team)
 
 
-async def show_turn(turn: Turn, sink: ThreadSink, *, interval: float) -> TurnResult:
+async def show_turn(
+    turn: Turn,
+    sink: ThreadSink,
+    *,
+    interval: float,
+    posted: Callable[[str], Awaitable[None]] | None = None,
+) -> TurnResult:
     """Show ``turn`` in the sink's thread as it grows; returns its result (or raises its error).
 
     The end of the reply is shown from the stored text, whatever happened to the updates
     before. If Slack refuses even that, :class:`adapters.streaming.ReplyNotShown` is raised
     (the reply is stored) for the edge to say so in one line. :attr:`ThreadSink.shown` says how
-    it ended.
+    it ended. ``posted`` is told the ``ts`` of the reply's first message once it is posted.
     """
+
+    async def first_posted(part: Part) -> None:
+        if posted is not None:
+            await posted(part.ts)
+
     try:
-        shown = await stream_by_edits(turn, sink, limit=SLACK_TEXT_LIMIT, interval=interval)
+        shown = await stream_by_edits(
+            turn, sink, limit=SLACK_TEXT_LIMIT, interval=interval, posted=first_posted
+        )
     finally:
         await sink.abandon()
     result = await turn.result()

@@ -116,9 +116,15 @@ class ReplyNotShown(Exception):
 class _Shown(Generic[Handle]):
     """The messages of one reply, and the text each shows."""
 
-    def __init__(self, sink: MessageSink[Handle], limit: int) -> None:
+    def __init__(
+        self,
+        sink: MessageSink[Handle],
+        limit: int,
+        posted: Callable[[Handle], Awaitable[None]] | None = None,
+    ) -> None:
         self.sink = sink
         self.limit = limit
+        self.posted = posted
         self.handles: list[Handle] = []
         self.texts: list[str] = []
         self.text = ""
@@ -135,8 +141,11 @@ class _Shown(Generic[Handle]):
                     await self.sink.edit(self.handles[index], part, final=final)
                     self.texts[index] = part
             else:
-                self.handles.append(await self.sink.send(part, final=final))
+                handle = await self.sink.send(part, final=final)
+                self.handles.append(handle)
                 self.texts.append(part)
+                if index == 0 and self.posted is not None:
+                    await self.posted(handle)
         while len(self.handles) > len(parts):
             await self.sink.delete(self.handles[-1], final=final)
             self.handles.pop()
@@ -170,11 +179,13 @@ async def stream_by_edits(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     retry_delays: Sequence[float] = FINAL_RETRY_DELAYS,
+    posted: Callable[[Handle], Awaitable[None]] | None = None,
 ) -> Shown[Handle]:
     """Show ``updates`` (snapshots of the whole text) in ``sink``; says how it ended.
 
     An exception from ``updates`` propagates after one attempt to show its last text; what
-    was shown before stays shown.
+    was shown before stays shown. ``posted`` is awaited with the reply's first message each
+    time one is posted (the first update, a fresh post after refusals).
     """
     latest = ""
     finished = False
@@ -190,7 +201,7 @@ async def stream_by_edits(
             finished = True
             changed.set()
 
-    shown = _Shown(sink, limit)
+    shown = _Shown(sink, limit, posted)
     growing = True  # intermediate updates wanted: none after a refusal that was no rate limit
     pump_task = asyncio.create_task(pump())
     try:

@@ -65,7 +65,11 @@ class Shower(Protocol):
         ...
 
     async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
-        """Show a turn as it streams, where the entry says; the turn's result is stored."""
+        """Show a turn as it streams, where the entry says; the turn's result is stored.
+
+        A reply an earlier attempt left cut (``entry.shown_ref``, from a process that died
+        mid-stream) is deleted first; the reply's first message is told to
+        :meth:`TurnJournal.reply_posted` as soon as it is posted."""
         ...
 
     async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
@@ -117,6 +121,12 @@ class TurnJournal:
         self._idle.set()
 
     @property
+    def closing(self) -> bool:
+        """Stopping: no place is drained here any more (what arrives waits for the next
+        process)."""
+        return self._closing
+
+    @property
     def draining(self) -> int:
         """Places being drained by this process now."""
         return len(self._drains)
@@ -133,6 +143,16 @@ class TurnJournal:
         Raises :class:`StoreError` when the store cannot take it: do not acknowledge then."""
         _, created = await self._store.journal_add(entry)
         return created
+
+    async def reply_posted(self, entry: JournalEntry, ref: str) -> None:
+        """Record the platform's id of the first message of ``entry``'s reply as soon as it
+        is posted, so that a process that dies mid-reply leaves the cut reply findable: the
+        next attempt deletes it instead of showing the reply twice. Best effort: the reply
+        goes on when the store cannot take it."""
+        try:
+            await self._store.journal_update(entry_id=entry.id, shown_ref=ref)
+        except StoreError as exc:
+            logger.warning("journal: where a reply was posted is not recorded (%s)", exc)
 
     def kick(self, key: PlatformKey) -> None:
         """Drain ``key``'s entries in this process if its lease can be had (now, in a task)."""

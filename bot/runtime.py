@@ -29,6 +29,10 @@ from memory.factory import build_store
 
 logger = logging.getLogger(__name__)
 
+JOURNAL_SWEEP_SECONDS = 5.0
+"""How often the journal looks for conversations whose lease lapsed (more often with a lease
+under twice this)."""
+
 
 def build_model_client(settings: Settings) -> ModelClient:
     key = settings.openai_api_key
@@ -113,7 +117,13 @@ class Runtime:
             api_turn_share=settings.api_turn_share,
             max_queued_per_conversation=settings.max_queued_per_conversation,
         )
-        self.journal = TurnJournal(engine=self.engine, owner=process_owner())
+        lease = settings.journal_lease_seconds
+        self.journal = TurnJournal(
+            engine=self.engine,
+            owner=process_owner(),
+            lease_seconds=lease,
+            sweep_every=min(JOURNAL_SWEEP_SECONDS, lease / 2),
+        )
         self.adapters: list[PlatformAdapter] = []
         self.services = Services.build(settings, self.engine)
         self.services.readiness.journal_backlog = self.store.journal_backlog
@@ -129,6 +139,8 @@ class Runtime:
         self.lost: AdapterHealth | None = None
         """The adapter that gave up reconnecting, if one did."""
         self._stop = asyncio.Event()
+        self._grace_ends: float | None = None
+        """When the shutdown grace ends (the loop's clock), once stopping."""
         self.loop_lag = LoopLagMonitor()
 
     def request_stop(self) -> None:
@@ -179,6 +191,7 @@ class Runtime:
                 await scheduler.stop()
             # replies in progress get the grace; the rest stays in the journal (adapters keep
             # recording what arrives meanwhile, and the next process answers it)
+            self._grace_ends = asyncio.get_running_loop().time() + self.settings.shutdown_grace
             await self.journal.stop(grace=self.settings.shutdown_grace)
             await self._stop_adapters()
             if self.web is not None:
@@ -233,6 +246,14 @@ class Runtime:
             except Exception:
                 logger.exception("%s adapter did not stop cleanly", adapter.name)
 
+    def _grace_left(self) -> float:
+        """What is left of ``SHUTDOWN_GRACE`` for the engine's turns: the journal's drains
+        had it first, and a turn they gave up on (its entry stays for the next process) must
+        not hold the exit past it."""
+        if self._grace_ends is None:
+            return self.settings.shutdown_grace
+        return max(0.0, self._grace_ends - asyncio.get_running_loop().time())
+
     async def __aenter__(self) -> Runtime:
         await self.store.open()
         try:
@@ -255,7 +276,7 @@ class Runtime:
     ) -> None:
         try:
             await self._stop_adapters()
-            await self.engine.aclose()
+            await self.engine.aclose(grace=self._grace_left())
         finally:
             try:
                 await self.model.close()

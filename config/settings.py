@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(default=8.0, ge=0, le=300)
     """Seconds replies in progress get to finish after SIGTERM (inside Docker's 10 s); what is
     left stays in the journal for the next process."""
+    journal_lease_seconds: float = Field(default=30.0, ge=3, le=3600)
+    """How long a conversation whose replies a process was writing stays with it after the
+    process stopped renewing the lease (it crashed or hangs): then another process, or the
+    restarted one, takes the conversation over. Shorter answers sooner after a crash; it must
+    stay well above the longest stall of a live process (its event loop, the store)."""
     model_concurrency: int = Field(default=16, ge=1, le=1000)
     """Model calls this process makes at once (replies, summaries, goal checks); more wait."""
     log_level: LogLevel = "INFO"

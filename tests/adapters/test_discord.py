@@ -32,6 +32,7 @@ from tests.support.discord_bot import (
 )
 from tests.support.fake_discord import FakeDiscord
 from tests.support.fake_openai import FakeOpenAI, HeldModel, Reply
+from tests.support.waiting import eventually
 
 
 def replies_to(fake: FakeDiscord, channel_id: int, message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -459,3 +460,29 @@ async def test_a_busy_engine_keeps_the_message_says_so_once_and_answers_later(
         return shown if len(shown) >= 2 else None
 
     assert await fake_discord.wait_for(both) == [QUEUED_LINE, "You said: Ada: second"]
+
+
+async def test_a_reply_cut_by_a_stop_is_replaced_by_the_next_run_not_shown_twice(
+    start_bot: BotFactory, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
+) -> None:
+    """The reply's first message is recorded as soon as it is posted; a stop without grace
+    cuts the reply, and the next run deletes the cut message before showing the whole."""
+    text = " ".join(f"word{n}" for n in range(60))
+    fake_openai.script(Reply(content=text, chunk_size=12, chunk_delay=0.1))
+    first = await start_bot(adapter={"stop_timeout": 0.0})
+    message = await fake_discord.say(PLAIN_ROOM, ADA, "tell me a long story")
+    started = await fake_discord.wait_for(lambda: fake_discord.bot_messages(PLAIN_ROOM))
+
+    async def recorded() -> bool:
+        entry = await first.store.journal_get(entry_id=f"discord:{message['id']}")
+        return entry is not None and entry.shown_ref == started[0]["id"]
+
+    await eventually(recorded)
+    await first.stop()
+    assert [m["content"] for m in fake_discord.bot_messages(PLAIN_ROOM)] != [text], "cut"
+
+    await start_bot()
+    await fake_discord.wait_for(
+        lambda: [m["content"] for m in fake_discord.bot_messages(PLAIN_ROOM)] == [text]
+    )
+    assert int(started[0]["id"]) in fake_discord.deleted, "the cut message is gone"

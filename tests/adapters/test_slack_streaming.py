@@ -33,6 +33,7 @@ from tests.support.fake_openai import (
 )
 from tests.support.fake_slack import TEAM, ApiCall, FakeSlack, mention_event
 from tests.support.slack_bot import CHANNEL, Bot, BotFactory, texts
+from tests.support.waiting import eventually
 
 LIMIT = ChannelLimit(calls=3, per=0.5)
 """Slack's three calls in any three seconds, six times faster."""
@@ -262,3 +263,38 @@ def test_the_gates_table_is_bounded() -> None:
         gate.failed("internal_error", team)
     assert gate.available("T1"), "the least recently used workspace was forgotten"
     assert not gate.available("T3")
+
+
+# a reply cut by a stop ---------------------------------------------------------------------
+
+
+async def test_a_reply_cut_by_a_stop_is_replaced_by_the_next_run_not_shown_twice(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """The reply's first message is recorded as soon as it is posted; a stop without grace
+    cuts the reply, and the next run deletes the cut message before showing the whole."""
+    slow_model(fake_openai, chunk_delay=0.1)
+    first = await start_slack(agents=agents_file(plain()), stop_grace=0.0)
+    mention = mention_event("topic1 please")
+    await first.deliver(mention)
+    started = await fake_slack.wait_for(lambda: fake_slack.thread(CHANNEL, mention["ts"]))
+    entry_id = f"slack:{TEAM}:{CHANNEL}:{mention['ts']}"
+
+    async def recorded() -> bool:
+        entry = await first.store.journal_get(entry_id=entry_id)
+        return entry is not None and entry.shown_ref == started[0].ts
+
+    await eventually(recorded)
+    await first.close()
+    assert texts(fake_slack, mention["ts"]) != [answer_for("topic1")], "cut"
+
+    slow_model(fake_openai, chunk_delay=0.0)
+    await start_slack(agents=agents_file(plain()))
+    whole = [answer_for("topic1")]
+    await fake_slack.wait_for(
+        lambda: (
+            texts(fake_slack, mention["ts"]) == whole
+            and not any(m.streaming for m in fake_slack.thread(CHANNEL, mention["ts"]))
+        )
+    )
+    assert started[0].deleted, "the cut message is gone"

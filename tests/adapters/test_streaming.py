@@ -293,3 +293,46 @@ async def test_a_stored_reply_is_shown_complete_at_once() -> None:
     assert len(shown.handles) == 2
     assert [kind for kind, _, _ in sink.finals] == ["send", "send"]
     assert time.sleeps == [2.0]
+
+
+async def test_the_first_message_is_told_as_soon_as_it_is_posted() -> None:
+    """Before any further update, so that a process dying mid-reply leaves it findable."""
+    sink, time = RecordingSink(), FakeTime()
+    told: list[tuple[int, int]] = []
+
+    async def posted(handle: int) -> None:
+        told.append((handle, len(sink.calls)))
+
+    line = "A sentence that is about fifty characters long.\n"
+    shown = await stream_by_edits(
+        snapshots([line * n for n in range(1, 81)], time, 0.1),
+        sink,
+        limit=2000,
+        interval=1.0,
+        clock=time.clock,
+        sleep=time.sleep,
+        posted=posted,
+    )
+    assert len(shown.handles) == 2, "a long reply: the second message is not told"
+    assert told == [(0, 1)], "told right after the first post"
+
+
+async def test_a_reply_posted_afresh_tells_its_new_first_message() -> None:
+    refusals = [ShowRefused("cant_update_message") for _ in range(10)]
+    sink, time = RefusingSink(refusals, lambda kind, final: kind == "edit"), FakeTime()
+    told: list[int] = []
+
+    async def posted(handle: int) -> None:
+        told.append(handle)
+
+    shown = await stream_by_edits(
+        snapshots(["The start", "The start and the end."], time, 0.1),
+        sink,
+        limit=2000,
+        interval=1.0,
+        clock=time.clock,
+        sleep=time.sleep,
+        posted=posted,
+    )
+    assert told == [0, shown.handles[0]]
+    assert shown.handles[0] != 0

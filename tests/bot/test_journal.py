@@ -34,6 +34,8 @@ class RecordingPlatform:
     told: list[tuple[str, str]] = field(default_factory=list)
     cut_streams: bool = False
     stored_shows: list[str] = field(default_factory=list)
+    cut_refs: list[str | None] = field(default_factory=list)
+    """The ``shown_ref`` each live show was given: a reply an earlier attempt left cut."""
 
     async def incoming(self, entry: JournalEntry) -> IncomingMessage | None:
         return IncomingMessage(
@@ -44,6 +46,7 @@ class RecordingPlatform:
         )
 
     async def show_live(self, entry: JournalEntry, turn: Turn) -> Shown:
+        self.cut_refs.append(entry.shown_ref)
         result = await turn.result()
         if self.cut_streams:
             return Shown(complete=False, ref=f"m-{entry.id}")
@@ -228,6 +231,34 @@ async def test_a_stream_cut_short_is_shown_in_full(processes: Callable[..., Any]
     await drained(bot.store)
     assert bot.platform.stored_shows == [entry(key, 1).id]
     assert bot.platform.shown == [(entry(key, 1).id, "You said: Ada: tell me a story")]
+
+
+async def test_a_reply_cut_by_a_dead_process_is_handed_to_the_next_attempt(
+    processes: Callable[..., Any], clock: FakeClock
+) -> None:
+    """The dead process recorded where its reply's first message went as soon as it was
+    posted: the process that takes the entry over is told, to remove it before answering."""
+    survivor: Process = await processes(running=False)
+    key = place(6)
+    recorded, _ = await survivor.store.journal_add(entry(key, 1, "still there?"))
+    started = await survivor.store.journal_update(entry_id=recorded.id, add_attempt=True)
+    assert started is not None
+    await survivor.journal.reply_posted(started, "1700.9")  # as the dead process did
+    assert await survivor.store.claim(
+        key=LEASE_PREFIX + key.canonical, owner="dead", ttl_seconds=LEASE
+    )
+    stump = await survivor.store.journal_get(entry_id=recorded.id)
+    assert stump is not None
+    assert (stump.state, stump.shown_ref) == ("received", "1700.9")
+
+    await survivor.journal.start()
+    clock.advance(LEASE + 1)
+    await drained(survivor.store)
+    assert survivor.platform.cut_refs == ["1700.9"]
+    assert survivor.platform.shown == [(recorded.id, "You said: Ada: still there?")]
+    shown = await survivor.store.journal_get(entry_id=recorded.id)
+    assert shown is not None
+    assert (shown.state, shown.shown_ref) == ("shown", f"m-{recorded.id}")
 
 
 class FlakyStore:

@@ -22,6 +22,7 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert not settings.slack_enabled
     assert not settings.discord_enabled
     assert not settings.model_configured
+    assert settings.journal_lease_seconds == 30.0
 
 
 def test_reads_environment_and_env_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -95,6 +96,7 @@ def test_credentials_in_server_addresses_stay_out_of_repr(clean_env: pytest.Monk
         ({"SLACK_BOT_TOKEN": SECRET}, "SLACK_APP_TOKEN: Socket Mode needs"),
         ({"SLACK_BOT_TOKEN": SECRET, "SLACK_MODE": "http"}, "SLACK_SIGNING_SECRET"),
         ({"MONGODB_DB": "bad name!"}, "MONGODB_DB"),
+        ({"JOURNAL_LEASE_SECONDS": "1"}, "JOURNAL_LEASE_SECONDS"),
     ],
 )
 def test_invalid_settings_name_the_variable(
