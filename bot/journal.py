@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bot.engine import Engine, EngineBusy, IncomingMessage, Turn, TurnResult
+from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
 from bot.errors import ParleyError, StoreError
 from bot.logs import conversation_context
 from memory.base import Clock, JournalEntry, NewJournalEntry, PlatformKey, utc_now
@@ -115,6 +115,9 @@ class TurnJournal:
         self._showers: dict[str, Shower] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._unrecorded: dict[str, str] = {}
+        """Replies posted while the store could not record where (entry id: ref): this
+        process's next attempt at the entry deletes them."""
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self._idle = asyncio.Event()
@@ -152,6 +155,7 @@ class TurnJournal:
         try:
             await self._store.journal_update(entry_id=entry.id, shown_ref=ref)
         except StoreError as exc:
+            self._unrecorded[entry.id] = ref
             logger.warning("journal: where a reply was posted is not recorded (%s)", exc)
 
     def kick(self, key: PlatformKey) -> None:
@@ -250,21 +254,27 @@ class TurnJournal:
         place = key.canonical
         pause = self._retry
         told: str | None = None
+        renewed: float | None = None  # when this drain last took or renewed the lease
         while not self._closing:
             entry: JournalEntry | None = None
             try:
-                if not await self._claim(lease):
-                    return  # another process has the place: it drains it
+                if renewed is None or self._monotonic() - renewed >= self._lease / 3:
+                    if not await self._claim(lease):
+                        return  # another process has the place: it drains it
+                    renewed = self._monotonic()
                 self._again.discard(place)
                 entry = await self._store.journal_next(key=key)
                 if entry is None:
                     await self._store.release_claim(key=lease, owner=self.owner)
+                    renewed = None
                     # a message recorded while we let go found the lease taken: look again
                     if place in self._again or await self._store.journal_next(key=key):
                         continue
                     return
-                await self._with_lease(lease, self._process(entry))
+                if await self._with_lease(lease, self._process(entry)):
+                    renewed = self._monotonic()
                 pause = self._retry
+                continue
             except asyncio.CancelledError:
                 raise
             except (StoreError, ShowFailed) as exc:
@@ -289,17 +299,19 @@ class TurnJournal:
     async def _claim(self, lease: str) -> bool:
         return await self._store.claim(key=lease, owner=self.owner, ttl_seconds=self._lease)
 
-    async def _with_lease(self, lease: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` while renewing ``lease`` every third of its length."""
+    async def _with_lease(self, lease: str, work: Coroutine[Any, Any, None]) -> bool:
+        """Run ``work`` while renewing ``lease`` every third of its length; True when it was
+        renewed meanwhile."""
         task = asyncio.ensure_future(work)
+        renewed = False
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self._lease / 3)
                 if done:
                     task.result()
-                    return
+                    return renewed
                 with contextlib.suppress(StoreError):
-                    await self._claim(lease)
+                    renewed = await self._claim(lease) or renewed
         finally:
             if not task.done():
                 task.cancel()
@@ -344,26 +356,24 @@ class TurnJournal:
                 pause = min(pause * 2, 5.0)
                 continue
             break
+        unrecorded = self._unrecorded.pop(entry.id, None)
+        if unrecorded is not None:  # the latest post, made while the store was down
+            entry = entry.model_copy(update={"shown_ref": unrecorded})
         shown = await shower.show_live(entry, turn)
         result = await turn.result()  # a StoreError leaves the entry received: retried
-        await self._answered(entry, result)
-        if shown.complete:
-            await self._update(entry, state="shown", shown_ref=shown.ref)
-            return
-        if shown.ref is not None:
-            entry = await self._update(entry, shown_ref=shown.ref)
-        fresh = await self._store.journal_get(entry_id=entry.id)
-        await self._show_stored(fresh or entry, shower)
-
-    async def _answered(self, entry: JournalEntry, result: TurnResult) -> None:
-        await self._update(
+        # one write records both steps when the reply was shown in full as it streamed
+        where = {"shown_ref": shown.ref} if shown.ref is not None else {}  # keep the posted one
+        entry = await self._update(
             entry,
-            state="answered",
+            state="shown" if shown.complete else "answered",
             conversation_id=result.conversation.id,
             user_message_id=result.user_message.id,
             reply_message_id=result.reply.id,
+            **where,
         )
         logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
+        if not shown.complete:
+            await self._show_stored(entry, shower)
 
     async def _show_stored(self, entry: JournalEntry, shower: Shower) -> None:
         text = await self._reply_text(entry)
