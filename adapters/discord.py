@@ -55,6 +55,7 @@ from adapters.discordpy import app_commands, discord
 from bot.engine import Engine, EngineBusy
 from bot.errors import ConfigError, ParleyError, StoreError
 from bot.journal import CATCHING_UP_LINE, TurnJournal
+from bot.locks import KeyedLocks
 from bot.logs import context_of, conversation_context
 from config.agents import Agent
 from config.redact import redact_url
@@ -150,6 +151,8 @@ class DiscordAdapter:
         )
         self._max_intake = max_intake
         self._intake = 0
+        self._arrivals = KeyedLocks()
+        """One per channel: its messages are recorded in the order they arrived."""
 
     def __repr__(self) -> str:
         api = redact_url(self._api_url or "") or "discord.com"
@@ -435,31 +438,36 @@ class DiscordAdapter:
         self._intake += 1
         pause, told = 0.5, False
         try:
-            while True:
-                try:
-                    answer = await self._should_answer(message, self._client, bot_id)
-                    if answer is None:
-                        return
-                    place, agent = answer
-                    key = place.key
-                    await self._answer(message, place, agent, bot_id)
-                except StoreError as exc:
-                    # Discord never sends it again: it waits here for the store (bounded by
-                    # max_intake), the person told once
-                    if self._stopping:
-                        raise
-                    logger.warning("Discord message %s waits for the store: %s", message.id, exc)
-                    if not told:
-                        told = True
-                        await message.channel.send(
-                            CATCHING_UP_LINE,
-                            reference=message.to_reference(fail_if_not_exists=False),
-                            allowed_mentions=NO_MENTIONS,
+            # a message held for the store holds the later ones of its channel too: recorded
+            # (so answered) in the order Discord sent them
+            async with self._arrivals.hold(str(message.channel.id)):
+                while True:
+                    try:
+                        answer = await self._should_answer(message, self._client, bot_id)
+                        if answer is None:
+                            return
+                        place, agent = answer
+                        key = place.key
+                        await self._answer(message, place, agent, bot_id)
+                    except StoreError as exc:
+                        # Discord never sends it again: it waits here for the store (bounded by
+                        # max_intake), the person told once
+                        if self._stopping:
+                            raise
+                        logger.warning(
+                            "Discord message %s waits for the store: %s", message.id, exc
                         )
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 30.0)
-                else:
-                    return
+                        if not told:
+                            told = True
+                            await message.channel.send(
+                                CATCHING_UP_LINE,
+                                reference=message.to_reference(fail_if_not_exists=False),
+                                allowed_mentions=NO_MENTIONS,
+                            )
+                        await asyncio.sleep(pause)
+                        pause = min(pause * 2, 30.0)
+                    else:
+                        return
         except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged in _fail, one line shown
             await self._fail(message, key, exc)
         finally:

@@ -371,6 +371,7 @@ class SlackAdapter:
         app.command("/agent")(self._on_agent_command)
         app.action(FORGET_CONFIRM)(self._on_forget_confirm)
         app.action(FORGET_CANCEL)(self._on_forget_cancel)
+        app.error(self._on_listener_error)
         return app
 
     async def _connect_socket(self, app: AsyncApp, client: AsyncWebClient) -> None:
@@ -487,6 +488,16 @@ class SlackAdapter:
     async def _on_quiet_event(self) -> None:
         """Subscribed for the assistant surface; nothing to do but acknowledge."""
         self._arrived()
+
+    async def _on_listener_error(self, error: Exception, body: dict[str, Any]) -> None:
+        """A listener failed before the acknowledgement, which is then not sent (so Slack
+        sends the event again): a message the store could not take, typically. Expected
+        failures in one line, as at the adapter's other edges (Bolt's own handler logs each
+        with a traceback)."""
+        event_id = str(body.get("event_id") or "-")
+        log_failure(
+            "Slack event not acknowledged", error, {"platform": "slack", "event_id": event_id}
+        )
 
     async def _on_agent_command(
         self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond

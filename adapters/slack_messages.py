@@ -118,7 +118,7 @@ class MessageHandler:
         if not _addressed(message):
             if message.thread_ts is None:
                 return None  # channel chatter, not for the bot
-            if await self._engine.store.find_conversation(key=message.key) is None:
+            if not await self._in_thread(message.key):
                 return None  # a thread the bot has no conversation in
         if thread_command(message.text) is not None and message.mentions_bot:
             return self._other(message)
@@ -135,6 +135,16 @@ class MessageHandler:
         else:
             logger.debug("Slack message %s already recorded (event %s)", entry.id, message.event_id)
         return None
+
+    async def _in_thread(self, key: PlatformKey) -> bool:
+        """The bot talks in this thread: it has a conversation there, or will have one as
+        soon as a message waiting in the journal is answered (the mention that opened the
+        thread, when the person writes again before the first reply). The journal is read
+        first: once its entries are finished, their conversation exists."""
+        store = self._engine.store
+        if await store.journal_next(key=key) is not None:
+            return True
+        return await store.find_conversation(key=key) is not None
 
     async def _other(self, message: SlackMessage) -> None:
         """What a message asks that is not a turn: a command in its thread, a greeting."""

@@ -371,6 +371,7 @@ class TurnJournal:
             reply_message_id=result.reply.id,
             **where,
         )
+        self._unrecorded.pop(entry.id, None)  # stored after all: nothing for a retry to delete
         logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
         if not shown.complete:
             await self._show_stored(entry, shower)

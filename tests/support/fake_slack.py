@@ -8,7 +8,9 @@ One aiohttp server speaks the wire protocols the adapter uses:
 * Socket Mode: ``apps.connections.open`` (app-level token) returns this server's ``ws://``
   URL; the websocket greets with ``hello``, carries envelopes ``{"envelope_id", "type",
   "payload", "accepts_response_payload", "retry_attempt", "retry_reason"}`` and records the
-  ``{"envelope_id": ...}`` acknowledgements (with their timing);
+  ``{"envelope_id": ...}`` acknowledgements (with their timing); envelopes go on the newest
+  connection, or on a random open one with ``spread`` (several processes sharing one app), and
+  with ``redelivery`` an Events API envelope nobody acknowledged is sent again, as Slack does;
 * the URLs Slack hands out: ``response_url`` for commands and actions, and the upload URL of
   ``files.getUploadURLExternal``.
 
@@ -28,6 +30,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -86,6 +89,9 @@ class Envelope:
     sent_at: float
     acked_at: float | None = None
     ack_payload: dict[str, Any] | None = None
+    connection: int = 0
+    """Which websocket carried it: 1 for the first connection opened, 2 for the next..."""
+    retry_attempt: int = 0
 
     @property
     def ack_seconds(self) -> float | None:
@@ -105,6 +111,19 @@ class BotMessage:
     streaming: bool = False
     updates: int = 0
     deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """When Slack sends an Events API envelope again while no attempt of it was acknowledged.
+
+    Slack waits three seconds for the acknowledgement, then retries three times: nearly at
+    once, after a minute and after five minutes (``retry_attempt`` 1..3, ``retry_reason``
+    ``timeout``), on any of the app's connections. Tests shorten the schedule.
+    """
+
+    after: tuple[float, ...] = (3.0, 60.0, 300.0)
+    """Seconds after the first delivery at which each retry goes."""
 
 
 @dataclass
@@ -139,6 +158,8 @@ class FakeSlack:
         bot_id: str = BOT_ID,
         bot_token: str = BOT_TOKEN,
         app_token: str = APP_TOKEN,
+        spread: random.Random | None = None,
+        redelivery: Redelivery | None = None,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -156,8 +177,15 @@ class FakeSlack:
         self.envelopes: list[Envelope] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.base_url = ""
+        self.spread = spread
+        """Send each envelope on a random open connection, drawn from this (None: the newest
+        connection). Slack spreads an app's envelopes over its connections."""
+        self.redelivery = redelivery
+        """Send unacknowledged Events API envelopes again (None: never)."""
         self._failures: dict[str, list[Failure]] = {}
         self._sockets: list[web.WebSocketResponse] = []
+        self._socket_numbers: dict[int, int] = {}
+        self._redeliveries: set[asyncio.Task[None]] = set()
         self._connections = 0
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -295,11 +323,18 @@ class FakeSlack:
         retry_reason: str = "",
         accepts_response_payload: bool | None = None,
     ) -> Envelope:
-        """Send an envelope on the newest connection, as Slack does."""
+        """Send an envelope on the newest connection, as Slack does (on a random one with
+        :attr:`spread`)."""
         if not self._sockets:
             raise RuntimeError("no Socket Mode connection")
+        ws = self.spread.choice(self._sockets) if self.spread is not None else self._sockets[-1]
         envelope = Envelope(
-            envelope_id=_new_id("env-"), type=kind, payload=payload, sent_at=time.monotonic()
+            envelope_id=_new_id("env-"),
+            type=kind,
+            payload=payload,
+            sent_at=time.monotonic(),
+            connection=self._socket_numbers[id(ws)],
+            retry_attempt=retry_attempt,
         )
         message: dict[str, Any] = {
             "envelope_id": envelope.envelope_id,
@@ -315,7 +350,7 @@ class FakeSlack:
             message["retry_attempt"] = retry_attempt
             message["retry_reason"] = retry_reason
         self.envelopes.append(envelope)
-        await self._sockets[-1].send_str(json.dumps(message))
+        await ws.send_str(json.dumps(message))
         return envelope
 
     async def send_event(
@@ -327,12 +362,34 @@ class FakeSlack:
         retry_attempt: int = 0,
     ) -> Envelope:
         body = event_callback(event, team_id=team_id or self.team_id, event_id=event_id)
-        return await self.send(
+        envelope = await self.send(
             "events_api",
             body,
             retry_attempt=retry_attempt,
             retry_reason="timeout" if retry_attempt else "",
         )
+        if self.redelivery is not None and not retry_attempt:
+            task = asyncio.create_task(self._redeliver(envelope, self.redelivery))
+            self._redeliveries.add(task)
+            task.add_done_callback(self._redeliveries.discard)
+        return envelope
+
+    def attempts(self, event_id: str) -> list[Envelope]:
+        """Every envelope that carried the event ``event_id`` (its first delivery and retries)."""
+        return [e for e in self.envelopes if e.payload.get("event_id") == event_id]
+
+    async def _redeliver(self, first: Envelope, redelivery: Redelivery) -> None:
+        attempts = [first]
+        for attempt, after in enumerate(redelivery.after, start=1):
+            await asyncio.sleep(max(0.0, first.sent_at + after - time.monotonic()))
+            if any(sent.acked_at is not None for sent in attempts):
+                return
+            if self._sockets:  # with no connection Slack counts the attempt as failed
+                attempts.append(
+                    await self.send(
+                        first.type, first.payload, retry_attempt=attempt, retry_reason="timeout"
+                    )
+                )
 
     async def wait_ack(self, envelope: Envelope, *, within: float = WAIT) -> Envelope:
         await self.wait_for(lambda: envelope.acked_at is not None, within=within)
@@ -357,6 +414,9 @@ class FakeSlack:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        for task in list(self._redeliveries):
+            task.cancel()
+        await asyncio.gather(*self._redeliveries, return_exceptions=True)
         for ws in list(self._sockets):
             await ws.close()
         await runner.cleanup()
@@ -592,6 +652,7 @@ class FakeSlack:
         await ws.prepare(request)
         self._sockets.append(ws)
         self._connections += 1
+        self._socket_numbers[id(ws)] = self._connections
         await ws.send_str(
             json.dumps(
                 {
@@ -614,6 +675,7 @@ class FakeSlack:
                 self._acknowledged(json.loads(frame.data))
         finally:
             self._sockets.remove(ws)
+            self._socket_numbers.pop(id(ws), None)
             self._record_change()
         return ws
 
