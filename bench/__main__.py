@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only] [--json PATH]``.
+"""``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only |
+--journal-only] [--json PATH]``.
 
 Runs every scenario of ``bench.engine_bench`` and ``bench.journal_bench`` for each store on
 one asyncio event loop:
@@ -56,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     api = parser.add_mutually_exclusive_group()
     api.add_argument("--no-api", action="store_true", help="skip the HTTP API benchmark")
     api.add_argument("--api-only", action="store_true", help="only the HTTP API benchmark (SQLite)")
+    api.add_argument(
+        "--journal-only", action="store_true", help="only the turn journal's benchmark, per store"
+    )
     args = parser.parse_args(argv)
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
     unknown = sorted(set(stores) - set(STORES))
@@ -116,14 +120,20 @@ async def _section(
 
 
 async def _measure(
-    name: str, make_store: StoreFactory, report: Report, tokens: TokenCounter, quick: bool
+    name: str,
+    make_store: StoreFactory,
+    report: Report,
+    tokens: TokenCounter,
+    quick: bool,
+    *,
+    journal_only: bool = False,
 ) -> list[Row]:
     """Concurrency on one store, then growth on a fresh one (so the 1,000 conversations do
     not weigh on the growing conversation)."""
     plan = plan_for(name, quick=quick)
     report.plans[name] = plan
     rows: list[Row] = []
-    for section, run in (("concurrency", concurrency), ("growth", growth)):
+    for section, run in () if journal_only else (("concurrency", concurrency), ("growth", growth)):
         rows += await _section(
             name=name, section=section, make_store=make_store, tokens=tokens, plan=plan, run=run
         )
@@ -177,7 +187,9 @@ async def run(args: argparse.Namespace) -> Report:
                 def sqlite_store(section: str) -> ConversationStore:
                     return SqliteStore(path=workdir / f"{section}.sqlite3")
 
-                report.rows += await _measure(name, sqlite_store, report, tokens, args.quick)
+                report.rows += await _measure(
+                    name, sqlite_store, report, tokens, args.quick, journal_only=args.journal_only
+                )
                 continue
             from memory.mongo import MongoStore
 
@@ -187,12 +199,19 @@ async def run(args: argparse.Namespace) -> Report:
                     def mongo_store(section: str, uri: str = uri) -> ConversationStore:
                         return MongoStore(uri=uri, database=f"parley_bench_{section}")
 
-                    report.rows += await _measure(name, mongo_store, report, tokens, args.quick)
+                    report.rows += await _measure(
+                        name,
+                        mongo_store,
+                        report,
+                        tokens,
+                        args.quick,
+                        journal_only=args.journal_only,
+                    )
             except SecantusUnavailable as exc:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
     judge(report)
-    if not args.no_api:
+    if not (args.no_api or args.journal_only):
         rows, targets, setup = await run_api(quick=args.quick, progress=progress("api"))
         report.rows += rows
         report.targets += targets
