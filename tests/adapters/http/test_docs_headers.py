@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.adapters.http.console.test_browser import CHROMIUM_ARGS, chromium
 from tests.adapters.http.helpers import client_with
 from tests.support.api import Api
+from tests.support.browser import CHROMIUM_ARGS, chromium_or_skip
 
 WAIT_MS = 20_000
 
@@ -54,12 +53,7 @@ async def test_the_docs_page_sends_a_strict_policy(api: Api) -> None:
 @pytest.fixture
 async def docs_page(api: Api) -> AsyncIterator[tuple[Page, list[str]]]:
     """Swagger UI in headless Chromium, with every CSP violation and console error recorded."""
-    path = chromium()
-    if path is None:
-        message = "no Chromium installed (apt-get install chromium): browser test skipped"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must install it")
-        pytest.skip(message)
+    path = chromium_or_skip()
     base = await api.serve()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(

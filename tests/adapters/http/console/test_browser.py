@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
+from tests.support.browser import CHROMIUM_ARGS, chromium_or_skip
 from tests.support.fake_openai import FakeOpenAI, RecordedRequest, Reply, default_brain
 from tests.support.fake_slack import FakeSlack, mention_event
 from tests.support.loopback import free_port
@@ -36,16 +37,6 @@ from tests.support.slack_bot import CHANNEL
 START = 60.0
 """Seconds for a fresh interpreter to import everything, connect and listen (slow CI)."""
 WAIT_MS = 20_000
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SLACK_MESSAGE = (
     "Hi, my name is Ada. I would like a simple dinner with **chickpeas**, lemon and spinach,"
     " and no nuts please."
@@ -53,13 +44,6 @@ SLACK_MESSAGE = (
 CHAT_MESSAGE = (
     "Hi, I'm Ada. Something with **chickpeas**, lemon and spinach? <script>alert('x')</script>"
 )
-
-
-def chromium() -> str | None:
-    for candidate in (shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate:
-            return candidate
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 def screenshots() -> Path:
@@ -70,13 +54,7 @@ def screenshots() -> Path:
 
 @pytest.fixture
 def chromium_path() -> str:
-    found = chromium()
-    if found is None:
-        message = "no Chromium installed (apt-get install chromium): browser tests skipped"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must install it")
-        pytest.skip(message)
-    return found
+    return chromium_or_skip()
 
 
 @dataclasses.dataclass
