@@ -32,13 +32,9 @@ from memory.sqlite import SqliteStore
 from tests.support.discord_bot import ADA, PLAIN_ROOM, DiscordBot, world_agents
 from tests.support.fake_discord import Call, FakeDiscord
 from tests.support.fake_openai import (
-    GOAL_MARKER,
-    SUMMARY_MARKER,
     FakeOpenAI,
-    RecordedRequest,
-    Reply,
-    default_brain,
-    message_text,
+    answer_for,
+    slow_model,
 )
 
 LIMIT = ChannelLimit(calls=5, per=0.5)
@@ -96,24 +92,6 @@ async def start(
     yield started
     for bot in reversed(bots):
         await bot.stop()
-
-
-def answer_for(topic: str) -> str:
-    return f"About {topic}: " + " ".join(f"{topic}-{n}" for n in range(30))
-
-
-def slow_model(fake_openai: FakeOpenAI, *, chunk_delay: float = 0.02) -> None:
-    """Each reply names the topic of the person's last message, a few characters at a time."""
-
-    def reply(request: RecordedRequest) -> Reply:
-        if SUMMARY_MARKER in request.system_text or GOAL_MARKER in request.system_text:
-            return default_brain(request)
-        users = [message_text(m) for m in request.messages if m.get("role") == "user"]
-        found = re.search(r"topic\d+", users[-1] if users else "")
-        topic = found.group(0) if found else "nothing"
-        return Reply(content=answer_for(topic), chunk_size=8, chunk_delay=chunk_delay)
-
-    fake_openai.handle(reply)
 
 
 async def stored_replies(bot: DiscordBot) -> dict[str, str]:

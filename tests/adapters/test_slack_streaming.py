@@ -23,13 +23,9 @@ from adapters.slack_reply import StreamGate
 from adapters.streaming import FINAL_RETRY_DELAYS
 from tests.support.agents import agents_file, plain
 from tests.support.fake_openai import (
-    GOAL_MARKER,
-    SUMMARY_MARKER,
     FakeOpenAI,
-    RecordedRequest,
-    Reply,
-    default_brain,
-    message_text,
+    answer_for,
+    slow_model,
 )
 from tests.support.fake_slack import TEAM, ApiCall, FakeSlack, mention_event
 from tests.support.slack_bot import CHANNEL, Bot, BotFactory, texts
@@ -47,24 +43,6 @@ REPLY_METHODS = frozenset(
         "chat.stopStream",
     }
 )
-
-
-def answer_for(topic: str) -> str:
-    return f"About {topic}: " + " ".join(f"{topic}-{n}" for n in range(30))
-
-
-def slow_model(fake_openai: FakeOpenAI, *, chunk_delay: float = 0.02) -> None:
-    """Each reply names the topic of the person's last message, a few characters at a time."""
-
-    def reply(request: RecordedRequest) -> Reply:
-        if SUMMARY_MARKER in request.system_text or GOAL_MARKER in request.system_text:
-            return default_brain(request)
-        users = [message_text(m) for m in request.messages if m.get("role") == "user"]
-        found = re.search(r"topic\d+", users[-1] if users else "")
-        topic = found.group(0) if found else "nothing"
-        return Reply(content=answer_for(topic), chunk_size=8, chunk_delay=chunk_delay)
-
-    fake_openai.handle(reply)
 
 
 def channel_calls(fake: FakeSlack, channel: str = CHANNEL) -> list[ApiCall]:

@@ -405,6 +405,26 @@ class HeldModel:
         self._go.set()
 
 
+def answer_for(topic: str) -> str:
+    """What :func:`slow_model` answers about ``topic``: long enough to need several edits."""
+    return f"About {topic}: " + " ".join(f"{topic}-{n}" for n in range(30))
+
+
+def slow_model(fake_openai: FakeOpenAI, *, chunk_delay: float = 0.02) -> None:
+    """Each reply names the topic (``topic7``) of the person's last message, a few characters
+    at a time, so a test can tell which message a reply answers while it streams."""
+
+    def reply(request: RecordedRequest) -> Reply:
+        if SUMMARY_MARKER in request.system_text or GOAL_MARKER in request.system_text:
+            return default_brain(request)
+        users = [message_text(m) for m in request.messages if m.get("role") == "user"]
+        found = re.search(r"topic\d+", users[-1] if users else "")
+        topic = found.group(0) if found else "nothing"
+        return Reply(content=answer_for(topic), chunk_size=8, chunk_delay=chunk_delay)
+
+    fake_openai.handle(reply)
+
+
 def brain_text(request: RecordedRequest) -> str:
     """What the default brain answers, from every message of the request.
 
