@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
 from bot.errors import ParleyError, StoreError
 from bot.logs import conversation_context
+from bot.lru import BoundedLRU
 from memory.base import Clock, JournalEntry, NewJournalEntry, PlatformKey, utc_now
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,10 @@ class TurnJournal:
         self._showers: dict[str, Shower] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
-        self._unrecorded: dict[str, str] = {}
+        self._unrecorded: BoundedLRU[str, str] = BoundedLRU(max_drains)
         """Replies posted while the store could not record where (entry id: ref): this
-        process's next attempt at the entry deletes them."""
+        process's next attempt at the entry deletes them. Bounded like the drains: a place
+        answers one entry at a time."""
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self._idle = asyncio.Event()
@@ -155,7 +157,7 @@ class TurnJournal:
         try:
             await self._store.journal_update(entry_id=entry.id, shown_ref=ref)
         except StoreError as exc:
-            self._unrecorded[entry.id] = ref
+            self._unrecorded.put(entry.id, ref)
             logger.warning("journal: where a reply was posted is not recorded (%s)", exc)
 
     def kick(self, key: PlatformKey) -> None:
@@ -356,7 +358,7 @@ class TurnJournal:
                 pause = min(pause * 2, 5.0)
                 continue
             break
-        unrecorded = self._unrecorded.pop(entry.id, None)
+        unrecorded = self._unrecorded.pop(entry.id)
         if unrecorded is not None:  # the latest post, made while the store was down
             entry = entry.model_copy(update={"shown_ref": unrecorded})
         shown = await shower.show_live(entry, turn)
@@ -371,7 +373,7 @@ class TurnJournal:
             reply_message_id=result.reply.id,
             **where,
         )
-        self._unrecorded.pop(entry.id, None)  # stored after all: nothing for a retry to delete
+        self._unrecorded.pop(entry.id)  # stored after all: nothing for a retry to delete
         logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
         if not shown.complete:
             await self._show_stored(entry, shower)
