@@ -340,7 +340,7 @@ class JournalEntry(_Value):
     updated_at: datetime
     """Set by every ``journal_update``: an update with no fields is a heartbeat."""
     attempts: int = 0
-    """Times a process started answering it (``journal_update(add_attempt=True)``)."""
+    """Times a process took it up to answer or show it (``journal_take``)."""
     conversation_id: str | None = None
     user_message_id: str | None = None
     """The stored user message, once stored."""
@@ -618,6 +618,13 @@ class ConversationStore(Protocol):
 
     async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
         """The first unfinished entry at ``key`` by (position, created_at, id). One index read."""
+        ...
+
+    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
+        """Take up the first unfinished entry at ``key`` (as :meth:`journal_next` finds it):
+        add one to ``attempts`` and set ``updated_at``. One atomic write that returns the entry
+        as updated; None when the place has nothing unfinished. For the holder of the place's
+        lease (a takeover sees the attempt counted)."""
         ...
 
     async def journal_update(

@@ -64,6 +64,7 @@ from memory.base import (
     is_valid_id,
     is_valid_journal_id,
     journal_changes,
+    journal_state_after,
     truncate_ms,
     utc_now,
 )
@@ -309,16 +310,13 @@ def _journal_entry(doc: Document) -> JournalEntry:
     )
 
 
-def _journal_state_update(state: JournalState) -> Document:
-    """``$set`` expressions of a pipeline update that move ``state`` (and ``pending``) to
-    ``state`` where ``memory.base.journal_state_after`` says so. Expressions in one stage all
-    read the document as it was."""
-    rank = {"$cond": [{"$eq": ["$state", "received"]}, 0, 1]}
-    moves = {"$and": ["$pending", {"$gt": [JOURNAL_RANK[state], rank]}]}
-    return {
-        "state": {"$cond": [moves, {"$literal": state}, "$state"]},
-        "pending": {"$cond": [moves, state in JOURNAL_UNFINISHED, "$pending"]},
-    }
+def _journal_moves_to(state: JournalState) -> list[str]:
+    """The states from which an entry moves to ``state`` (``memory.base.journal_state_after``)."""
+    return [now for now in JOURNAL_RANK if journal_state_after(now, state) == state != now]
+
+
+def _journal_state(state: JournalState) -> Document:
+    return {"state": state, "pending": state in JOURNAL_UNFINISHED}
 
 
 def _binding(doc: Document) -> ChannelBinding:
@@ -1049,6 +1047,16 @@ class MongoStore:
             )
         return None if doc is None else _journal_entry(doc)
 
+    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
+        with self._errors("take up the next journal entry"):
+            doc = await self._collection(_JOURNAL).find_one_and_update(
+                {"place": key.canonical, "pending": True},
+                {"$inc": {"attempts": 1}, "$set": {"updated_at": self._now()}},
+                sort=[("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+        return None if doc is None else _journal_entry(doc)
+
     async def journal_update(
         self,
         *,
@@ -1061,7 +1069,9 @@ class MongoStore:
         error: str | None = UNSET,
         add_attempt: bool = False,
     ) -> JournalEntry | None:
-        """One pipeline update: every value is a ``$literal``, never a field path."""
+        """A plain ``$set`` (its values are stored as they are, never read as expressions);
+        a new state is part of it only when the state may move there (the filter says from
+        where), else a second write sets the other fields alone."""
         changes = journal_changes(
             state=state,
             conversation_id=conversation_id,
@@ -1072,17 +1082,23 @@ class MongoStore:
         )
         if not is_valid_journal_id(entry_id):
             return None
-        fields: Document = {
-            name: {"$literal": value} for name, value in changes.items() if name != "state"
-        }
-        fields["updated_at"] = {"$literal": self._now()}
+        fields: Document = {name: value for name, value in changes.items() if name != "state"}
+        fields["updated_at"] = self._now()
+        update: Document = {"$set": fields}
         if add_attempt:
-            fields["attempts"] = {"$add": ["$attempts", 1]}
-        if state is not UNSET:
-            fields.update(_journal_state_update(state))
+            update["$inc"] = {"attempts": 1}
+        journal = self._collection(_JOURNAL)
         with self._errors("update a journal entry"):
-            doc = await self._collection(_JOURNAL).find_one_and_update(
-                {"_id": entry_id}, [{"$set": fields}], return_document=ReturnDocument.AFTER
+            if state is not UNSET:
+                doc = await journal.find_one_and_update(
+                    {"_id": entry_id, "state": {"$in": _journal_moves_to(state)}},
+                    {**update, "$set": {**fields, **_journal_state(state)}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if doc is not None:
+                    return _journal_entry(doc)
+            doc = await journal.find_one_and_update(
+                {"_id": entry_id}, update, return_document=ReturnDocument.AFTER
             )
         return None if doc is None else _journal_entry(doc)
 

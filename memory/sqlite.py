@@ -482,12 +482,14 @@ _CLAIM = """
 INSERT INTO claims (key, owner, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
+RETURNING 1
 """
 
 _INSERT_JOURNAL = """
 INSERT INTO journal (id, place, position, message, state, pending, created_at, updated_at)
 VALUES (?, ?, ?, ?, 'received', 1, ?, ?)
 ON CONFLICT (id) DO NOTHING
+RETURNING *
 """
 
 _JOURNAL_NEXT = """
@@ -496,6 +498,12 @@ WHERE place = ? AND pending = 1
 ORDER BY position, created_at, id
 LIMIT 1
 """
+
+_JOURNAL_TAKE = f"""
+UPDATE journal SET attempts = attempts + 1, updated_at = ?
+WHERE id = ({_JOURNAL_NEXT.replace("SELECT *", "SELECT id", 1)})
+RETURNING *
+"""  # noqa: S608
 
 _JOURNAL_MOVES = (
     ":set_state AND pending = 1 AND :rank > CASE state WHEN 'received' THEN 0 ELSE 1 END"
@@ -1162,16 +1170,15 @@ class SqliteStore:
     async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
         now = self._now_ms()
         expires_at = now + round(ttl_seconds * 1000)
-        async with self._connection() as db:
-            changed = await _change(db, _CLAIM, (key, owner, expires_at, now))
-        return changed == 1
+        async with self._connection() as db:  # one statement: one trip to SQLite's thread
+            return bool(await _fetch(db, _CLAIM, (key, owner, expires_at, now)))
 
     async def release_claim(self, *, key: str, owner: str) -> bool:
         async with self._connection() as db:
-            changed = await _change(
-                db, "DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner)
+            released = await _fetch(
+                db, "DELETE FROM claims WHERE key = ? AND owner = ? RETURNING 1", (key, owner)
             )
-        return changed == 1
+        return bool(released)
 
     # turn journal
 
@@ -1186,8 +1193,10 @@ class SqliteStore:
             now_ms,
             now_ms,
         )
-        async with self._write() as db:
-            if await _change(db, _INSERT_JOURNAL, row) == 1:
+        # One statement, atomic on its own: a single trip to SQLite's thread before an
+        # acknowledgement; a redelivery (the rare case) reads the entry it found.
+        async with self._connection() as db:
+            if await _fetch(db, _INSERT_JOURNAL, row):
                 created = JournalEntry(
                     **entry.model_dump(), state="received", created_at=now, updated_at=now
                 )
@@ -1205,6 +1214,11 @@ class SqliteStore:
     async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
         async with self._connection() as db:
             rows = await _fetch(db, _JOURNAL_NEXT, (key.canonical,))
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
+        async with self._connection() as db:
+            rows = await _fetch(db, _JOURNAL_TAKE, (self._now_ms(), key.canonical))
         return _journal_entry(rows[0]) if rows else None
 
     async def journal_update(

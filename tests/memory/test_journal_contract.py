@@ -205,6 +205,47 @@ async def test_next_keeps_an_answered_entry_until_it_is_shown(store: Conversatio
     assert head.id == "discord:2"
 
 
+async def test_take_counts_an_attempt_at_the_head(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    """Take finds what next finds, counts an attempt (to answer or to show) and marks the
+    entry touched, so a sweeper sees the place as worked on."""
+    assert await store.journal_take(key=DISCORD) is None
+    await store.journal_add(entry("discord:2", key=DISCORD, position="2"))
+    await store.journal_add(entry("discord:1", key=DISCORD, position="1"))
+    clock.advance(5)
+    first = await store.journal_take(key=DISCORD)
+    assert first is not None
+    assert (first.id, first.state, first.attempts) == ("discord:1", "received", 1)
+    assert first.updated_at == clock.now
+    assert first.updated_at > first.created_at
+    assert await store.journal_get(entry_id="discord:1") == first
+    again = await store.journal_take(key=DISCORD)
+    assert again is not None
+    assert (again.id, again.attempts) == ("discord:1", 2)
+    await move_to(store, "discord:1", "answered")
+    clock.advance(5)
+    showing = await store.journal_take(key=DISCORD)
+    assert showing is not None
+    assert (showing.id, showing.state, showing.attempts) == ("discord:1", "answered", 3)
+    assert showing.updated_at == clock.now
+    await move_to(store, "discord:1", "shown")
+    second = await store.journal_take(key=DISCORD)
+    assert second is not None
+    assert (second.id, second.attempts) == ("discord:2", 1)
+    await move_to(store, "discord:2", "failed")
+    assert await store.journal_take(key=DISCORD) is None
+    assert await store.journal_take(key=SLACK) is None
+
+
+async def test_take_keeps_to_its_place(store: ConversationStore) -> None:
+    await store.journal_add(entry("slack:1", key=SLACK, position="1"))
+    assert await store.journal_take(key=DISCORD) is None
+    untouched = await store.journal_get(entry_id="slack:1")
+    assert untouched is not None
+    assert untouched.attempts == 0
+
+
 # states ----------------------------------------------------------------------------------
 
 
@@ -589,6 +630,7 @@ async def _journal_plans(tmp_path: Path, clock: FakeClock) -> dict[str, str]:
         plans: dict[str, str] = {}
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "next": lambda: store.journal_next(key=SLACK),
+            "take": lambda: store.journal_take(key=SLACK),
             "pending": store.journal_pending,
             "stale": lambda: store.journal_pending(updated_before=clock.now),
             "backlog": store.journal_backlog,
@@ -621,6 +663,9 @@ async def test_sqlite_journal_reads_indexes(tmp_path: Path, clock: FakeClock) ->
     found is sorted."""
     plans = await _journal_plans(tmp_path, clock)
     assert plans["next"] == "SEARCH journal USING INDEX journal_next (place=?)", plans
+    take = plans["take"].split(" | ")
+    assert "SEARCH journal USING INDEX journal_next (place=?)" in take, plans
+    assert not [step for step in take if step.startswith("SCAN")], plans
     assert plans["backlog"] == "SCAN journal USING COVERING INDEX journal_unfinished", plans
     assert plans["prune"] == "SEARCH journal USING INDEX journal_finished (updated_at<?)", plans
     for name in ("pending", "stale"):
