@@ -171,10 +171,11 @@ class TurnJournal:
         task = asyncio.create_task(self._drain(key), name=f"drain {place}")
         self._drains[place] = task
         self._idle.clear()
-        task.add_done_callback(lambda _: self._drained(place))
+        task.add_done_callback(lambda done: self._drained(place, done))  # if never started
 
-    def _drained(self, place: str) -> None:
-        self._drains.pop(place, None)
+    def _drained(self, place: str, task: asyncio.Task[None] | None) -> None:
+        if self._drains.get(place) is task:
+            del self._drains[place]
         if not self._drains:
             self._idle.set()
 
@@ -251,6 +252,9 @@ class TurnJournal:
             if self._closing:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._store.release_claim(key=lease, owner=self.owner))
+            # Gone from the table with no await before the task ends: a kick from here on
+            # starts a new drain instead of leaving a note for this one.
+            self._drained(key.canonical, asyncio.current_task())
 
     async def _drain_held(self, key: PlatformKey, lease: str) -> None:
         place = key.canonical
@@ -265,12 +269,13 @@ class TurnJournal:
                         return  # another process has the place: it drains it
                     renewed = self._monotonic()
                 self._again.discard(place)
-                entry = await self._store.journal_next(key=key)
+                entry = await self._store.journal_take(key=key)
                 if entry is None:
                     await self._store.release_claim(key=lease, owner=self.owner)
                     renewed = None
-                    # a message recorded while we let go found the lease taken: look again
-                    if place in self._again or await self._store.journal_next(key=key):
+                    # A message recorded while we let go found the lease taken (another
+                    # process), or was kicked here meanwhile: look again.
+                    if await self._store.journal_next(key=key) or place in self._again:
                         continue
                     return
                 if await self._with_lease(lease, self._process(entry)):
@@ -333,14 +338,14 @@ class TurnJournal:
             await self._show_stored(entry, shower)
 
     async def _answer(self, entry: JournalEntry, shower: Shower) -> None:
-        if entry.attempts >= MAX_ATTEMPTS:
+        """Answer an entry that :meth:`journal_take` started (its attempt already counted)."""
+        if entry.attempts > MAX_ATTEMPTS:
             logger.error(
-                "journal: given up after %d attempts", entry.attempts, extra=self._context(entry)
+                "journal: given up after %d attempts", MAX_ATTEMPTS, extra=self._context(entry)
             )
             await self._update(entry, state="failed", error="too many attempts")
             await self._tell(entry, GAVE_UP_LINE)
             return
-        entry = await self._update(entry, add_attempt=True)
         incoming = await shower.incoming(entry)
         if incoming is None:
             await self._update(entry, state="failed", error="nothing to answer")

@@ -327,3 +327,52 @@ async def test_a_stopped_process_leaves_unfinished_entries_for_the_next(
     await drained(second.store)
     assert [entry_id for entry_id, _ in second.platform.shown] == [entry(key, 1).id]
     assert await user_texts(second.store, key) == ["slow one"]
+
+
+class ArrivesDuringTheLastLook:
+    """The store, with one more message recorded and kicked while the drain's last look for
+    work (after it let its lease go) is on its way back with nothing."""
+
+    def __init__(self, store: ConversationStore, arrival: NewJournalEntry) -> None:
+        self._store = store
+        self.arrival: NewJournalEntry | None = arrival
+        self.journal: TurnJournal | None = None
+        self.released = False
+
+    async def release_claim(self, *, key: str, owner: str) -> bool:
+        self.released = await self._store.release_claim(key=key, owner=owner)
+        return self.released
+
+    async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
+        head = await self._store.journal_next(key=key)
+        if head is None and self.released and self.arrival is not None and self.journal:
+            arrival, self.arrival = self.arrival, None
+            await self._store.journal_add(arrival)
+            self.journal.kick(arrival.key)
+        return head
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_message_kicked_while_a_drain_ends_is_answered_at_once(
+    store_factory: StoreFactory, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    """The kick finds the drain still running and leaves it a note: the drain reads the note
+    after its last look, instead of leaving the message for a sweep a lease later."""
+    key = place(7)
+    store = ArrivesDuringTheLastLook(await store_factory(), entry(key, 2, "one more"))
+    engine = make_engine(agents_file(plain()), store=store)
+    journal = TurnJournal(engine=engine, sweep_every=3600.0, retry_seconds=0.02, clock=clock)
+    store.journal = journal
+    platform = RecordingPlatform()
+    journal.register("slack", platform)
+    try:
+        await journal.record(entry(key, 1, "first"))
+        journal.kick(key)
+        await asyncio.wait_for(journal.wait_idle(), timeout=10)
+        assert store.arrival is None, "the second message arrived during the last look"
+        await drained(store._store, within=5)
+        assert [shown for shown, _ in platform.shown] == [entry(key, n).id for n in (1, 2)]
+    finally:
+        await journal.stop(grace=1.0)
