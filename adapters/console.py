@@ -2,7 +2,9 @@
 
 :class:`ConsoleSession` is the platform-neutral core (send a line, get a turn) and doubles as
 a full-stack test harness; :class:`ConsoleAdapter` wires it to text streams. On a terminal the
-reply streams as it is written; otherwise one reply is printed per input line.
+reply streams as it is written; otherwise one reply is printed per input line. The
+``/commands`` are :mod:`bot.commands`' subcommands (``/reset`` is ``/agent reset``), rendered
+as lines; a confirmation is a y/N question read from the same input.
 """
 
 from __future__ import annotations
@@ -12,20 +14,29 @@ import logging
 from typing import TextIO
 
 from adapters.base import short_error_line
-from bot.engine import Engine, IncomingMessage, NoGoal, Turn, TurnResult
+from bot.commands import (
+    OPENED_BY,
+    AgentCommands,
+    Caller,
+    FileToSend,
+    GoalCheckToPost,
+    NeedsConfirmation,
+    OpenThread,
+    Outcome,
+    Refused,
+    Said,
+    Started,
+    parse,
+)
+from bot.engine import Engine, IncomingMessage, Turn, TurnResult
 from config.agents import Agent
 from memory.base import Conversation, GoalCheck, PlatformKey
-from memory.export import export_conversation
 
 logger = logging.getLogger(__name__)
 
-HELP = """\
-Commands:
-  /reset    start a new conversation (this one stays stored)
-  /summary  check the agent's goal now
-  /export   print this conversation as Markdown
-  /help     this text
-  /quit     leave (Ctrl-D works too); the conversation resumes next time by its name"""
+PREFIX = "/"
+QUIT = "• `/quit`: leave (Ctrl-D works too); the conversation resumes next time by its name"
+YES = frozenset({"y", "yes"})
 
 
 def format_goal_check(check: GoalCheck) -> str:
@@ -40,23 +51,40 @@ def format_goal_check(check: GoalCheck) -> str:
 
 
 class ConsoleSession:
-    """One named console conversation with an agent, resumable across runs."""
+    """One named console conversation with an agent, resumable across runs.
+
+    The person at the terminal runs the bot, so they count as its admin unless ``admin`` is
+    False (tests play several people that way).
+    """
 
     def __init__(
-        self, engine: Engine, *, name: str, agent_id: str | None = None, author: str = "you"
+        self,
+        engine: Engine,
+        *,
+        name: str,
+        agent_id: str | None = None,
+        author: str = "you",
+        admin: bool = True,
     ) -> None:
         self._engine = engine
         self._agent_id = agent_id
         self._author = author
+        self._admin = admin
+        self._commands = AgentCommands(engine)
         self.key = PlatformKey(platform="console", channel=name)
 
     async def open(self) -> tuple[Conversation, bool]:
         """The conversation by this name, or a new one opened with the agent's first message."""
-        return await self._engine.open_conversation(key=self.key, agent_id=self._agent_id)
+        return await self._engine.open_conversation(
+            key=self.key, agent_id=self._agent_id, data={OPENED_BY: self._author}
+        )
 
     async def agent(self) -> Agent:
-        conversation, _ = await self.open()
-        return self._engine.agent_of(conversation)
+        """The agent talking here now, without opening a conversation."""
+        conversation = await self._engine.store.find_conversation(key=self.key)
+        if conversation is not None:
+            return self._engine.agent_of(conversation)
+        return self._engine.agents.find(self._agent_id or "") or self._engine.agents.default
 
     def send(self, text: str) -> Turn:
         return self._engine.reply(
@@ -73,19 +101,27 @@ class ConsoleSession:
         """Send a line and wait for the whole reply."""
         return await self.send(text).result()
 
-    async def reset(self) -> tuple[Conversation, bool]:
-        await self._engine.reset(self.key)
-        return await self.open()
-
-    async def summary(self) -> GoalCheck:
-        conversation, _ = await self.open()
-        return await self._engine.check_goal(conversation.id)
-
-    async def export(self) -> str:
-        conversation, _ = await self.open()
-        return await export_conversation(
-            self._engine.store, conversation_id=conversation.id, fmt="md"
+    @property
+    def caller(self) -> Caller:
+        return Caller(
+            key=self.key,
+            user_id=self._author,
+            user_name=self._author,
+            admins="the bot's admins",
+            is_admin=self._is_admin,
+            opens_threads=False,
+            prefix=PREFIX,
         )
+
+    async def _is_admin(self) -> bool:
+        return self._admin
+
+    @property
+    def commands(self) -> AgentCommands:
+        return self._commands
+
+    def usage(self) -> str:
+        return f"{self._commands.usage(PREFIX)}\n{QUIT}"
 
 
 class ConsoleAdapter:
@@ -127,6 +163,7 @@ class ConsoleAdapter:
             if text.startswith("/"):
                 if not await self._command(text):
                     return
+                agent = await self._session.agent()  # reset, use, start may change it
                 continue
             await self._answer(text, agent)
 
@@ -166,25 +203,52 @@ class ConsoleAdapter:
 
     async def _command(self, text: str) -> bool:
         """Run a /command; False means leave."""
-        command = text.split(maxsplit=1)[0].lower()
-        if command in {"/quit", "/exit"}:
+        word = text.split(maxsplit=1)[0].lower()
+        if word in {"/quit", "/exit"}:
             return False
-        if command == "/help":
-            self._say(HELP)
-        elif command == "/reset":
-            await self._session.reset()
-            agent = await self._session.agent()
-            self._say(f"(new conversation)\n{agent.name}> {agent.first_message}")
-        elif command == "/summary":
-            try:
-                self._say(format_goal_check(await self._session.summary()))
-            except NoGoal as exc:
-                self._say(str(exc))
-        elif command == "/export":
-            self._say(await self._session.export())
-        else:
-            self._say(f"Unknown command {command}.\n{HELP}")
+        command = parse(text[len(PREFIX) :])
+        if command is None:
+            self._say(f"Unknown command {word}.\n{self._session.usage()}")
+            return True
+        if command.verb == "help":
+            self._say(self._session.usage())
+            return True
+        try:
+            await self._show(await self._session.commands.run(command, self._session.caller))
+        except Exception as exc:
+            logger.warning("console command failed: %s", exc.__class__.__name__, exc_info=True)
+            self._say(short_error_line(exc))
         return True
+
+    async def _show(self, outcome: Outcome) -> None:
+        """Render what a command came to as lines in the terminal."""
+        if isinstance(outcome, Said):
+            self._say(outcome.text)
+        elif isinstance(outcome, Refused):
+            self._say(outcome.reason)
+        elif isinstance(outcome, Started):
+            self._say(f"({outcome.note})\n{outcome.agent.name}> {outcome.agent.first_message}")
+        elif isinstance(outcome, GoalCheckToPost):
+            self._say(format_goal_check(outcome.check))
+        elif isinstance(outcome, FileToSend):
+            self._say(outcome.content.decode("utf-8"))
+        elif isinstance(outcome, NeedsConfirmation):
+            await self._confirm(outcome)
+        elif isinstance(outcome, OpenThread):  # the caller says the terminal has no threads
+            logger.warning("a thread to open in the terminal; ignored")
+
+    async def _confirm(self, question: NeedsConfirmation) -> None:
+        """The question with y/N; anything but yes keeps things as they are."""
+        self._out.write(f"{question.prompt} [y/N] ")
+        if not self._interactive:
+            self._out.write("\n")
+        self._out.flush()
+        answer = await asyncio.to_thread(self._in.readline)
+        commands = self._session.commands
+        if answer.strip().lower() in YES:
+            await self._show(await commands.confirm(question.action, self._session.caller))
+        else:
+            await self._show(commands.cancel())
 
     def _say(self, text: str) -> None:
         self._out.write(text + "\n")

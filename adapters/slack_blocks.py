@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack_format import escape, markdown_to_mrkdwn, safe_plain_text
@@ -50,40 +48,10 @@ def goal_check_blocks(check: GoalCheck, *, agent_name: str) -> list[Block]:
     return blocks
 
 
-@dataclass(frozen=True, slots=True)
-class ForgetRequest:
-    """What a forget button carries: the conversation, and who may confirm."""
-
-    conversation_id: str
-    user: str
-
-    def encode(self) -> str:
-        return json.dumps({"c": self.conversation_id, "u": self.user}, separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, value: object) -> ForgetRequest | None:
-        try:
-            data = json.loads(value) if isinstance(value, str) else None
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        conversation, user = data.get("c"), data.get("u")
-        if not isinstance(conversation, str) or not isinstance(user, str):
-            return None
-        return cls(conversation_id=conversation, user=user)
-
-
-FORGET_QUESTION = (
-    "Forget this conversation? I will delete it and all its messages from my memory. "
-    "This cannot be undone."
-)
-
-
-def forget_blocks(request: ForgetRequest) -> list[Block]:
-    value = request.encode()
+def forget_blocks(value: str, *, question: str, confirm: str, cancel: str) -> list[Block]:
+    """The question (mrkdwn) with its two buttons, both carrying ``value``."""
     return [
-        _section(FORGET_QUESTION),
+        _section(question),
         {
             "type": "actions",
             "elements": [
@@ -91,13 +59,13 @@ def forget_blocks(request: ForgetRequest) -> list[Block]:
                     "type": "button",
                     "action_id": FORGET_CONFIRM,
                     "style": "danger",
-                    "text": {"type": "plain_text", "text": "Forget it"},
+                    "text": {"type": "plain_text", "text": safe_plain_text(confirm)},
                     "value": value,
                 },
                 {
                     "type": "button",
                     "action_id": FORGET_CANCEL,
-                    "text": {"type": "plain_text", "text": "Keep it"},
+                    "text": {"type": "plain_text", "text": safe_plain_text(cancel)},
                     "value": value,
                 },
             ],

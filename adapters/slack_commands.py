@@ -1,13 +1,15 @@
-"""``/agent`` and its in-thread twins.
+"""``/agent`` and its in-thread twins on Slack: who is calling, and the outcomes as Slack
+messages. What each subcommand does, who may run it and what it says is :mod:`bot.commands`.
 
 Slash commands carry no thread, so the subcommands about one conversation (``reset``,
 ``summary``, ``export``, ``forget``) work two ways: inside a thread by mentioning the bot with
 the word alone (``@Parley summary``), and as ``/agent summary`` in a direct message, where they
 act on the latest conversation of that DM. In a channel the slash form explains the mention.
 
-``use`` binds the channel for new conversations and is for workspace admins and owners
-(``users.info``: ``is_admin``, ``is_owner``, ``is_primary_owner``); Slack does not tell an app
-who installed it, so the installer counts only as one of those.
+Admins are workspace admins and owners (``users.info``: ``is_admin``, ``is_owner``,
+``is_primary_owner``); Slack does not tell an app who installed it, so the installer counts
+only as one of those. A confirmation is an ephemeral message with two buttons; what the
+buttons carry comes back signed by Slack and is checked again by the core.
 """
 
 from __future__ import annotations
@@ -15,17 +17,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.console import format_goal_check
-from adapters.slack_blocks import ForgetRequest, forget_blocks, goal_check_blocks
+from adapters.slack_blocks import forget_blocks, goal_check_blocks
 from adapters.slack_format import escape, markdown_to_mrkdwn, safe_plain_text
 from adapters.slack_payloads import error_code, is_dm_channel
 from adapters.slack_users import UserDirectory
-from bot.engine import Engine, NoGoal, UnknownAgent
+from bot.commands import (
+    AgentCommands as CoreCommands,
+)
+from bot.commands import (
+    Caller,
+    Command,
+    FileToSend,
+    GoalCheckToPost,
+    NeedsConfirmation,
+    OpenThread,
+    Outcome,
+    Pending,
+    Refused,
+    Said,
+    Started,
+    Verb,
+    no_conversation,
+    parse,
+)
+from bot.engine import Engine
 from bot.lru import BoundedLRU
 from config.agents import Agent
 from memory.base import (
@@ -35,29 +56,18 @@ from memory.base import (
     GoalCheck,
     PlatformKey,
 )
-from memory.export import export_conversation
 
 logger = logging.getLogger(__name__)
 
-Verb = Literal["help", "list", "use", "start", "reset", "summary", "export", "forget"]
 THREAD_VERBS: tuple[Verb, ...] = ("reset", "summary", "export", "forget")
+ADMINS = "workspace admins and owners"
 
-USAGE = """\
-*Usage:* `/agent <subcommand>`
-• `/agent list`: the agents you can talk to
-• `/agent use ID`: new conversations in this channel talk to agent ID (workspace admins)
-• `/agent start ID`: I open a new thread here with agent ID
-• `/agent reset`: the next message starts a new conversation
-• `/agent summary`: check the conversation's goal now
-• `/agent export`: upload the conversation as a Markdown file
-• `/agent forget`: delete the conversation and its messages (I ask first)
-In a channel, use the last four inside the conversation's thread: mention me with the word \
-alone, like `@me summary`."""
-
-NO_CONVERSATION = "There is no conversation with me here yet."
+IN_THREADS = (
+    "In a channel, use `reset`, `summary`, `export` and `forget` inside the conversation's "
+    "thread: mention me with the word alone, like `@me summary`."
+)
 FILES_NOTE = "I can only read text for now, so I can't open files. Please type your message."
 NOT_IN_CHANNEL = "I'm not in this channel yet: invite me with `/invite @me`, then try again."
-GOAL_CHECK_FAILED = "I couldn't check the goal just now. Please try again later."
 
 Notify = Callable[[str], Awaitable[object]]
 """Tells the person who asked something only they see (an ephemeral message)."""
@@ -66,26 +76,9 @@ Respond = Callable[..., Awaitable[object]]
 """Bolt's ``respond``: answers through the command's or action's ``response_url``."""
 
 
-@dataclass(frozen=True, slots=True)
-class AgentCommand:
-    verb: Verb
-    argument: str = ""
-
-
-def parse_agent_command(text: str) -> AgentCommand | None:
+def parse_agent_command(text: str) -> Command | None:
     """The subcommand in ``/agent``'s text, or None for input that is not one."""
-    words = text.split()
-    if not words:
-        return AgentCommand("help")
-    verb, arguments = words[0].lower(), words[1:]
-    if verb in {"help", "list"} and not arguments:
-        return AgentCommand("help" if verb == "help" else "list")
-    if verb in {"use", "start"} and len(arguments) == 1:
-        return AgentCommand("use" if verb == "use" else "start", arguments[0].strip("`").lower())
-    for thread_verb in THREAD_VERBS:
-        if verb == thread_verb and not arguments:
-            return AgentCommand(thread_verb)
-    return None
+    return parse(text)
 
 
 def thread_command(text: str) -> Verb | None:
@@ -157,6 +150,7 @@ class AgentCommands:
         bot_user_id: str,
     ) -> None:
         self._engine = engine
+        self._core = CoreCommands(engine)
         self._client = client
         self._users = users
         self._recent = recent
@@ -164,7 +158,29 @@ class AgentCommands:
 
     @property
     def usage(self) -> str:
-        return USAGE.replace("@me", f"<@{self._bot_user_id}>")
+        note = escape(IN_THREADS).replace("@me", f"<@{self._bot_user_id}>")
+        return f"{markdown_to_mrkdwn(self._core.usage())}\n{note}"
+
+    def _mention(self, text: str) -> str:
+        return text.replace("@me", f"<@{self._bot_user_id}>")
+
+    async def _caller(
+        self, key: PlatformKey, user: str, *, named: bool = False, in_dm: bool | None = None
+    ) -> Caller:
+        """The person ``user`` at ``key``; their display name is looked up when the answer
+        says it."""
+
+        async def is_admin() -> bool:
+            return await self._users.can_administer(user)
+
+        return Caller(
+            key=key,
+            user_id=user,
+            user_name=await self._users.display_name(user) if named else "",
+            admins=ADMINS,
+            is_admin=is_admin,
+            in_dm=is_dm_channel(key.channel) if in_dm is None else in_dm,
+        )
 
     # /agent ------------------------------------------------------------------------------
 
@@ -172,69 +188,26 @@ class AgentCommands:
         parsed = parse_agent_command(command.text)
         if parsed is None or parsed.verb == "help":
             await respond(text=self.usage)
-        elif parsed.verb == "list":
-            await respond(text=await self._list(command))
-        elif parsed.verb == "use":
-            await self._use(command, parsed.argument, respond)
-        elif parsed.verb == "start":
-            await self._start(command, parsed.argument, respond)
-        else:
+            return
+        if parsed.verb in THREAD_VERBS:
             await self._about_conversation(command, parsed.verb, respond)
-
-    async def _list(self, command: SlashCommand) -> str:
-        here = await self._engine.agent_for_channel(
-            platform="slack", workspace=command.team, channel=command.channel
-        )
-        lines = [f"*Agents* (new conversations here talk to *{escape(here.name)}*):"]
-        for agent in self._engine.agents.agents:
-            marker = " (this channel)" if agent.id == here.id else ""
-            lines.append(f"• `{agent.id}`: {escape(agent.name)}{marker}")
-        lines.append(
-            "Start a thread with one: `/agent start ID`. Admins choose this channel's agent: "
-            "`/agent use ID`."
-        )
-        return "\n".join(lines)
-
-    async def _use(self, command: SlashCommand, agent_id: str, respond: Respond) -> None:
-        if not await self._users.can_administer(command.user):
-            await respond(
-                text="Only workspace admins and owners can choose this channel's agent. "
-                "You can still start a thread with any agent: `/agent start ID`."
-            )
             return
-        try:
-            agent = await self._engine.bind_channel(
-                platform="slack", workspace=command.team, channel=command.channel, agent_id=agent_id
-            )
-        except UnknownAgent:
-            await respond(text=self._unknown_agent(agent_id))
-            return
-        logger.info("channel %s bound to agent %s by %s", command.channel, agent.id, command.user)
-        await respond(
-            response_type="in_channel",
-            text=f"<@{command.user}> chose *{escape(agent.name)}* for this channel: "
-            "new conversations here talk to it.",
+        key = PlatformKey(platform="slack", workspace=command.team, channel=command.channel)
+        caller = await self._caller(
+            key,
+            command.user,
+            named=parsed.verb == "use",
+            in_dm=is_dm_channel(command.channel, command.channel_name),
         )
 
-    async def _start(self, command: SlashCommand, agent_id: str, respond: Respond) -> None:
-        agent = self._engine.agents.find(agent_id)
-        if agent is None:
-            await respond(text=self._unknown_agent(agent_id))
-            return
-        try:
-            posted = await self._client.chat_postMessage(
-                channel=command.channel, text=markdown_to_mrkdwn(agent.first_message)
-            )
-        except SlackApiError as exc:
-            if error_code(exc) in {"not_in_channel", "channel_not_found"}:
-                await respond(text=NOT_IN_CHANNEL.replace("@me", f"<@{self._bot_user_id}>"))
-                return
-            raise
-        key = PlatformKey(
-            platform="slack", workspace=command.team, channel=command.channel, thread=posted["ts"]
-        )
-        await self._engine.open_conversation(key=key, agent_id=agent.id)
-        self._recent.note(key)
+        async def private(text: str) -> None:
+            await respond(text=text)
+
+        async def public(text: str) -> None:
+            await respond(response_type="in_channel", text=text)
+
+        outcome = await self._core.run(parsed, caller)
+        await self._show(outcome, caller, private=private, public=public)
 
     async def _about_conversation(
         self, command: SlashCommand, verb: Verb, respond: Respond
@@ -247,58 +220,68 @@ class AgentCommands:
             return
         thread = await self._recent.latest(command.team, command.channel)
         if thread is None:
-            await respond(text=NO_CONVERSATION)
+            await respond(text=no_conversation(verb))
             return
         key = PlatformKey(
             platform="slack", workspace=command.team, channel=command.channel, thread=thread
         )
         await self.run(verb, key=key, user=command.user, notify=lambda text: respond(text=text))
 
-    def _unknown_agent(self, agent_id: str) -> str:
-        known = ", ".join(f"`{agent.id}`" for agent in self._engine.agents.agents)
-        return f"There is no agent `{escape(agent_id)}`. Agents: {known}."
-
     # one conversation --------------------------------------------------------------------
 
     async def run(self, verb: Verb, *, key: PlatformKey, user: str, notify: Notify) -> None:
         """``reset``, ``summary``, ``export`` or ``forget`` the conversation at ``key``."""
-        if verb == "reset":
-            await self._reset(key, notify)
-            return
-        conversation = await self._engine.store.find_conversation(key=key)
-        if conversation is None:
-            await notify(NO_CONVERSATION)
-        elif verb == "summary":
-            await self._summary(conversation, notify)
-        elif verb == "export":
-            await self._export(conversation, notify)
-        elif verb == "forget":
-            await self._ask_to_forget(conversation, user)
+        caller = await self._caller(key, user)
+        outcome = await self._core.run(Command(verb), caller)
 
-    async def _reset(self, key: PlatformKey, notify: Notify) -> None:
-        if not await self._engine.reset(key):
-            await notify(NO_CONVERSATION)
-            return
-        if is_dm_channel(key.channel):
-            line = "Starting afresh: your next message here begins a new conversation."
-        else:
-            line = (
-                f"Starting afresh: mention <@{self._bot_user_id}> here to begin a new conversation."
+        async def public(text: str) -> None:
+            await self._post(key, text)
+
+        await self._show(outcome, caller, private=notify, public=public)
+
+    async def _show(
+        self, outcome: Outcome, caller: Caller, *, private: Notify, public: Notify
+    ) -> None:
+        """Show an outcome: ``private`` reaches the caller alone, ``public`` the place."""
+        if isinstance(outcome, Said):
+            await (private if outcome.private else public)(markdown_to_mrkdwn(outcome.text))
+        elif isinstance(outcome, Refused):
+            await private(markdown_to_mrkdwn(outcome.reason))
+        elif isinstance(outcome, Started):
+            first = markdown_to_mrkdwn(outcome.agent.first_message)
+            await public(f"{markdown_to_mrkdwn(outcome.note)}\n\n{first}")
+            self._recent.note(outcome.conversation.key)
+        elif isinstance(outcome, GoalCheckToPost):
+            await self.post_goal_check(
+                outcome.conversation, outcome.check, outcome.agent, channel=None
             )
-        await self._post(key, line)
+        elif isinstance(outcome, FileToSend):
+            await self._upload(outcome, private)
+        elif isinstance(outcome, NeedsConfirmation):
+            await self._ask(outcome, caller)
+        elif isinstance(outcome, OpenThread):
+            await self._open_thread(outcome.agent, caller, private)
 
-    async def _summary(self, conversation: Conversation, notify: Notify) -> None:
+    async def _open_thread(self, agent: Agent, caller: Caller, private: Notify) -> None:
+        """``start``: a new top-level message with the agent's first message; its thread is
+        the conversation."""
         try:
-            check = await self._engine.check_goal(conversation.id)
-        except NoGoal:
-            agent = self._engine.agent_of(conversation)
-            await notify(f"{escape(agent.name)} has no goal to check.")
-            return
-        if check.error:
-            await notify(GOAL_CHECK_FAILED)
-            return
-        agent = self._engine.agent_of(conversation)
-        await self.post_goal_check(conversation, check, agent, channel=None)
+            posted = await self._client.chat_postMessage(
+                channel=caller.key.channel, text=markdown_to_mrkdwn(agent.first_message)
+            )
+        except SlackApiError as exc:
+            if error_code(exc) in {"not_in_channel", "channel_not_found"}:
+                await private(self._mention(NOT_IN_CHANNEL))
+                return
+            raise
+        key = PlatformKey(
+            platform="slack",
+            workspace=caller.key.workspace,
+            channel=caller.key.channel,
+            thread=posted["ts"],
+        )
+        await self._core.thread_opened(caller, agent, key)
+        self._recent.note(key)
 
     async def post_goal_check(
         self, conversation: Conversation, check: GoalCheck, agent: Agent, *, channel: str | None
@@ -320,67 +303,70 @@ class AgentCommands:
         text = escape(f"{conversation.title}: {format_goal_check(check)}")
         await self._client.chat_postMessage(channel=channel, text=text, blocks=blocks)
 
-    async def _export(self, conversation: Conversation, notify: Notify) -> None:
-        markdown = await export_conversation(
-            self._engine.store, conversation_id=conversation.id, fmt="md"
-        )
+    async def _upload(self, file: FileToSend, private: Notify) -> None:
+        """Files cannot be ephemeral on Slack: the export goes into the conversation's thread,
+        where everyone who sees it could read the conversation anyway."""
+        key = file.conversation.key
         try:
             await self._client.files_upload_v2(
-                channel=conversation.key.channel,
-                thread_ts=conversation.key.thread,
-                content=markdown,
-                filename=f"conversation-{conversation.id}.md",
-                title=safe_plain_text(conversation.title or "Conversation"),
-                initial_comment="This conversation, as Markdown.",
+                channel=key.channel,
+                thread_ts=key.thread,
+                content=file.content,
+                filename=file.name,
+                title=safe_plain_text(file.title),
+                initial_comment=markdown_to_mrkdwn(file.comment),
             )
         except SlackApiError as exc:
             logger.warning("export upload failed: %s", error_code(exc))
-            await notify(f"I couldn't upload the file ({error_code(exc)}).")
+            await private(f"I couldn't upload the file ({error_code(exc)}).")
 
-    async def _ask_to_forget(self, conversation: Conversation, user: str) -> None:
-        request = ForgetRequest(conversation_id=conversation.id, user=user)
+    async def _ask(self, question: NeedsConfirmation, caller: Caller) -> None:
         await self._client.chat_postEphemeral(
-            channel=conversation.key.channel,
-            user=user,
-            thread_ts=conversation.key.thread,
-            text="Forget this conversation? I will delete it and all its messages.",
-            blocks=forget_blocks(request),
+            channel=caller.key.channel,
+            user=caller.user_id,
+            thread_ts=caller.key.thread or None,
+            text=escape(question.prompt),
+            blocks=forget_blocks(
+                question.action.encode(),
+                question=markdown_to_mrkdwn(question.prompt),
+                confirm=question.confirm_label,
+                cancel=question.cancel_label,
+            ),
         )
 
-    # the forget buttons ------------------------------------------------------------------
+    # the confirmation buttons ------------------------------------------------------------
 
     async def forget_confirmed(self, body: dict[str, Any], respond: Respond) -> None:
-        request = ForgetRequest.decode(_action_value(body))
+        action = Pending.decode(_action_value(body))
         clicker = str((body.get("user") or {}).get("id") or "")
-        if request is None:
+        if action is None:
             await respond(delete_original=True)
             return
-        if clicker != request.user:
+        team, channel = _place(body)
+        conversation = await self._engine.store.get_conversation(
+            conversation_id=action.conversation_id
+        )
+        thread = conversation.key.thread if conversation is not None else ""
+        key = PlatformKey(platform="slack", workspace=team, channel=channel, thread=thread)
+        caller = await self._caller(key, clicker, named=True)
+        outcome = await self._core.confirm(action, caller)
+        if isinstance(outcome, Refused):
             await respond(
                 response_type="ephemeral",
-                replace_original=False,
-                text=f"Only <@{request.user}>, who asked, can confirm this.",
+                replace_original=clicker != action.user_id,
+                text=markdown_to_mrkdwn(outcome.reason),
             )
             return
-        conversation = await self._engine.store.get_conversation(
-            conversation_id=request.conversation_id
-        )
-        if conversation is None or not _same_place(conversation, body):
-            await respond(replace_original=True, text="That conversation is already gone.")
-            return
-        await self._engine.forget(conversation)
-        logger.info("conversation %s forgotten at %s's request", conversation.id, clicker)
         await respond(delete_original=True)
-        await self._post(
-            conversation.key,
-            f"I have forgotten this conversation and its messages, as <@{clicker}> asked.",
-        )
+        await self._post(key, markdown_to_mrkdwn(outcome.text))
 
     async def forget_cancelled(self, respond: Respond) -> None:
-        await respond(delete_original=True)
+        await respond(replace_original=True, text=markdown_to_mrkdwn(self._core.cancel().text))
 
     async def _post(self, key: PlatformKey, text: str) -> None:
-        await self._client.chat_postMessage(channel=key.channel, thread_ts=key.thread, text=text)
+        await self._client.chat_postMessage(
+            channel=key.channel, thread_ts=key.thread or None, text=text
+        )
 
 
 def _action_value(body: dict[str, Any]) -> object:
@@ -390,12 +376,10 @@ def _action_value(body: dict[str, Any]) -> object:
     return None
 
 
-def _same_place(conversation: Conversation, body: dict[str, Any]) -> bool:
-    """The button was clicked where the conversation lives (defence in depth: button values
-    come back from Slack signed, but a conversation id alone must not reach another place)."""
+def _place(body: dict[str, Any]) -> tuple[str, str]:
+    """The team and channel a button was clicked in."""
     team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get(
         "id"
     )
-    key = conversation.key
-    return key.platform == "slack" and key.workspace == team and key.channel == channel
+    return str(team or ""), str(channel or "")

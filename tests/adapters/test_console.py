@@ -55,16 +55,16 @@ async def test_scripted_session_prints_one_reply_per_line(engine: Engine) -> Non
     assert output == "You said: Ada: my name is Bob\nYour name is Bob.\n"
 
 
-async def test_commands(engine: Engine, fake_openai: FakeOpenAI) -> None:
+async def test_commands_render_as_lines(engine: Engine, fake_openai: FakeOpenAI) -> None:
     output = await converse(
         engine,
         ["I have chosen the paella", "/summary", "/export", "/reset", "What's my name?", "/nope"],
     )
     assert "Goal reached: yes" in output
     assert "# I have chosen the paella" in output, "the export is the conversation in Markdown"
-    assert "(new conversation)" in output
+    assert "(New conversation (the previous one is kept).)\nChef> Hello" in output
     assert "Unknown command /nope." in output
-    assert "/summary  check the agent's goal now" in output
+    assert "• `/summary`: check the conversation's goal now" in output
 
 
 async def test_quit_stops_reading(engine: Engine) -> None:

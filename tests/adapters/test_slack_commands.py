@@ -1,4 +1,8 @@
-"""``/agent`` and its in-thread forms, end to end in Socket Mode against the fake Slack."""
+"""How Slack renders the ``/agent`` outcomes, end to end in Socket Mode against the fake Slack.
+
+What each subcommand does and who may run it is tested once, through the terminal, in
+``tests/bot/test_commands.py``; here: ephemeral or in the channel, Block Kit, buttons, uploads,
+threads, and who Slack says the caller is."""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from adapters.base import STORE_LINE
-from adapters.slack_blocks import FORGET_CONFIRM
-from adapters.slack_commands import GOAL_CHECK_FAILED, NO_CONVERSATION
+from adapters.slack_blocks import FORGET_CANCEL, FORGET_CONFIRM
+from bot.commands import GOAL_CHECK_FAILED, no_conversation
 from bot.scheduler import GoalCheckPoster
 from tests.support.agents import agents_file, plain
 from tests.support.fake_openai import FakeOpenAI, Reply
@@ -32,7 +36,7 @@ async def test_agent_list(start_slack: BotFactory, fake_slack: FakeSlack) -> Non
     (answer,) = await responses(fake_slack)
     assert answer["text"].splitlines()[:3] == [
         "*Agents* (new conversations here talk to *Chef*):",
-        "• `chef`: Chef (this channel)",
+        "• `chef`: Chef (here, default)",
         "• `plain`: Plain",
     ]
     assert answer.get("response_type", "ephemeral") == "ephemeral"
@@ -47,7 +51,8 @@ async def test_agent_usage_for_anything_else(
     await bot.settle()
 
     assert envelope.ack_payload is not None
-    assert envelope.ack_payload["text"].startswith("*Usage:* `/agent <subcommand>`")
+    assert envelope.ack_payload["text"].startswith("*Usage:* `/agent &lt;subcommand&gt;`")
+    assert "• `/agent forget`: delete the conversation" in envelope.ack_payload["text"]
     assert f"<@{BOT_USER}> summary" in envelope.ack_payload["text"]
 
 
@@ -66,9 +71,7 @@ async def test_agent_use_is_for_admins(start_slack: BotFactory, fake_slack: Fake
     await bot.settle()
     allowed = (await responses(fake_slack, 2))[-1]
     assert allowed["response_type"] == "in_channel"
-    assert allowed["text"] == (
-        "<@U0OLU> chose *Plain* for this channel: new conversations here talk to it."
-    )
+    assert allowed["text"] == "*Plain* now answers new conversations here (chosen by Olu)."
 
     mention = mention_event("hello")
     await bot.deliver(mention)
@@ -172,7 +175,10 @@ async def test_summary_without_a_goal_or_a_conversation(
     await bot.settle()
 
     notes = {entry["thread_ts"]: entry["text"] for entry in fake_slack.ephemerals}
-    assert notes == {root["ts"]: "Plain has no goal to check.", elsewhere: NO_CONVERSATION}
+    assert notes == {
+        root["ts"]: "Plain has no goal to check.",
+        elsewhere: no_conversation("summary"),
+    }
     assert all(entry["user"] == ADA for entry in fake_slack.ephemerals)
 
 
@@ -262,7 +268,7 @@ async def test_forget_asks_first_and_only_the_asker_confirms(
     await bot.settle()
     assert (await responses(fake_slack))[-1][
         "text"
-    ] == "Only <@U0ADA>, who asked, can confirm this."
+    ] == "Only the person who asked can confirm this."
     assert await bot.store.get_conversation(conversation_id=conversation.id) is not None
 
     await bot.click(FORGET_CONFIRM, button["value"], user=ADA, thread_ts=root["ts"])
@@ -270,7 +276,7 @@ async def test_forget_asks_first_and_only_the_asker_confirms(
     assert (await responses(fake_slack, 2))[-1]["delete_original"] is True
     assert await bot.store.get_conversation(conversation_id=conversation.id) is None
     assert texts(fake_slack, root["ts"])[-1] == (
-        "I have forgotten this conversation and its messages, as <@U0ADA> asked."
+        "I have forgotten this conversation and its 2 messages, as Ada asked."
     )
 
     await bot.click(FORGET_CONFIRM, button["value"], user=ADA, channel="C0ELSEWHERE")
@@ -289,20 +295,20 @@ async def test_reset_in_a_thread_starts_afresh(
 
     await bot.deliver(mention_event("reset", thread_ts=root["ts"]))
     await bot.settle()
-    assert await bot.conversation(root["ts"]) is None
-    assert texts(fake_slack, root["ts"])[-1].startswith("Starting afresh")
-
-    await bot.deliver(message_event("what's my name?", thread_ts=root["ts"]))
-    await bot.settle()
-    assert texts(fake_slack, root["ts"])[-1].startswith("Starting afresh"), "no mention, no reply"
-
-    await bot.deliver(mention_event("what's my name?", thread_ts=root["ts"]))
-    await bot.settle()
-    assert texts(fake_slack, root["ts"])[-1] == "I don't know your name yet."
+    assert texts(fake_slack, root["ts"])[-1] == (
+        "New conversation (the previous one is kept).\n\n"
+        "Hello, I am your personal chef. What can I do for you today?"
+    )
     after = await bot.conversation(root["ts"])
     assert before is not None
     assert after is not None
     assert after.id != before.id
+
+    await bot.deliver(message_event("what's my name?", thread_ts=root["ts"]))
+    await bot.settle()
+    assert texts(fake_slack, root["ts"])[-1] == "I don't know your name yet.", (
+        "the thread goes on with the new conversation, no mention needed"
+    )
 
 
 async def test_slash_subcommands_in_a_dm_act_on_its_latest_conversation(
@@ -312,7 +318,7 @@ async def test_slash_subcommands_in_a_dm_act_on_its_latest_conversation(
     dm_options = {"channel": DM, "channel_name": "directmessage"}
     await bot.command("summary", **dm_options)
     await bot.settle()
-    assert (await responses(fake_slack))[-1]["text"] == NO_CONVERSATION
+    assert (await responses(fake_slack))[-1]["text"] == no_conversation("summary")
 
     first = message_event("I have chosen the paella", channel=DM, channel_type="im")
     await bot.deliver(first)
@@ -325,10 +331,12 @@ async def test_slash_subcommands_in_a_dm_act_on_its_latest_conversation(
 
     await bot.command("reset", **dm_options)
     await bot.settle()
-    assert await bot.conversation(first["ts"], channel=DM) is None
-    assert texts(fake_slack, first["ts"], DM)[-1] == (
-        "Starting afresh: your next message here begins a new conversation."
+    assert texts(fake_slack, first["ts"], DM)[-1].startswith(
+        "New conversation (the previous one is kept).\n\nHello, I am your personal chef."
     )
+    fresh = await bot.conversation(first["ts"], channel=DM)
+    assert fresh is not None
+    assert fresh.message_count == 1
 
 
 async def test_slash_subcommands_in_a_dm_after_a_restart(
@@ -390,3 +398,59 @@ async def test_a_report_channel_is_in_the_bots_own_workspace(
     bot = await start_slack()
     assert await bot.adapter.channel_workspace(CHANNEL) == TEAM
     assert await bot.adapter.channel_workspace(DM) is None, "a DM is nobody's report channel"
+
+
+async def test_forget_is_for_the_threads_opener_or_admins(
+    start_slack: BotFactory, fake_slack: FakeSlack
+) -> None:
+    bot = await start_slack()
+    root = mention_event("my name is Olu", user=OLU)
+    await bot.deliver(root)
+    await bot.settle()
+    await bot.deliver(mention_event("forget", thread_ts=root["ts"], user=ADA))
+    await bot.settle()
+    (refusal,) = fake_slack.ephemerals
+    assert refusal["user"] == ADA
+    assert refusal["text"] == (
+        "Only workspace admins and owners or the person who started this conversation can "
+        "make me forget it."
+    )
+    assert not refusal.get("blocks")
+
+    mine = mention_event("my name is Ada", user=ADA)
+    await bot.deliver(mine)
+    await bot.settle()
+    await bot.deliver(mention_event("forget", thread_ts=mine["ts"], user=OLU))
+    await bot.settle()
+    question = fake_slack.ephemerals[-1]
+    assert question["user"] == OLU, "an admin may forget anyone's thread, after confirming"
+    cancel = question["blocks"][1]["elements"][1]
+    assert cancel["action_id"] == FORGET_CANCEL
+    assert cancel["text"]["text"] == "Keep it"
+
+    await bot.click(FORGET_CANCEL, cancel["value"], user=OLU, thread_ts=mine["ts"])
+    await bot.settle()
+    kept = (await responses(fake_slack))[-1]
+    assert kept["replace_original"] is True
+    assert kept["text"] == "Nothing was deleted."
+    assert await bot.conversation(mine["ts"]) is not None
+
+
+async def test_use_in_a_dm_is_refused_and_names_are_never_control_sequences(
+    start_slack: BotFactory, fake_slack: FakeSlack
+) -> None:
+    fake_slack.add_user("U0EVE", "<!here> Eve", admin=True)
+    bot = await start_slack()
+    await bot.command("use plain", user=OLU, channel=DM, channel_name="directmessage")
+    await bot.settle()
+    assert (await responses(fake_slack))[-1]["text"] == (
+        "Agents are chosen per channel; in direct messages (DMs) I use the default agent."
+    )
+
+    await bot.command("use plain", user="U0EVE")
+    await bot.settle()
+    said = (await responses(fake_slack, 2))[-1]
+    assert said["response_type"] == "in_channel"
+    assert (
+        said["text"] == "*Plain* now answers new conversations here (chosen by &lt;!here&gt; Eve)."
+    )

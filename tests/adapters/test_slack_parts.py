@@ -10,13 +10,14 @@ import pytest
 from adapters.slack_blocks import (
     FORGET_CANCEL,
     FORGET_CONFIRM,
-    ForgetRequest,
     forget_blocks,
     goal_check_blocks,
 )
-from adapters.slack_commands import AgentCommand, parse_agent_command, thread_command
+from adapters.slack_commands import thread_command
+from adapters.slack_format import safe_plain_text
 from adapters.slack_payloads import BotIdentity, Ignored, SlackMessage, parse_message
 from adapters.slack_reply import StreamGate
+from bot.commands import Pending
 from memory.base import GoalCheck
 from tests.support.fake_slack import (
     BOT_ID,
@@ -28,30 +29,6 @@ from tests.support.fake_slack import (
 )
 
 BOT = BotIdentity(user_id=BOT_USER, bot_id=BOT_ID, team_id=TEAM)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", AgentCommand("help")),
-        ("help", AgentCommand("help")),
-        ("LIST", AgentCommand("list")),
-        ("use chef", AgentCommand("use", "chef")),
-        ("use `Tutor`", AgentCommand("use", "tutor")),
-        ("start tutor", AgentCommand("start", "tutor")),
-        ("reset", AgentCommand("reset")),
-        ("summary", AgentCommand("summary")),
-        ("export", AgentCommand("export")),
-        ("forget", AgentCommand("forget")),
-        ("use", None),
-        ("use a b", None),
-        ("list all", None),
-        ("reset now", None),
-        ("dance", None),
-    ],
-)
-def test_agent_command_parser(text: str, expected: AgentCommand | None) -> None:
-    assert parse_agent_command(text) == expected
 
 
 def test_thread_commands_are_the_word_alone() -> None:
@@ -144,11 +121,17 @@ def test_goal_check_blocks() -> None:
     assert blocks[4]["elements"][0]["text"] == "Checked 2026-01-02 03:04 UTC"
 
 
-def test_forget_buttons_carry_the_request() -> None:
-    request = ForgetRequest(conversation_id="a" * 32, user="U0ADA")
-    buttons = forget_blocks(request)[1]["elements"]
+def test_forget_buttons_carry_the_pending_action() -> None:
+    action = Pending("forget", conversation_id="a" * 32, user_id="U0ADA")
+    blocks = forget_blocks(
+        action.encode(), question="Forget *this*?", confirm="Forget it", cancel="<!here>"
+    )
+    assert blocks[0]["text"]["text"] == "Forget *this*?"
+    buttons = blocks[1]["elements"]
     assert [button["action_id"] for button in buttons] == [FORGET_CONFIRM, FORGET_CANCEL]
-    assert ForgetRequest.decode(buttons[0]["value"]) == request
-    assert ForgetRequest.decode("not json") is None
-    assert ForgetRequest.decode('{"c": 1}') is None
-    assert ForgetRequest.decode(None) is None
+    assert buttons[0]["text"]["text"] == "Forget it"
+    assert buttons[1]["text"]["text"] == safe_plain_text("<!here>") != "<!here>"
+    assert Pending.decode(buttons[0]["value"]) == action
+    assert Pending.decode("not json") is None
+    assert Pending.decode('{"c": 1}') is None
+    assert Pending.decode(None) is None
