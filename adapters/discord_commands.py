@@ -1,15 +1,16 @@
-"""The ``/agent`` slash commands: list, use, start, reset, summary, export, forget.
+"""The ``/agent`` slash commands on Discord: who is calling, and the outcomes as Discord
+messages. What each subcommand does, who may run it and what it says is :mod:`bot.commands`.
 
 Each command works on the conversation of the channel (or thread, or DM) it is used in: the
-same key messages use, so one guild never reaches another's conversations. A command that
-cannot run (no conversation, no permission, an unknown agent) raises :class:`Refused`; the
-tree answers it, and any other failure, with one ephemeral line. Slow work (goal checks,
-exports, opening threads) is deferred first, inside Discord's three seconds.
+same key messages use, so one guild never reaches another's conversations. A refusal raises
+:class:`Refused`; the tree answers it, and any other failure, with one ephemeral line. Slow work
+(goal checks, exports, opening threads) is deferred first, inside Discord's three seconds. A
+confirmation is an ephemeral message with a :class:`ConfirmView` (two buttons).
 
 Discord applies ``default_member_permissions`` to whole top-level commands only (discord.py
-ignores ``default_permissions`` on subcommands, and ``/agent list`` is for everyone), so
-``/agent use`` and ``/agent forget`` check Manage Server themselves, from the permissions
-Discord sends with the interaction.
+ignores ``default_permissions`` on subcommands, and ``/agent list`` is for everyone), so the
+admins of the permission table are recognised by the Manage Server permission Discord sends
+with each interaction.
 """
 
 from __future__ import annotations
@@ -19,27 +20,30 @@ import logging
 
 from adapters.base import short_error_line
 from adapters.discord_replies import NO_MENTIONS
-from adapters.discord_routing import Place, bound_agent, key_for, place_of_channel
+from adapters.discord_routing import Place, key_for, place_of_channel
 from adapters.discordpy import app_commands, discord
-from bot.engine import Engine, NoGoal, UnknownAgent
+from bot import commands as core
+from bot.engine import Engine
 from bot.logs import conversation_context
 from config.agents import Agent
-from memory.base import Conversation, GoalCheck, PlatformKey
-from memory.export import export_conversation
+from memory.base import GoalCheck
 
 logger = logging.getLogger(__name__)
 
 Interaction = discord.Interaction[discord.Client]
 
-STARTED_BY = "discord_started_by"
+STARTED_BY = core.OPENED_BY
 """Conversation data: the user id a Parley-opened thread was opened for (its owner is the bot),
 so that they can ``/agent forget`` it like a thread of their own."""
+ADMINS = "people with the Manage Server permission"
 _PUBLIC_DEFER = "parley_public_defer"
 _REACHED = discord.Colour.green()
 _NOT_YET = discord.Colour.orange()
 _MAX_CHOICES = 25
 _FIELD_LIMIT = 1024
 _LIST_LIMIT = 1900
+_MESSAGE_LIMIT = 2000
+_CONFIRM_SECONDS = 15 * 60.0
 
 
 class Refused(app_commands.AppCommandError):
@@ -112,41 +116,88 @@ def _place(interaction: Interaction) -> Place:
     return place_of_channel(channel, interaction.guild_id)
 
 
-def _key(interaction: Interaction) -> PlatformKey:
-    if interaction.channel_id is None:
-        raise Refused("I can't tell which channel this is.")
-    return key_for(interaction.guild_id, interaction.channel_id)
+async def _manages_guild(interaction: Interaction) -> bool:
+    return interaction.guild_id is not None and bool(interaction.permissions.manage_guild)
+
+
+def caller_of(interaction: Interaction) -> core.Caller:
+    """Who is calling, and where, as the command layer wants it."""
+    place = _place(interaction)
+    user = interaction.user
+
+    async def is_admin() -> bool:
+        return await _manages_guild(interaction)
+
+    return core.Caller(
+        key=place.key,
+        user_id=str(user.id),
+        user_name=user.display_name,
+        admins=ADMINS,
+        is_admin=is_admin,
+        in_dm=place.is_dm,
+        owns_place=place.opened_by(user.id),
+        parent_channel=str(place.parent_id) if place.parent_id is not None else None,
+    )
+
+
+class ConfirmView(discord.ui.View):
+    """The two buttons of a confirmation; whoever clicks is checked again by the core."""
+
+    def __init__(self, commands: core.AgentCommands, question: core.NeedsConfirmation) -> None:
+        super().__init__(timeout=_CONFIRM_SECONDS)
+        self._commands = commands
+        self._action = question.action
+        confirm: discord.ui.Button[ConfirmView] = discord.ui.Button(
+            label=question.confirm_label, style=discord.ButtonStyle.danger
+        )
+        cancel: discord.ui.Button[ConfirmView] = discord.ui.Button(
+            label=question.cancel_label, style=discord.ButtonStyle.secondary
+        )
+        confirm.callback = self._confirm  # type: ignore[method-assign]
+        cancel.callback = self._cancel  # type: ignore[method-assign]
+        self.add_item(confirm)
+        self.add_item(cancel)
+
+    async def _confirm(self, interaction: Interaction) -> None:
+        outcome = await self._commands.confirm(self._action, caller_of(interaction))
+        if isinstance(outcome, core.Refused):
+            if outcome.reason == core.NOT_YOURS:
+                await interaction.response.send_message(outcome.reason, ephemeral=True)
+                return
+            await interaction.response.edit_message(content=outcome.reason, view=None)
+            self.stop()
+            return
+        self.stop()
+        await interaction.response.edit_message(content=outcome.text, view=None)
+        if not outcome.private:
+            await interaction.followup.send(outcome.text, allowed_mentions=NO_MENTIONS)
+
+    async def _cancel(self, interaction: Interaction) -> None:
+        self.stop()
+        await interaction.response.edit_message(content=self._commands.cancel().text, view=None)
+
+    async def on_error(
+        self, interaction: Interaction, error: Exception, item: discord.ui.Item[ConfirmView]
+    ) -> None:
+        logger.warning(
+            "a confirmation failed in channel %s: %s",
+            interaction.channel_id,
+            error.__class__.__name__,
+            exc_info=error,
+        )
+        try:
+            await tell_privately(interaction, _failure_line(error))
+        except discord.HTTPException as exc:
+            logger.warning("could not tell the person why the confirmation failed: %s", exc)
 
 
 class AgentCommands(app_commands.Group):
-    """``/agent ...``"""
+    """``/agent ...``: each subcommand asks :mod:`bot.commands` and shows the outcome."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(name="agent", description="Talk to Parley's agents")
         self._engine = engine
-
-    # helpers ---------------------------------------------------------------------------
-
-    def _agent(self, agent_id: str) -> Agent:
-        agent = self._engine.agents.find(agent_id.strip())
-        if agent is None:
-            known = ", ".join(a.id for a in self._engine.agents.agents)
-            raise Refused(f"There is no agent {agent_id!r}. Agents: {known}.")
-        return agent
-
-    async def _conversation(self, interaction: Interaction, doing: str) -> Conversation:
-        conversation = await self._engine.store.find_conversation(key=_key(interaction))
-        if conversation is None:
-            raise Refused(f"There is no conversation here to {doing}.")
-        return conversation
-
-    async def _agent_here(self, interaction: Interaction) -> Agent:
-        """The agent answering here: the open conversation's, else the channel's binding,
-        else the default agent."""
-        conversation = await self._engine.store.find_conversation(key=_key(interaction))
-        if conversation is not None:
-            return self._engine.agent_of(conversation)
-        return await bound_agent(self._engine, _place(interaction)) or self._engine.agents.default
+        self._core = core.AgentCommands(engine)
 
     async def agent_choices(
         self, interaction: Interaction, current: str
@@ -158,52 +209,48 @@ class AgentCommands(app_commands.Group):
             if typed in agent.id or typed in agent.name.lower()
         ][:_MAX_CHOICES]
 
+    async def _run(
+        self, interaction: Interaction, verb: core.Verb, argument: str = ""
+    ) -> core.Outcome:
+        return await self._core.run(
+            core.Command(verb, argument.strip().lower()), caller_of(interaction)
+        )
+
+    async def _show(self, interaction: Interaction, outcome: core.Outcome) -> None:
+        """Show what needs no slow work: lines, refusals, a new conversation, a question."""
+        if isinstance(outcome, core.Refused):
+            raise Refused(outcome.reason)
+        if isinstance(outcome, core.Said):
+            text = _bounded_lines(outcome.text.split("\n"), _LIST_LIMIT)
+            if outcome.private:
+                await interaction.response.send_message(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
+        elif isinstance(outcome, core.Started):
+            await interaction.response.send_message(
+                _cut(f"{outcome.note}\n\n{outcome.agent.first_message}", _MESSAGE_LIMIT),
+                allowed_mentions=NO_MENTIONS,
+            )
+        elif isinstance(outcome, core.NeedsConfirmation):
+            await interaction.response.send_message(
+                outcome.prompt,
+                view=ConfirmView(self._core, outcome),
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+        else:
+            raise TypeError(f"not shown here: {outcome!r}")
+
     # commands --------------------------------------------------------------------------
 
     @app_commands.command(name="list", description="The agents, and which one answers here")
     async def list_agents(self, interaction: Interaction) -> None:
-        here = await self._agent_here(interaction)
-        default = self._engine.agents.default
-        lines = []
-        for agent in self._engine.agents.agents:
-            marks = [
-                note
-                for note, on in (
-                    ("answers here", agent.id == here.id),
-                    ("default", agent.id == default.id),
-                )
-                if on
-            ]
-            lines.append(
-                f"**{agent.name}** (`{agent.id}`)" + (f" · {', '.join(marks)}" if marks else "")
-            )
-        text = _bounded_lines(lines, _LIST_LIMIT)
-        await interaction.response.send_message(text, ephemeral=True)
+        await self._show(interaction, await self._run(interaction, "list"))
 
     @app_commands.command(name="use", description="Make an agent answer in this channel")
     @app_commands.describe(agent="The agent's id")
     async def use(self, interaction: Interaction, agent: str) -> None:
-        if interaction.guild_id is None:
-            raise Refused("Agents are chosen per server channel; in DMs I use the default agent.")
-        if not interaction.permissions.manage_guild:
-            raise Refused("You need the Manage Server permission to choose this channel's agent.")
-        chosen = self._agent(agent)
-        place = _place(interaction)
-        try:
-            await self._engine.bind_channel(
-                platform="discord",
-                workspace=place.workspace,
-                channel=str(place.channel_id),
-                agent_id=chosen.id,
-            )
-        except UnknownAgent as exc:
-            raise Refused(str(exc)) from exc
-        line = f"{chosen.name} now answers every message in this channel."
-        current = await self._engine.store.find_conversation(key=place.key)
-        if current is not None and current.agent_id != chosen.id:
-            await self._engine.reset(place.key)
-            line += " The conversation with the previous agent is closed (and kept)."
-        await interaction.response.send_message(line, allowed_mentions=NO_MENTIONS)
+        await self._show(interaction, await self._run(interaction, "use", agent))
 
     @use.autocomplete("agent")
     async def _use_agents(
@@ -217,17 +264,19 @@ class AgentCommands(app_commands.Group):
         channel = interaction.channel
         if not isinstance(channel, discord.TextChannel):
             raise Refused("Use /agent start in a server text channel (not in a thread or a DM).")
-        chosen = self._agent(agent) if agent else await self._agent_here(interaction)
+        outcome = await self._run(interaction, "start", agent or "")
+        if not isinstance(outcome, core.OpenThread):
+            await self._show(interaction, outcome)
+            return
+        chosen = outcome.agent
         await defer(interaction, ephemeral=False)
         thread = await channel.create_thread(
             name=f"{chosen.name} with {interaction.user.display_name}"[:100],
             type=discord.ChannelType.public_thread,
             auto_archive_duration=1440,
         )
-        conversation, _ = await self._engine.open_conversation(
-            key=key_for(interaction.guild_id, thread.id),
-            agent_id=chosen.id,
-            data={STARTED_BY: str(interaction.user.id)},
+        conversation = await self._core.thread_opened(
+            caller_of(interaction), chosen, key_for(interaction.guild_id, thread.id)
         )
         await thread.send(chosen.first_message, allowed_mentions=NO_MENTIONS)
         logger.info(
@@ -248,74 +297,41 @@ class AgentCommands(app_commands.Group):
 
     @app_commands.command(name="reset", description="Start a new conversation here")
     async def reset(self, interaction: Interaction) -> None:
-        conversation = await self._conversation(interaction, "reset")
-        agent = self._engine.agent_of(conversation)
-        key = conversation.key
-        await self._engine.reset(key)
-        await self._engine.open_conversation(key=key, agent_id=agent.id)
-        await interaction.response.send_message(
-            f"New conversation (the previous one is kept).\n\n{agent.first_message}",
-            allowed_mentions=NO_MENTIONS,
-        )
+        await self._show(interaction, await self._run(interaction, "reset"))
 
     @app_commands.command(name="summary", description="Check the agent's goal now")
     async def summary(self, interaction: Interaction) -> None:
-        conversation = await self._conversation(interaction, "check")
-        agent = self._engine.agent_of(conversation)
-        if not agent.goal:
-            raise Refused(f"{agent.name} has no goal to check.")
         await defer(interaction, ephemeral=False)
-        try:
-            check = await self._engine.check_goal(conversation.id)
-        except NoGoal as exc:
-            raise Refused(f"{agent.name} has no goal to check.") from exc
-        if check.error:
-            raise Refused("I couldn't check the goal just now. Please try again in a moment.")
-        await interaction.followup.send(embed=goal_embed(agent, check))
+        outcome = await self._run(interaction, "summary")
+        if not isinstance(outcome, core.GoalCheckToPost):
+            raise _refused(outcome)
+        await interaction.followup.send(embed=goal_embed(outcome.agent, outcome.check))
 
     @app_commands.command(name="export", description="This conversation as a Markdown file")
     async def export(self, interaction: Interaction) -> None:
-        conversation = await self._conversation(interaction, "export")
         await defer(interaction, ephemeral=True)
-        text = await export_conversation(
-            self._engine.store, conversation_id=conversation.id, fmt="md"
-        )
-        data = text.encode("utf-8")
-        if len(data) > interaction.filesize_limit:
+        outcome = await self._run(interaction, "export")
+        if not isinstance(outcome, core.FileToSend):
+            raise _refused(outcome)
+        if len(outcome.content) > interaction.filesize_limit:
             raise Refused(
                 "This conversation is too long to attach here; use `python -m bot export`."
             )
-        file = discord.File(io.BytesIO(data), filename=f"conversation-{conversation.id}.md")
+        file = discord.File(io.BytesIO(outcome.content), filename=outcome.name)
         await interaction.followup.send(
-            f"{conversation.message_count} messages.", file=file, ephemeral=True
+            outcome.comment, file=file, ephemeral=True, allowed_mentions=NO_MENTIONS
         )
 
     @app_commands.command(name="forget", description="Delete this conversation and its messages")
     async def forget(self, interaction: Interaction) -> None:
-        conversation = await self._conversation(interaction, "forget")
-        place = _place(interaction)
-        user_id = interaction.user.id
-        allowed = (
-            place.is_dm
-            or interaction.permissions.manage_guild
-            or place.opened_by(user_id)
-            or conversation.data.get(STARTED_BY) == str(user_id)
-        )
-        if not allowed:
-            raise Refused(
-                "Only someone with the Manage Server permission, or the person who started "
-                "this thread, can make me forget it."
-            )
-        await self._engine.forget(conversation)
-        logger.info(
-            "conversation forgotten by %s",
-            user_id,
-            extra=conversation_context(conversation_id=conversation.id, platform="discord"),
-        )
-        await interaction.response.send_message(
-            f"I have forgotten this conversation ({conversation.message_count} messages).",
-            allowed_mentions=NO_MENTIONS,
-        )
+        await self._show(interaction, await self._run(interaction, "forget"))
+
+
+def _refused(outcome: core.Outcome) -> Refused:
+    """The refusal a slow subcommand came to instead of its work."""
+    if isinstance(outcome, core.Refused):
+        return Refused(outcome.reason)
+    raise TypeError(f"unexpected outcome: {outcome!r}")
 
 
 def _bounded_lines(lines: list[str], limit: int) -> str:

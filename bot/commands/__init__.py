@@ -26,6 +26,7 @@ from bot.commands.outcomes import (
 from bot.commands.rules import (
     GOAL_CHECK_FAILED,
     KEPT,
+    NOT_YOURS,
     OPENED_BY,
     PERMISSIONS,
     Command,
@@ -38,6 +39,7 @@ from bot.commands.rules import (
 __all__ = [
     "GOAL_CHECK_FAILED",
     "KEPT",
+    "NOT_YOURS",
     "OPENED_BY",
     "PERMISSIONS",
     "AgentCommands",

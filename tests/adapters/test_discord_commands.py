@@ -1,5 +1,10 @@
-"""The ``/agent`` slash commands, end to end through INTERACTION_CREATE and Discord's
-interaction callbacks, follow-ups and webhooks, with their permission checks."""
+"""How Discord renders the ``/agent`` outcomes, end to end through INTERACTION_CREATE and
+Discord's interaction callbacks, follow-ups, webhooks and buttons.
+
+What each subcommand does and who may run it is tested once, through the terminal, in
+``tests/bot/test_commands.py``; here: ephemeral or public, deferred or not, embeds, files,
+threads, the confirmation's buttons, and who Discord says the caller is (Manage Server, the
+thread's owner, a DM)."""
 
 from __future__ import annotations
 
@@ -88,7 +93,11 @@ async def test_list_shows_the_agents_and_who_answers_here(
     interaction = await fake_discord.slash(PLAIN_ROOM, BOB, "list")
     reply = await only_reply(fake_discord, interaction)
     assert ephemeral(reply)
-    assert reply["content"] == "**Chef** (`chef`) · default\n**Plain** (`plain`) · answers here"
+    assert reply["content"].splitlines()[:3] == [
+        "**Agents** (new conversations here talk to **Plain**):",
+        "• `chef`: Chef (default)",
+        "• `plain`: Plain (here)",
+    ]
 
 
 async def test_use_needs_manage_server(start_bot: BotFactory, fake_discord: FakeDiscord) -> None:
@@ -110,7 +119,7 @@ async def test_use_binds_the_channel_in_its_guild_only(
     )
     reply = await only_reply(fake_discord, interaction)
     assert not ephemeral(reply)
-    assert reply["content"] == "Plain now answers every message in this channel."
+    assert reply["content"] == "**Plain** now answers new conversations here (chosen by Admin)."
     assert (
         await bot.store.channel_agent(
             platform="discord", workspace=str(KITCHEN), channel=str(LOUNGE)
@@ -142,11 +151,15 @@ async def test_use_switches_an_open_conversation_to_the_new_agent(
         CHEF_ROOM, ADMIN, "use", permissions=ADMIN_PERMISSIONS, agent="plain"
     )
     reply = await only_reply(fake_discord, interaction)
-    assert reply["content"].endswith(
-        "The conversation with the previous agent is closed (and kept)."
+    assert not ephemeral(reply)
+    assert reply["content"] == (
+        "**Plain** now answers new conversations here (chosen by Admin). The conversation with "
+        "Chef is closed (and kept).\n\nHi! How can I help?"
     )
     assert before is not None
-    assert await bot.conversation(KITCHEN, CHEF_ROOM) is None
+    after = await bot.conversation(KITCHEN, CHEF_ROOM)
+    assert after is not None
+    assert after.agent_id == "plain"
     kept = await bot.store.get_conversation(conversation_id=before.id)
     assert kept is not None
     assert kept.closed_at is not None
@@ -159,7 +172,9 @@ async def test_use_refuses_unknown_agents_and_dms(
     unknown = await fake_discord.slash(
         LOUNGE, ADMIN, "use", permissions=ADMIN_PERMISSIONS, agent="nope"
     )
-    assert await refused(fake_discord, unknown) == "There is no agent 'nope'. Agents: chef, plain."
+    assert await refused(fake_discord, unknown) == (
+        "There is no agent `nope`. Agents: `chef`, `plain`."
+    )
     in_dm = await fake_discord.slash(ADA_DM, ADA, "use", agent="plain")
     assert "DM" in await refused(fake_discord, in_dm)
 
@@ -303,13 +318,35 @@ async def test_export_attaches_the_conversation_as_markdown(
     markdown = upload.content.decode()
     assert markdown.startswith("# my name is Bob\n")
     assert "You said: Ada: my name is Bob" in markdown
-    assert reply["content"] == "2 messages."
+    assert reply["content"] == "This conversation as Markdown (2 messages)."
 
     elsewhere = await fake_discord.slash(GARDEN_CHEF, BOB, "export")
     assert await refused(fake_discord, elsewhere) == "There is no conversation here to export."
 
 
-async def test_forget_needs_manage_server_or_the_threads_owner(
+async def answer(
+    fake: FakeDiscord,
+    question: InteractionState,
+    user_id: int,
+    label: str,
+    *,
+    permissions: int = MEMBER_PERMISSIONS,
+) -> tuple[dict[str, Any], InteractionState]:
+    """The confirmation a command asked (ephemeral, with its buttons), and the click on one."""
+    prompt = await only_reply(fake, question)
+    assert ephemeral(prompt)
+    assert prompt["content"].startswith("Forget this conversation?")
+    buttons = prompt["components"][0]["components"]
+    assert [(button["label"], button["style"]) for button in buttons] == [
+        ("Forget it", 4),
+        ("Keep it", 2),
+    ]
+    click = await fake.click(prompt, user_id, label, permissions=permissions)
+    await fake.wait_for(lambda: click.callbacks)
+    return prompt, click
+
+
+async def test_forget_asks_first_with_buttons(
     start_bot: BotFactory, fake_discord: FakeDiscord
 ) -> None:
     bot = await start_bot()
@@ -319,13 +356,37 @@ async def test_forget_needs_manage_server_or_the_threads_owner(
 
     denied = await fake_discord.slash(CHEF_ROOM, ADA, "forget")
     assert "Manage Server" in await refused(fake_discord, denied)
+
+    asked = await fake_discord.slash(CHEF_ROOM, ADMIN, "forget", permissions=ADMIN_PERMISSIONS)
+    prompt, kept = await answer(fake_discord, asked, ADMIN, "Keep it")
+    assert kept.callbacks[0]["type"] == 7, "the question is replaced by the answer"
+    assert fake_discord.messages[int(prompt["id"])]["content"] == "Nothing was deleted."
+    assert fake_discord.messages[int(prompt["id"])]["components"] == []
     assert await bot.store.get_conversation(conversation_id=conversation.id) is not None
 
-    allowed = await fake_discord.slash(CHEF_ROOM, ADMIN, "forget", permissions=ADMIN_PERMISSIONS)
-    reply = await only_reply(fake_discord, allowed)
-    assert reply["content"] == "I have forgotten this conversation (2 messages)."
+    asked = await fake_discord.slash(CHEF_ROOM, ADMIN, "forget", permissions=ADMIN_PERMISSIONS)
+    prompt, done = await answer(
+        fake_discord, asked, ADMIN, "Forget it", permissions=ADMIN_PERMISSIONS
+    )
+    line = "I have forgotten this conversation and its 2 messages, as Admin asked."
+    assert fake_discord.messages[int(prompt["id"])]["content"] == line
+    (public,) = await fake_discord.wait_for_reply(done)
+    assert not ephemeral(public)
+    assert public["content"] == line
     assert await bot.store.get_conversation(conversation_id=conversation.id) is None
     assert await bot.store.list_messages(conversation_id=conversation.id) == []
+
+
+async def test_only_the_asker_confirms(start_bot: BotFactory, fake_discord: FakeDiscord) -> None:
+    bot = await start_bot()
+    await talk(fake_discord, ADA_DM, "secret", "You said: Ada: secret")
+    asked = await fake_discord.slash(ADA_DM, ADA, "forget")
+    prompt = await only_reply(fake_discord, asked)
+    other = await fake_discord.click(prompt, BOB, "Forget it")
+    (line,) = await fake_discord.wait_for_reply(other)
+    assert ephemeral(line)
+    assert line["content"] == "Only the person who asked can confirm this."
+    assert await bot.conversation(None, ADA_DM) is not None
 
 
 async def test_forget_in_a_thread_by_whoever_started_it(
@@ -340,9 +401,10 @@ async def test_forget_in_a_thread_by_whoever_started_it(
     await fake_discord.say(own, ADA, f"{bot.mention} hello")
     await fake_discord.wait_for_bot_messages(own)
     bobs = await fake_discord.slash(own, BOB, "forget")
-    assert "the person who started this thread" in await refused(fake_discord, bobs)
+    assert "the person who started this conversation" in await refused(fake_discord, bobs)
     adas = await fake_discord.slash(own, ADA, "forget")
-    assert (await only_reply(fake_discord, adas))["content"].startswith("I have forgotten")
+    _, done = await answer(fake_discord, adas, ADA, "Forget it")
+    await fake_discord.wait_for_reply(done)
     assert await bot.conversation(KITCHEN, own) is None
 
     started = await fake_discord.slash(LOUNGE, ADA, "start", agent="chef")
@@ -355,8 +417,10 @@ async def test_forget_in_a_thread_by_whoever_started_it(
     bobs = await fake_discord.slash(opened, BOB, "forget")
     await refused(fake_discord, bobs)
     adas = await fake_discord.slash(opened, ADA, "forget")
-    assert (await only_reply(fake_discord, adas))["content"] == (
-        "I have forgotten this conversation (1 messages)."
+    _, done = await answer(fake_discord, adas, ADA, "Forget it")
+    (public,) = await fake_discord.wait_for_reply(done)
+    assert public["content"] == (
+        "I have forgotten this conversation and its 1 messages, as Ada asked."
     )
 
 
@@ -364,7 +428,9 @@ async def test_forget_in_a_dm(start_bot: BotFactory, fake_discord: FakeDiscord) 
     bot = await start_bot()
     await talk(fake_discord, ADA_DM, "secret", "You said: Ada: secret")
     interaction = await fake_discord.slash(ADA_DM, ADA, "forget")
-    assert (await only_reply(fake_discord, interaction))["content"].startswith("I have forgotten")
+    _, done = await answer(fake_discord, interaction, ADA, "Forget it")
+    (public,) = await fake_discord.wait_for_reply(done)
+    assert public["content"].startswith("I have forgotten")
     assert await bot.conversation(None, ADA_DM) is None
 
 

@@ -23,7 +23,8 @@ resets ``reset_after`` after it was first asked for (:meth:`FakeDiscord.limit_se
 sets it; an IDENTIFY beyond it is counted in :attr:`FakeDiscord.identifies_over_limit`).
 
 Tests drive it with :meth:`FakeDiscord.say` (MESSAGE_CREATE from a person),
-:meth:`FakeDiscord.slash` (INTERACTION_CREATE), :meth:`FakeDiscord.dispatch`,
+:meth:`FakeDiscord.slash` (INTERACTION_CREATE), :meth:`FakeDiscord.click` (a button),
+:meth:`FakeDiscord.dispatch`,
 :meth:`FakeDiscord.reconnect`, :meth:`FakeDiscord.invalidate_session` and
 :meth:`FakeDiscord.close_for_good` (a close code discord.py does not retry), and wait for what
 the bot did with :meth:`FakeDiscord.wait_for` (event-driven: every call wakes the waiters).
@@ -191,6 +192,8 @@ class InteractionState:
     loading: bool = False
     original_deleted: bool = False
     followups: list[dict[str, Any]] = field(default_factory=list)
+    message_id: int | None = None
+    """For a button click: the message whose button it was (a type 7 callback updates it)."""
 
     @property
     def replies(self) -> list[dict[str, Any]]:
@@ -708,7 +711,6 @@ class FakeDiscord:
         With ``focused`` (an option name) it is an autocomplete request instead.
         """
         channel = self.channels[channel_id]
-        guild_id = int(channel["guild_id"]) if "guild_id" in channel else None
         interaction_id = self.next_id()
         token = "aW50ZXJhY3Rpb24" + uuid.uuid4().hex
         command_id = next(
@@ -743,6 +745,51 @@ class FakeDiscord:
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
         }
+        return await self._interact(payload, channel_id, user_id, permissions)
+
+    async def click(
+        self,
+        message: dict[str, Any],
+        user_id: int,
+        label: str,
+        *,
+        permissions: int = MEMBER_PERMISSIONS,
+    ) -> InteractionState:
+        """A person clicks the button labelled ``label`` on ``message``: INTERACTION_CREATE
+        of type 3 (a message component)."""
+        button = next(
+            component
+            for row in message.get("components") or []
+            for component in row.get("components") or []
+            if component.get("label") == label
+        )
+        channel_id = int(message["channel_id"])
+        payload: dict[str, Any] = {
+            "id": str(self.next_id()),
+            "application_id": str(self.application_id),
+            "type": 3,
+            "data": {"custom_id": button["custom_id"], "component_type": 2},
+            "message": message,
+            "channel_id": str(channel_id),
+            "channel": self.channels[channel_id],
+            "token": "aW50ZXJhY3Rpb24" + uuid.uuid4().hex,
+            "version": 1,
+            "app_permissions": str(BOT_PERMISSIONS),
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        state = await self._interact(payload, channel_id, user_id, permissions)
+        state.message_id = int(message["id"])
+        return state
+
+    async def _interact(
+        self, payload: dict[str, Any], channel_id: int, user_id: int, permissions: int
+    ) -> InteractionState:
+        """Say who interacts (a member with ``permissions`` in a guild, a user in a DM) and
+        dispatch the interaction."""
+        channel = self.channels[channel_id]
+        guild_id = int(channel["guild_id"]) if "guild_id" in channel else None
         if guild_id is not None:
             member = dict(self.members[guild_id][user_id])
             member["permissions"] = str(permissions)
@@ -761,13 +808,13 @@ class FakeDiscord:
                 "context": 1,
             }
         state = InteractionState(
-            id=interaction_id,
-            token=token,
+            id=int(payload["id"]),
+            token=str(payload["token"]),
             channel_id=channel_id,
             guild_id=guild_id,
             user_id=user_id,
         )
-        self.interactions[token] = state
+        self.interactions[state.token] = state
         await self.dispatch("INTERACTION_CREATE", payload, guild_id=guild_id)
         return state
 
@@ -1227,6 +1274,7 @@ class FakeDiscord:
             attachments=files,
             flags=int(body.get("flags") or 0),
         )
+        message["components"] = list(body.get("components") or [])
         message["webhook_id"] = str(self.application_id)
         message["application_id"] = str(self.application_id)
         owner = str(state.guild_id) if state.guild_id is not None else str(state.user_id)
@@ -1267,6 +1315,12 @@ class FakeDiscord:
                 "response_message_ephemeral": bool(int(data.get("flags") or 0) & EPHEMERAL),
             }
             resource = {"type": kind, "message": state.original}
+        elif kind == 7 and state.message_id is not None:
+            updated = self.messages[state.message_id]
+            for name in ("content", "embeds", "components"):
+                if name in data:
+                    updated[name] = data[name]
+            resource = {"type": kind, "message": updated}
         else:
             resource = {"type": kind}
         if "with_response" not in call.query:
