@@ -1,33 +1,105 @@
-"""The conversation store protocol and the values it stores.
+"""The store's protocols, one per record type, and the values they store.
 
-Every store (SQLite, MongoDB) implements :class:`ConversationStore` with the same behaviour;
-``tests/memory/test_store_contract.py`` is the one suite that holds them to it.
+:class:`ConversationStore` composes them: one object over one connection, so a write that
+spans record types (a conversation deleted with its messages) stays atomic. Every store
+(SQLite, MongoDB) implements it with the same behaviour; the contract suite under
+``tests/memory/`` (one module per record type) holds them to it. The rules both apply alike
+(ids, paging, search folding, journal arguments) live in :mod:`memory.rules`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from memory.rules import (
+    ID_PATTERN,
+    JOURNAL_RANK,
+    JOURNAL_UNFINISHED,
+    MAX_JOURNAL_ERROR,
+    MAX_JOURNAL_ID,
+    MAX_JOURNAL_MESSAGE,
+    MAX_PAGE,
+    MAX_RESTRICTION,
+    MAX_SEARCH_TEXT,
+    PLACE_SEPARATOR,
+    UNSET,
+    JournalState,
+    is_valid_id,
+    is_valid_journal_id,
+    journal_changes,
+    journal_message_size,
+    journal_state_after,
+    place_parts,
+    truncate_ms,
+    utc_now,
+)
+
+__all__ = [
+    "DISCORD_DM_WORKSPACE",
+    "ID_PATTERN",
+    "JOURNAL_POSITION_PATTERN",
+    "JOURNAL_RANK",
+    "JOURNAL_UNFINISHED",
+    "MAX_JOURNAL_ERROR",
+    "MAX_JOURNAL_ID",
+    "MAX_JOURNAL_MESSAGE",
+    "MAX_KEY_LIMITS",
+    "MAX_PAGE",
+    "MAX_RESTRICTION",
+    "SLACK_IM_CHANNEL",
+    "UNSET",
+    "WORKSPACE_PATTERN",
+    "AgentRecords",
+    "ApiKeyRecord",
+    "ApiKeyRecords",
+    "BindingRecords",
+    "ChannelBinding",
+    "Clock",
+    "Conversation",
+    "ConversationOrder",
+    "ConversationPage",
+    "ConversationQuery",
+    "ConversationRecords",
+    "ConversationStore",
+    "Coordination",
+    "GoalCheck",
+    "GoalCheckRecords",
+    "GoalState",
+    "JournalEntry",
+    "JournalRecords",
+    "JournalState",
+    "Message",
+    "MessageRecords",
+    "NewApiKey",
+    "NewGoalCheck",
+    "NewJournalEntry",
+    "NewMessage",
+    "Platform",
+    "PlatformKey",
+    "Role",
+    "Scope",
+    "StoreLifecycle",
+    "StoredAgent",
+    "WorkspaceId",
+    "is_valid_id",
+    "is_valid_journal_id",
+    "journal_changes",
+    "journal_message_size",
+    "journal_state_after",
+    "truncate_ms",
+    "utc_now",
+]
 
 Platform = Literal["slack", "discord", "console", "api"]
 Role = Literal["user", "assistant"]
 ConversationOrder = Literal["updated_desc", "updated_asc", "created_desc", "created_asc"]
 Scope = Literal["read", "write", "admin"]
-JournalState = Literal["received", "answered", "shown", "failed"]
-"""Where a turn of the journal stands: ``received`` < ``answered`` < ``shown``; ``failed`` is
-terminal, reached only from an unfinished state."""
 
-ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
-"""Conversation and message ids: 32 lowercase hex digits (a UUID4 without dashes)."""
-
-MAX_PAGE = 1000
-MAX_RESTRICTION = 1000
-"""Values at most in each of a listing's key limits (``ConversationQuery.agent_ids``...)."""
 MAX_KEY_LIMITS = 100
 """Agents, platforms or workspaces at most that one API key may be limited to."""
 WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -37,52 +109,9 @@ DISCORD_DM_WORKSPACE = "dm"
 """The ``workspace`` of Discord direct messages, which belong to no guild."""
 SLACK_IM_CHANNEL = re.compile(r"^D[A-Z0-9]+$")
 """Slack direct-message (IM) channel ids."""
-MAX_JOURNAL_ID = 200
-"""Characters at most in a journal entry's id (the platform's id of the message)."""
 JOURNAL_POSITION_PATTERN = r"^[!-~]{1,64}$"
 """A journal entry's position: 1 to 64 printable ASCII characters, no spaces (zero-padded
 numbers, Slack timestamps), compared as plain strings."""
-MAX_JOURNAL_MESSAGE = 256 * 1024
-"""Bytes at most in a journal entry's message, as compact UTF-8 JSON."""
-MAX_JOURNAL_ERROR = 2000
-"""Characters of a journal entry's ``error`` that are kept; the rest is cut off."""
-JOURNAL_UNFINISHED: frozenset[JournalState] = frozenset({"received", "answered"})
-"""States of turns still to be answered or shown: what ``journal_next`` and a takeover find."""
-JOURNAL_RANK: Mapping[JournalState, int] = {"received": 0, "answered": 1, "shown": 2, "failed": 2}
-"""A state moves only from an unfinished state to one of a higher rank."""
-
-
-def utc_now() -> datetime:
-    """The current time in UTC, truncated to milliseconds as every store keeps it."""
-    return truncate_ms(datetime.now(UTC))
-
-
-def truncate_ms(moment: datetime) -> datetime:
-    """Truncate to milliseconds (MongoDB's precision) and normalise to UTC."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; give a timezone")
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def is_valid_id(value: str) -> bool:
-    return bool(ID_PATTERN.fullmatch(value))
-
-
-def is_valid_journal_id(value: object) -> bool:
-    """A journal entry id: 1 to ``MAX_JOURNAL_ID`` printable characters (so no ``\\x1f``)."""
-    return isinstance(value, str) and 0 < len(value) <= MAX_JOURNAL_ID and value.isprintable()
-
-
-def journal_state_after(current: JournalState, requested: JournalState) -> JournalState:
-    """The state an entry in ``current`` has after an update asks for ``requested``.
-
-    States never move backwards: received, answered, shown; failed only from an unfinished
-    state. Shown and failed are final.
-    """
-    if current in JOURNAL_UNFINISHED and JOURNAL_RANK[requested] > JOURNAL_RANK[current]:
-        return requested
-    return current
 
 
 class _Value(BaseModel):
@@ -104,9 +133,17 @@ class PlatformKey(_Value):
     @field_validator("workspace", "channel", "thread")
     @classmethod
     def _no_separator(cls, value: str) -> str:
-        if "\x1f" in value:
+        if PLACE_SEPARATOR in value:
             raise ValueError("must not contain the unit separator character")
         return value
+
+    @classmethod
+    def from_canonical(cls, canonical: str) -> PlatformKey:
+        """The key whose :attr:`canonical` this is (no part may hold the separator)."""
+        platform, workspace, channel, thread = place_parts(canonical)
+        return cls.model_validate(
+            {"platform": platform, "workspace": workspace, "channel": channel, "thread": thread}
+        )
 
     @property
     def is_direct(self) -> bool:
@@ -118,7 +155,7 @@ class PlatformKey(_Value):
     @property
     def canonical(self) -> str:
         """One string for the unique index: platform, workspace, channel and thread."""
-        return "\x1f".join((self.platform, self.workspace, self.channel, self.thread))
+        return PLACE_SEPARATOR.join((self.platform, self.workspace, self.channel, self.thread))
 
 
 class GoalState(_Value):
@@ -223,7 +260,7 @@ class ConversationQuery(_Value):
     platforms: tuple[Platform, ...] = Field(default=(), max_length=MAX_RESTRICTION)
     workspaces: tuple[str, ...] = Field(default=(), max_length=MAX_RESTRICTION)
     tag: str | None = None
-    text: str | None = Field(default=None, max_length=200)
+    text: str | None = Field(default=None, max_length=MAX_SEARCH_TEXT)
     """Case-insensitive literal substring of the title, summary or source."""
     include_closed: bool = True
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
@@ -289,17 +326,6 @@ class ChannelBinding(_Value):
     agent_id: str
 
 
-class _Unset:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-"""Marks an update argument that was not given (``None`` is a value for ``source``)."""
-
-
 class NewJournalEntry(_Value):
     """A platform message the bot will answer, as an adapter hands it to the turn journal."""
 
@@ -356,61 +382,9 @@ class JournalEntry(_Value):
         return self.state in JOURNAL_UNFINISHED
 
 
-def journal_message_size(message: Mapping[str, JsonValue]) -> int:
-    """Bytes of ``message`` as compact UTF-8 JSON, as the stores keep it. NaN is refused."""
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return len(text.encode())
-
-
-def journal_changes(
-    *,
-    state: JournalState = UNSET,
-    conversation_id: str | None = UNSET,
-    user_message_id: str | None = UNSET,
-    reply_message_id: str | None = UNSET,
-    shown_ref: str | None = UNSET,
-    error: str | None = UNSET,
-) -> dict[str, str | None]:
-    """The fields a ``journal_update`` sets, checked alike for every store.
-
-    Raises ValueError for a value no store keeps: an unknown state, a stored-record id that is
-    not 32 lowercase hex digits, a ``shown_ref`` that is not a journal id. ``error`` is cut to
-    ``MAX_JOURNAL_ERROR`` characters. ``None`` clears a field (not ``state``).
-    """
-    changes: dict[str, str | None] = {}
-    if state is not UNSET:
-        if not isinstance(state, str) or state not in JOURNAL_RANK:
-            raise ValueError(f"state: not a journal state: {state!r}")
-        changes["state"] = state
-    for name, value in (
-        ("conversation_id", conversation_id),
-        ("user_message_id", user_message_id),
-        ("reply_message_id", reply_message_id),
-    ):
-        if value is UNSET:
-            continue
-        if value is not None and not (isinstance(value, str) and is_valid_id(value)):
-            raise ValueError(f"{name}: must be 32 lowercase hex digits or None")
-        changes[name] = value
-    if shown_ref is not UNSET:
-        if shown_ref is not None and not is_valid_journal_id(shown_ref):
-            raise ValueError(f"shown_ref: must be 1 to {MAX_JOURNAL_ID} printable characters")
-        changes["shown_ref"] = shown_ref
-    if error is not UNSET:
-        if error is not None and not isinstance(error, str):
-            raise ValueError("error: must be a string or None")
-        changes["error"] = None if error is None else error[:MAX_JOURNAL_ERROR]
-    return changes
-
-
 @runtime_checkable
-class ConversationStore(Protocol):
-    """Conversations, their messages, processed platform events, goal checks, claims and the
-    turn journal.
-
-    All methods are safe to call concurrently from one event loop; MongoDB and a shared SQLite
-    file also make them safe across processes. Times are UTC with millisecond precision.
-    """
+class StoreLifecycle(Protocol):
+    """Opening, closing and health of a store (its one connection)."""
 
     @property
     def description(self) -> str:
@@ -427,7 +401,11 @@ class ConversationStore(Protocol):
         """True when the store answers."""
         ...
 
-    # conversations
+
+@runtime_checkable
+class ConversationRecords(Protocol):
+    """Conversations: one open conversation per place, listed, searched, updated, deleted."""
+
     async def get_or_create_conversation(
         self, *, key: PlatformKey, agent_id: str, title: str = ""
     ) -> tuple[Conversation, bool]:
@@ -470,7 +448,11 @@ class ConversationStore(Protocol):
         """Delete it with all its messages and goal checks."""
         ...
 
-    # messages
+
+@runtime_checkable
+class MessageRecords(Protocol):
+    """Messages, numbered per conversation."""
+
     async def append_message(self, *, conversation_id: str, message: NewMessage) -> Message:
         """Store a message with the next seq of its conversation. Raises NotFound if unknown."""
         ...
@@ -491,12 +473,11 @@ class ConversationStore(Protocol):
         """
         ...
 
-    # processed platform events
-    async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
-        """Record a platform event id. True the first time, False for a duplicate."""
-        ...
 
-    # goal checks
+@runtime_checkable
+class GoalCheckRecords(Protocol):
+    """Goal checks and the conversations due for one."""
+
     async def add_goal_check(self, check: NewGoalCheck) -> GoalCheck:
         """Store a check and, unless it failed, the conversation's goal state."""
         ...
@@ -534,7 +515,11 @@ class ConversationStore(Protocol):
         """Open conversations of the agent with messages after their last goal check."""
         ...
 
-    # channel bindings
+
+@runtime_checkable
+class BindingRecords(Protocol):
+    """Channels bound to an agent (``/agent use``)."""
+
     async def bind_channel(
         self, *, platform: Platform, workspace: str, channel: str, agent_id: str
     ) -> None:
@@ -553,7 +538,11 @@ class ConversationStore(Protocol):
         """Bound channels (of one agent, if given), by platform, workspace and channel."""
         ...
 
-    # stored agents
+
+@runtime_checkable
+class AgentRecords(Protocol):
+    """Agents created through the API."""
+
     async def create_agent(self, *, agent_id: str, definition: dict[str, JsonValue]) -> StoredAgent:
         """Store a new agent. Raises Conflict if a stored agent has that id."""
         ...
@@ -574,7 +563,11 @@ class ConversationStore(Protocol):
         """True if it existed."""
         ...
 
-    # API keys
+
+@runtime_checkable
+class ApiKeyRecords(Protocol):
+    """API keys, kept as hashes."""
+
     async def add_api_key(self, key: NewApiKey) -> ApiKeyRecord:
         """Store a key. Raises Conflict if an unrevoked key has that name (or the hash exists)."""
         ...
@@ -595,14 +588,26 @@ class ConversationStore(Protocol):
         """Set last_used_at to now (the store's clock); nothing happens for an unknown id."""
         ...
 
-    # claims
+
+@runtime_checkable
+class Coordination(Protocol):
+    """What lets processes share work: processed platform events and expiring claims."""
+
+    async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
+        """Record a platform event id. True the first time, False for a duplicate."""
+        ...
+
     async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
         """Take ``key`` for ``owner`` unless another owner holds an unexpired claim on it."""
         ...
 
     async def release_claim(self, *, key: str, owner: str) -> bool: ...
 
-    # turn journal
+
+@runtime_checkable
+class JournalRecords(Protocol):
+    """The turn journal: platform messages the bot will answer, and how far each has come."""
+
     async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
         """Record a platform message as ``received``, unless an entry has its id.
 
@@ -670,6 +675,26 @@ class ConversationStore(Protocol):
         longer than a platform may redeliver.
         """
         ...
+
+
+@runtime_checkable
+class ConversationStore(
+    StoreLifecycle,
+    ConversationRecords,
+    MessageRecords,
+    GoalCheckRecords,
+    BindingRecords,
+    AgentRecords,
+    ApiKeyRecords,
+    Coordination,
+    JournalRecords,
+    Protocol,
+):
+    """Every record type over one connection, so that writes spanning types stay atomic.
+
+    All methods are safe to call concurrently from one event loop; MongoDB and a shared SQLite
+    file also make them safe across processes. Times are UTC with millisecond precision.
+    """
 
 
 Clock = Callable[[], datetime]

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient, monitoring
 
-import memory.sqlite
+import memory.sqlite.search
 from memory.base import ConversationQuery, ConversationStore, PlatformKey
+from memory.mongo import MongoStore
 from memory.sqlite import SqliteStore
 from tests.support.clock import FakeClock
 
@@ -222,30 +224,29 @@ UNICODE: list[Fields] = [
         *["\u0301", "e\u0301t", "é"],
     ],
 )
-async def test_sqlite_search_folds_case_as_python_does(
-    sqlite_store: SqliteStore, needle: str
-) -> None:
+async def test_search_folds_case_as_python_does(store: ConversationStore, needle: str) -> None:
     texts: dict[str, Fields] = {}
     for n, fields in enumerate(UNICODE):
-        texts[await add(sqlite_store, n, *fields)] = fields
-    assert await found(sqlite_store, needle) == expected(texts, needle)
+        texts[await add(store, n, *fields)] = fields
+    assert await found(store, needle) == expected(texts, needle)
 
 
-async def test_sqlite_search_folds_sharp_s_and_digraphs(sqlite_store: SqliteStore) -> None:
-    sharp = await add(sqlite_store, 1, "Straße")
-    upper = await add(sqlite_store, 2, "STRASSE")
+async def test_search_folds_sharp_s_and_digraphs(store: ConversationStore) -> None:
+    sharp = await add(store, 1, "Straße")
+    upper = await add(store, 2, "STRASSE")
     digraph = await add(
-        sqlite_store, 3, "", "\N{LATIN CAPITAL LETTER D WITH SMALL LETTER Z WITH CARON}emal"
+        store, 3, "", "\N{LATIN CAPITAL LETTER D WITH SMALL LETTER Z WITH CARON}emal"
     )
-    await add(sqlite_store, 4, "Strand")
+    await add(store, 4, "Strand")
     for needle in ("strasse", "STRASSE", "straße", "STRAẞE", "aß", "SS"):
-        assert await found(sqlite_store, needle) == {sharp, upper}, needle
+        assert await found(store, needle) == {sharp, upper}, needle
     for needle in ("ǆ", "Ǆ", "ǅ", "ǄE", "ǆemal"):
-        assert await found(sqlite_store, needle) == {digraph}, needle
+        assert await found(store, needle) == {digraph}, needle
 
 
-async def test_sqlite_search_handles_what_the_tokenizer_cannot(sqlite_store: SqliteStore) -> None:
-    """A NUL ends FTS5's tokens and queries; U+FFFD, U+FFFE and U+FFFF all read as U+FFFD."""
+async def test_search_handles_what_the_tokenizer_cannot(store: ConversationStore) -> None:
+    """A NUL ends FTS5's tokens and queries; U+FFFD, U+FFFE and U+FFFF all read as U+FFFD
+    to it; MongoDB's grams and ``$indexOfCP`` must take them literally too."""
     texts: dict[str, Fields] = {}
     for n, fields in enumerate(
         [
@@ -257,7 +258,7 @@ async def test_sqlite_search_handles_what_the_tokenizer_cannot(sqlite_store: Sql
             ("defgh", "", None),
         ]
     ):
-        texts[await add(sqlite_store, n, *fields)] = fields
+        texts[await add(store, n, *fields)] = fields
     for needle in (
         "defgh",
         "DEF",
@@ -273,10 +274,10 @@ async def test_sqlite_search_handles_what_the_tokenizer_cannot(sqlite_store: Sql
         "\ufffd",
         "\ufffe",
     ):
-        assert await found(sqlite_store, needle) == expected(texts, needle), repr(needle)
+        assert await found(store, needle) == expected(texts, needle), repr(needle)
 
 
-async def test_sqlite_search_is_python_substring_search(sqlite_store: SqliteStore) -> None:
+async def test_search_is_python_substring_search(store: ConversationStore) -> None:
     """Random text from awkward characters, random needles: always what Python finds."""
     rng = random.Random(20240611)  # noqa: S311 - reproducible test data, not secrets
     alphabet = [*"aAbB sSß\"*:^-('", "Ǆ", "ǅ", "ǆ", "İ", "i", "\u0307", "Σ", "ς", "\u03c3"]
@@ -298,21 +299,17 @@ async def test_sqlite_search_is_python_substring_search(sqlite_store: SqliteStor
     texts: dict[str, Fields] = {}
     for n in range(30):
         fields = (text(12), text(20), rng.choice([None, text(8)]))
-        texts[await add(sqlite_store, n, *fields)] = fields
+        texts[await add(store, n, *fields)] = fields
     for needle in needles(texts.values()):
-        assert await found(sqlite_store, needle) == expected(texts, needle), repr(needle)
+        assert await found(store, needle) == expected(texts, needle), repr(needle)
 
     for conversation_id in rng.sample(sorted(texts), 10):
         title, summary, source = text(12), text(20), text(8)
-        await sqlite_store.update_conversation(
-            conversation_id=conversation_id, title=title, source=source
-        )
-        await sqlite_store.set_summary(
-            conversation_id=conversation_id, summary=summary, summary_seq=2
-        )
+        await store.update_conversation(conversation_id=conversation_id, title=title, source=source)
+        await store.set_summary(conversation_id=conversation_id, summary=summary, summary_seq=2)
         texts[conversation_id] = (title, summary, source)
     for needle in needles(texts.values()):
-        assert await found(sqlite_store, needle) == expected(texts, needle), repr(needle)
+        assert await found(store, needle) == expected(texts, needle), repr(needle)
 
 
 QUERIES = [
@@ -345,7 +342,7 @@ async def test_sqlite_many_matches_page_alike(
         if n % 5 == 0:
             await sqlite_store.close_conversation(conversation_id=conversation_id)
     few = [await sqlite_store.list_conversations(query) for query in QUERIES]
-    monkeypatch.setattr(memory.sqlite, "_FEW_MATCHES", 0)
+    monkeypatch.setattr(memory.sqlite.search, "_FEW_MATCHES", 0)
     many = [await sqlite_store.list_conversations(query) for query in QUERIES]
     assert many == few
     assert any(page.total > 10 for page in few)
@@ -364,7 +361,7 @@ async def _plans(store: SqliteStore, path: Path, query: ConversationQuery) -> li
     check = sqlite3.connect(path)
     try:
         check.create_function("parley_fold", 1, str.casefold)
-        check.execute(memory.sqlite._MATCHES_TABLE)
+        check.execute(memory.sqlite.search.MATCHES_TABLE)
         return [
             " | ".join(row[3] for row in check.execute(f"EXPLAIN QUERY PLAN {sql}"))
             for sql in statements
@@ -391,7 +388,7 @@ async def test_sqlite_search_reads_indexes(
     try:
         await add(store, 1, "Paella night", "vegan")
         if many:
-            monkeypatch.setattr(memory.sqlite, "_FEW_MATCHES", 0)
+            monkeypatch.setattr(memory.sqlite.search, "_FEW_MATCHES", 0)
         query = ConversationQuery(text="PAELLA", **filters)  # type: ignore[arg-type]
         plans = await _plans(store, path, query)
     finally:
@@ -472,14 +469,14 @@ async def test_sqlite_upgrade_indexes_existing_conversations(
     _drop_search(path)
 
     batches: list[int] = []
-    index_queued = memory.sqlite._index_queued
+    index_queued = memory.sqlite.search.index_queued
 
     async def counted(db: object, **kwargs: Any) -> int:
         batches.append(await index_queued(db, **kwargs))  # type: ignore[arg-type]
         return batches[-1]
 
-    monkeypatch.setattr(memory.sqlite, "_INDEX_BATCH", 3)
-    monkeypatch.setattr(memory.sqlite, "_index_queued", counted)
+    monkeypatch.setattr(memory.sqlite.search, "_INDEX_BATCH", 3)
+    monkeypatch.setattr(memory.sqlite.search, "index_queued", counted)
     reopened = SqliteStore(path=path)
     await reopened.open()
     assert batches == [3, 3, 1]
@@ -511,4 +508,91 @@ def _drop_search(path: Path) -> None:
             db.execute(f"DROP TABLE {table}")
         left = db.execute("SELECT name FROM sqlite_master WHERE name LIKE '%search%'").fetchall()
         assert left == []
+        db.execute("PRAGMA user_version = 0")  # as files from before numbered migrations
     db.close()
+
+
+# MongoDB: the search reads the grams index -------------------------------------------------
+
+
+class _Recorder(monitoring.CommandListener):
+    """Records the commands sent to one database while ``on`` (pymongo's listeners are
+    process-wide once registered)."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.on = False
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.on and event.database_name == self.database:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _stages(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in ("inputStage", "queryPlan"):
+        if isinstance(plan.get(child), dict):
+            yield from _stages(plan[child])
+    for inner in plan.get("inputStages", ()):
+        yield from _stages(inner)
+
+
+@pytest.mark.parametrize("needle", ["STRASSE", "aß", "ǅe", "ß", "\N{GREEK SMALL LETTER SIGMA}"])
+async def test_mongo_search_reads_the_grams_index(
+    secantus_uri: str, mongo_database: str, clock: FakeClock, needle: str
+) -> None:
+    """The count and the page a search sends are served by an IXSCAN of ``search_grams``
+    (SecantusDB's ``explain``), reading only conversations that hold the needle's grams."""
+    recorder = _Recorder(mongo_database)
+    monitoring.register(recorder)
+    store = MongoStore(uri=secantus_uri, database=mongo_database, clock=clock)
+    await store.open()
+    texts: dict[str, Fields] = {}
+    try:
+        for n, title in enumerate(["Straße 1", "STRASSE 2", "ǄEMAL", "ΣΊΣΥΦΟΣ", "Strand"]):
+            texts[await add(store, n, title)] = (title, "", None)
+        for n in range(5, 40):
+            texts[await add(store, n, f"plain {n}", "nothing to see")] = (
+                f"plain {n}",
+                "nothing to see",
+                None,
+            )
+        recorder.on = True
+        assert await found(store, needle) == expected(texts, needle)
+        recorder.on = False
+    finally:
+        recorder.on = False
+        await store.close()
+    searches = [
+        command
+        for command in recorder.commands
+        if command.get("find") == "conversations" or command.get("aggregate") == "conversations"
+    ]
+    assert len(searches) == 2  # the count (an aggregate) and the page (a find)
+    client: MongoClient[dict[str, Any]] = MongoClient(secantus_uri)
+    try:
+        db = client[mongo_database]
+        for command in searches:
+            sent = {
+                name: value
+                for name, value in command.items()
+                if name not in {"lsid", "$db", "$clusterTime", "$readPreference"}
+            }
+            assert sent["hint"] == "search_grams"
+            explained = db.command("explain", sent, verbosity="executionStats")
+            stages = list(_stages(explained["queryPlanner"]["winningPlan"]))
+            scans = [stage for stage in stages if stage["stage"] in {"IXSCAN", "COLLSCAN"}]
+            assert [(stage["stage"], stage.get("indexName")) for stage in scans] == [
+                ("IXSCAN", "search_grams")
+            ]
+            examined = explained["executionStats"]["totalDocsExamined"]
+            assert examined <= 5 < len(texts)
+    finally:
+        client.close()

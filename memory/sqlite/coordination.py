@@ -1,0 +1,59 @@
+"""What lets processes share work, in SQLite: processed events and claims, both expiring."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.errors import StoreError
+from memory.sqlite.connection import SqliteConnection, prune_expired
+from memory.sqlite.sql import (
+    change,
+    fetch,
+)
+
+log = logging.getLogger(__name__)
+
+_MARK_EVENT = """
+INSERT INTO processed_events (event_id, expires_at) VALUES (?, ?)
+ON CONFLICT (event_id) DO UPDATE SET expires_at = excluded.expires_at
+WHERE processed_events.expires_at <= ?
+"""
+
+_CLAIM = """
+INSERT INTO claims (key, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
+RETURNING 1
+"""
+
+_PRUNE_EVERY = 1000
+"""Delete expired events and claims once per this many ``mark_event_processed`` calls."""
+
+
+class SqliteCoordination(SqliteConnection):
+    """Processed platform events and expiring claims."""
+
+    async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
+        now = self._now_ms()
+        async with self._connection() as db:
+            fresh = await change(db, _MARK_EVENT, (event_id, now + ttl_seconds * 1000, now)) == 1
+            self._events_marked += 1
+            if self._events_marked % _PRUNE_EVERY == 0:
+                try:
+                    await prune_expired(db, now)
+                except StoreError:
+                    log.warning("could not delete expired events and claims", exc_info=True)
+        return fresh
+
+    async def claim(self, *, key: str, owner: str, ttl_seconds: float) -> bool:
+        now = self._now_ms()
+        expires_at = now + round(ttl_seconds * 1000)
+        async with self._connection() as db:  # one statement: one trip to SQLite's thread
+            return bool(await fetch(db, _CLAIM, (key, owner, expires_at, now)))
+
+    async def release_claim(self, *, key: str, owner: str) -> bool:
+        async with self._connection() as db:
+            released = await fetch(
+                db, "DELETE FROM claims WHERE key = ? AND owner = ? RETURNING 1", (key, owner)
+            )
+        return bool(released)

@@ -1,0 +1,217 @@
+"""The turn journal in SQLite.
+
+``place`` is the PlatformKey's canonical string; ``pending`` is 1 while the state is received
+or answered, and the partial indexes hold only such entries (or, for pruning, only the others).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+
+from memory.base import (
+    JournalEntry,
+    NewJournalEntry,
+    PlatformKey,
+)
+from memory.rules import (
+    JOURNAL_FIELDS,
+    JOURNAL_RANK,
+    JOURNAL_UNFINISHED,
+    UNSET,
+    JournalState,
+    ceil_ms,
+    dump_compact,
+    is_valid_journal_id,
+    journal_changes,
+    wants_rows,
+)
+from memory.sqlite.connection import SqliteConnection
+from memory.sqlite.sql import (
+    MAX_INT64,
+    change,
+    fetch,
+    from_ms,
+    to_ms,
+)
+
+_INSERT_JOURNAL = """
+INSERT INTO journal (id, place, position, message, state, pending, created_at, updated_at)
+VALUES (?, ?, ?, ?, 'received', 1, ?, ?)
+ON CONFLICT (id) DO NOTHING
+RETURNING *
+"""
+
+_JOURNAL_NEXT = """
+SELECT * FROM journal
+WHERE place = ? AND pending = 1
+ORDER BY position, created_at, id
+LIMIT 1
+"""
+
+_JOURNAL_TAKE = f"""
+UPDATE journal SET attempts = attempts + 1, updated_at = ?
+WHERE id = ({_JOURNAL_NEXT.replace("SELECT *", "SELECT id", 1)})
+RETURNING *
+"""  # noqa: S608
+
+_JOURNAL_MOVES = (
+    ":set_state AND pending = 1 AND :rank > CASE state WHEN 'received' THEN 0 ELSE 1 END"
+)
+"""The requested state applies (see ``memory.base.journal_state_after``); SET expressions all
+read the row as it was, so ``state`` and ``pending`` move together."""
+
+_UPDATE_JOURNAL = f"""
+UPDATE journal SET
+    state = CASE WHEN {_JOURNAL_MOVES} THEN :state ELSE state END,
+    pending = CASE WHEN {_JOURNAL_MOVES} THEN :pending ELSE pending END,
+    conversation_id = CASE WHEN :set_conversation_id THEN :conversation_id
+        ELSE conversation_id END,
+    user_message_id = CASE WHEN :set_user_message_id THEN :user_message_id
+        ELSE user_message_id END,
+    reply_message_id = CASE WHEN :set_reply_message_id THEN :reply_message_id
+        ELSE reply_message_id END,
+    shown_ref = CASE WHEN :set_shown_ref THEN :shown_ref ELSE shown_ref END,
+    error = CASE WHEN :set_error THEN :error ELSE error END,
+    attempts = attempts + :add_attempt,
+    updated_at = :updated_at
+WHERE id = :id
+RETURNING *
+"""  # noqa: S608
+
+_JOURNAL_PENDING = """
+SELECT place FROM (
+    SELECT place, created_at, id, updated_at,
+        row_number() OVER (PARTITION BY place ORDER BY created_at, id) AS n
+    FROM journal
+    WHERE pending = 1
+)
+WHERE n = 1 AND updated_at < ?
+ORDER BY created_at, id
+LIMIT ?
+"""
+"""Each place's oldest unfinished entry (read in order from ``journal_unfinished``), oldest
+first: only unfinished entries are read, and only the places are sorted."""
+
+
+class SqliteJournal(SqliteConnection):
+    """The turn journal."""
+
+    async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
+        now = self._now()
+        now_ms = to_ms(now)
+        row = (
+            entry.id,
+            entry.key.canonical,
+            entry.position,
+            dump_compact(entry.message),
+            now_ms,
+            now_ms,
+        )
+        # One statement, atomic on its own: a single trip to SQLite's thread before an
+        # acknowledgement; a redelivery (the rare case) reads the entry it found.
+        async with self._connection() as db:
+            if await fetch(db, _INSERT_JOURNAL, row):
+                created = JournalEntry(
+                    **entry.model_dump(), state="received", created_at=now, updated_at=now
+                )
+                return created, True
+            rows = await fetch(db, "SELECT * FROM journal WHERE id = ?", (entry.id,))
+        return _journal_entry(rows[0]), False
+
+    async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
+        if not is_valid_journal_id(entry_id):
+            return None
+        async with self._connection() as db:
+            rows = await fetch(db, "SELECT * FROM journal WHERE id = ?", (entry_id,))
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
+        async with self._connection() as db:
+            rows = await fetch(db, _JOURNAL_NEXT, (key.canonical,))
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
+        async with self._connection() as db:
+            rows = await fetch(db, _JOURNAL_TAKE, (self._now_ms(), key.canonical))
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_update(
+        self,
+        *,
+        entry_id: str,
+        state: JournalState = UNSET,
+        conversation_id: str | None = UNSET,
+        user_message_id: str | None = UNSET,
+        reply_message_id: str | None = UNSET,
+        shown_ref: str | None = UNSET,
+        error: str | None = UNSET,
+        add_attempt: bool = False,
+    ) -> JournalEntry | None:
+        changes = journal_changes(
+            state=state,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            reply_message_id=reply_message_id,
+            shown_ref=shown_ref,
+            error=error,
+        )
+        if not is_valid_journal_id(entry_id):
+            return None
+        new_state: JournalState | None = None if state is UNSET else state
+        params: dict[str, object] = {
+            "id": entry_id,
+            "updated_at": self._now_ms(),
+            "add_attempt": 1 if add_attempt else 0,
+            "set_state": new_state is not None,
+            "state": new_state,
+            "rank": -1 if new_state is None else JOURNAL_RANK[new_state],
+            "pending": new_state in JOURNAL_UNFINISHED,
+        }
+        for name in JOURNAL_FIELDS:
+            params[f"set_{name}"] = name in changes
+            params[name] = changes.get(name)
+        async with self._connection() as db:
+            rows = await fetch(db, _UPDATE_JOURNAL, params)
+        return _journal_entry(rows[0]) if rows else None
+
+    async def journal_pending(
+        self, *, limit: int = 100, updated_before: datetime | None = None
+    ) -> list[PlatformKey]:
+        if not wants_rows(limit):
+            return []
+        before = MAX_INT64 if updated_before is None else to_ms(ceil_ms(updated_before))
+        async with self._connection() as db:
+            rows = await fetch(db, _JOURNAL_PENDING, (before, limit))
+        return [PlatformKey.from_canonical(row["place"]) for row in rows]
+
+    async def journal_backlog(self) -> int:
+        async with self._connection() as db:
+            rows = await fetch(db, "SELECT count(*) FROM journal WHERE pending = 1")
+        return int(rows[0][0])
+
+    async def journal_prune(self, *, finished_before: datetime) -> int:
+        before = to_ms(ceil_ms(finished_before))
+        async with self._connection() as db:
+            return await change(
+                db, "DELETE FROM journal WHERE pending = 0 AND updated_at < ?", (before,)
+            )
+
+
+def _journal_entry(row: sqlite3.Row) -> JournalEntry:
+    return JournalEntry(
+        id=row["id"],
+        key=PlatformKey.from_canonical(row["place"]),
+        position=row["position"],
+        message=json.loads(row["message"]),
+        state=row["state"],
+        created_at=from_ms(row["created_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        attempts=row["attempts"],
+        conversation_id=row["conversation_id"],
+        user_message_id=row["user_message_id"],
+        reply_message_id=row["reply_message_id"],
+        shown_ref=row["shown_ref"],
+        error=row["error"],
+    )

@@ -1,0 +1,95 @@
+"""Running SQLite statements on the store's one aiosqlite connection, and the conversions
+every record type shares: times as INTEGER milliseconds since the Unix epoch (UTC),
+structured values as JSON text."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import aiosqlite
+
+from bot.errors import StoreError
+from memory.rules import truncate_ms
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[object] | Mapping[str, object]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+MIN_INT64 = -(2**63)
+MAX_INT64 = 2**63 - 1
+
+
+@asynccontextmanager
+async def transaction(
+    db: aiosqlite.Connection, begin: str = "BEGIN IMMEDIATE"
+) -> AsyncIterator[None]:
+    """Run the body in one transaction, rolled back on any exception, cancellation included.
+
+    BEGIN sits inside the ``try``: a cancelled caller's BEGIN still runs on aiosqlite's thread,
+    and the ROLLBACK queued behind it ends that transaction before anyone else's starts.
+    """
+    try:
+        await change(db, begin)
+        yield
+        await change(db, "COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+
+
+async def rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.Error:
+        # No transaction left to end: BEGIN failed, or the COMMIT ran after all.
+        log.debug("rollback found no transaction", exc_info=True)
+
+
+async def fetch(db: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    try:
+        return list(await db.execute_fetchall(sql, params))
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite query failed: {error}") from error
+
+
+async def change(db: aiosqlite.Connection, sql: str, params: Params = ()) -> int:
+    """Run one statement; returns how many rows it inserted, updated or deleted."""
+    try:
+        async with db.execute(sql, params) as cursor:
+            changed = cursor.rowcount
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite statement failed: {error}") from error
+    return changed
+
+
+async def change_many(db: aiosqlite.Connection, sql: str, rows: Sequence[Sequence[object]]) -> None:
+    if not rows:
+        return
+    try:
+        async with db.executemany(sql, rows):
+            pass
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite statement failed: {error}") from error
+
+
+def to_ms(moment: datetime) -> int:
+    return (truncate_ms(moment) - EPOCH) // ONE_MS
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + ms * ONE_MS
+
+
+def optional_time(ms: int | None) -> datetime | None:
+    return None if ms is None else from_ms(ms)
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
