@@ -146,16 +146,18 @@ async def test_commands_and_actions_over_http(
 
     status, text = await http.form(slash_command("dance", response_url=fake_slack.response_url()))
     assert status == 200
-    assert text.startswith("*Usage:* `/agent <subcommand>`"), "Slack shows a text body privately"
+    assert text.startswith("*Usage:* `/agent &lt;subcommand&gt;`"), (
+        "Slack shows a text body privately"
+    )
 
     status, text = await http.form(slash_command("list", response_url=fake_slack.response_url()))
     assert (status, text) == (200, "")
-    assert "`chef`: Chef (this channel)" in (await responses(fake_slack))[-1]["text"]
+    assert "`chef`: Chef (here, default)" in (await responses(fake_slack))[-1]["text"]
 
     click = block_actions(FORGET_CANCEL, "{}", response_url=fake_slack.response_url())
     status, _ = await http.form({"payload": json.dumps(click)})
     assert status == 200
-    assert (await responses(fake_slack, 2))[-1]["delete_original"] is True
+    assert (await responses(fake_slack, 2))[-1]["text"] == "Nothing was deleted."
     bot.expected += 3
     await bot.settle()
 
