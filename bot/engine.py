@@ -85,6 +85,9 @@ class IncomingMessage:
     """The journal retries a message a process may have started: a user message already
     stored with this ``platform_message_id`` is used (not stored again), and a reply already
     stored after it is the turn's result (the model is not asked again)."""
+    admitted: Ticket | None = None
+    """The turn's place in the engine, taken when the message arrived (:meth:`Engine.admit`:
+    the API refuses at once instead of queueing); the turn keeps it instead of asking again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,27 @@ class Turn:
 
     async def result(self) -> TurnResult:
         return await asyncio.shield(self._result)
+
+    @property
+    def done(self) -> bool:
+        return self._result.done()
+
+    def finish(self, result: TurnResult) -> None:
+        """End a turn answered elsewhere (another process, or read back from the store)."""
+        self._finish(result)
+
+    def fail(self, exc: BaseException) -> None:
+        """End a turn that will not be answered here."""
+        self._fail(exc)
+
+    async def follow(self, source: Turn) -> TurnResult:
+        """Show what ``source`` shows and end as it ends; returns its result (raises its
+        failure, which this turn does not take: the caller decides whether it is final)."""
+        async for text in source:
+            self._show(text)
+        result = await source.result()
+        self._finish(result)
+        return result
 
 
 class Engine:
@@ -270,6 +294,15 @@ class Engine:
 
     # turns -------------------------------------------------------------------------------
 
+    def admit(self, incoming: IncomingMessage) -> Ticket:
+        """Take ``incoming``'s place in the engine now, for a turn started later (see
+        :attr:`IncomingMessage.admitted`); raises as :meth:`reply` does."""
+        quota = incoming.quota
+        is_api = quota is not None or incoming.key.platform == "api"
+        return self._admission.admit(
+            conversation=incoming.key.canonical, quota=quota, kind="api" if is_api else "chat"
+        )
+
     def reply(self, incoming: IncomingMessage) -> Turn:
         """Start a turn for ``incoming`` and return it at once.
 
@@ -281,12 +314,8 @@ class Engine:
             EngineBusy: refused, with a line for the person (see :mod:`bot.admission` for
                 :class:`KeyBusy`, :class:`ConversationBusy` and :class:`ApiShareFull`).
         """
-        quota = incoming.quota
-        is_api = quota is not None or incoming.key.platform == "api"
+        ticket = incoming.admitted or self.admit(incoming)
         turn = Turn()
-        ticket = self._admission.admit(
-            conversation=incoming.key.canonical, quota=quota, kind="api" if is_api else "chat"
-        )
         task = asyncio.create_task(self._run_turn(incoming, turn, ticket))
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)

@@ -125,7 +125,7 @@ class Runtime:
             sweep_every=min(JOURNAL_SWEEP_SECONDS, lease / 2),
         )
         self.adapters: list[PlatformAdapter] = []
-        self.services = Services.build(settings, self.engine)
+        self.services = Services.build(settings, self.engine, self.journal)
         self.services.readiness.journal_backlog = self.store.journal_backlog
         self.web: WebHost | None = None
         if settings.api_enabled or settings.slack_enabled or settings.discord_enabled:

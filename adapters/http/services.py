@@ -10,8 +10,10 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 
 from adapters.base import AdapterHealth
 from adapters.http.ratelimit import RateLimiter
+from adapters.http.turns import ApiTurns
 from bot.catalog import AgentCatalog
 from bot.engine import Engine
+from bot.journal import TurnJournal
 from bot.keys import ApiKeys
 from config.settings import Settings
 from memory.base import ConversationStore
@@ -65,6 +67,8 @@ class Services:
     limiter: RateLimiter
     auth_failures: RateLimiter
     """Failed authentications per client address (API keys and console sign-ins alike)."""
+    turns: ApiTurns
+    """Where the API's and the console's turns start (through the journal)."""
     slack: SlackRoute = field(default_factory=SlackRoute)
     readiness: Readiness = field(default_factory=Readiness)
 
@@ -77,7 +81,11 @@ class Services:
         return self.engine.agents
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine) -> Services:
+    def build(
+        cls, settings: Settings, engine: Engine, journal: TurnJournal | None = None
+    ) -> Services:
+        """``journal``: the process's turn journal (a journal of its own, drained on demand
+        and never swept, when there is none: an app built alone, as in tests)."""
         return cls(
             settings=settings,
             engine=engine,
@@ -86,4 +94,5 @@ class Services:
             auth_failures=RateLimiter(
                 rate=settings.auth_failure_rate, burst=settings.auth_failure_burst
             ),
+            turns=ApiTurns(engine=engine, journal=journal or TurnJournal(engine=engine)),
         )

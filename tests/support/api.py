@@ -80,6 +80,7 @@ class Api:
         for server in reversed(self.servers):
             await server.stop()
         await self.client.aclose()
+        await self.services.turns.aclose()
 
 
 ApiFactory = Callable[..., Awaitable[Api]]

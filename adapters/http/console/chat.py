@@ -94,7 +94,7 @@ async def send_without_script(conversation_id: str, request: Request, user: Edit
     except ValidationError as exc:
         raise ApiError(422, describe_validation(list(exc.errors()))) from None
     conversation = await load(services, conversation_id, user.key)
-    turn = start_turn(services, conversation, message.text, author="", key=user.key)
+    turn = await start_turn(services, conversation, message.text, author="", key=user.key)
     await turn.result()
     return RedirectResponse(f"{_chat_url(conversation_id)}#latest", status_code=303)
 
@@ -136,7 +136,9 @@ async def stream(conversation_id: str, request: Request) -> StreamingResponse:
     except ValidationError as exc:
         raise ApiError(422, describe_validation(list(exc.errors()))) from None
     conversation = await load(services, conversation_id, user.key)
-    turn = start_turn(services, conversation, message.text, author=message.author, key=user.key)
+    turn = await start_turn(
+        services, conversation, message.text, author=message.author, key=user.key
+    )
     return StreamingResponse(
         sse_events(turn),
         media_type="text/event-stream",

@@ -62,5 +62,5 @@ async def chat(
         raise ApiError(422, "the body is empty: send the message as plain text")
     if len(text) > _MAX_TEXT:
         raise ApiError(422, f"the message is longer than {_MAX_TEXT} characters")
-    turn = start_turn(services, conversation, text, author="", key=key)
+    turn = await start_turn(services, conversation, text, author="", key=key)
     return StreamingResponse(plain_text(turn), media_type="text/plain; charset=utf-8")

@@ -13,7 +13,7 @@ from adapters.http.routes.conversations import ERRORS, MAX_LIMIT, load
 from adapters.http.schemas import MAX_SEQ, MessagePage, NewUserMessage
 from adapters.http.services import Services
 from adapters.http.streaming import TurnOut, sse_events
-from bot.engine import IncomingMessage, Turn
+from bot.engine import Turn
 from memory.base import ApiKeyRecord, Conversation
 
 router = APIRouter(prefix="/conversations", tags=["messages"])
@@ -25,10 +25,13 @@ def wants_events(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-def start_turn(
+async def start_turn(
     services: Services, conversation: Conversation, text: str, *, author: str, key: ApiKeyRecord
 ) -> Turn:
     """Start a turn in an ``api`` conversation (Slack and Discord ones are answered there).
+
+    The message is in the turn journal when this returns (see :mod:`adapters.http.turns`):
+    answered in arrival order, and answered by the next process if this one dies.
 
     This is where the API, ``/chat`` and the web console start turns: each is charged to the
     key, so the engine refuses it when the key already has its ``API_TURNS_PER_KEY`` turns in
@@ -45,16 +48,7 @@ def start_turn(
         )
     if conversation.closed_at is not None:
         raise ApiError(409, "this conversation is closed; start a new one")
-    return services.engine.reply(
-        IncomingMessage(
-            key=conversation.key,
-            text=text,
-            author_id=f"api-key:{key.id}",
-            author_name=author,
-            agent_id=conversation.agent_id,
-            quota=key.id,
-        )
-    )
+    return await services.turns.start(conversation, text, author=author, key=key)
 
 
 @router.get("/{conversation_id}/messages", response_model=MessagePage, responses=ERRORS)
@@ -99,7 +93,7 @@ async def post_message(
     """Run one turn. With ``Accept: text/event-stream`` the reply streams as server-sent
     events; a client that disconnects loses nothing, the turn completes and is stored."""
     conversation = await load(services, conversation_id, key)
-    turn = start_turn(services, conversation, body.text, author=body.author, key=key)
+    turn = await start_turn(services, conversation, body.text, author=body.author, key=key)
     if wants_events(request):
         return StreamingResponse(
             sse_events(turn), media_type="text/event-stream", headers=SSE_HEADERS

@@ -280,7 +280,7 @@ async def test_a_refused_turn_is_its_status_with_retry_after_on_every_route(
     def refuse(*args: Any, **kwargs: Any) -> NoReturn:
         raise refusal
 
-    monkeypatch.setattr(api.engine, "reply", refuse)
+    monkeypatch.setattr(api.engine, "admit", refuse)
     responses = [
         await writer.post(url, json={"text": "hi"}),
         await writer.post(url, json={"text": "hi"}, headers={"Accept": "text/event-stream"}),
