@@ -158,6 +158,8 @@ class ApiKeys:
         self._capacity = capacity
         self._clock = clock
         self._touched: BoundedLRU[str, float] = BoundedLRU(capacity)
+        self._vouched: BoundedLRU[str, float] = BoundedLRU(capacity)
+        """Hashes of keys that authenticated here lately, with when."""
         self._active: tuple[float, dict[str, ApiKeyRecord]] | None = None
         self._active_lock = asyncio.Lock()
 
@@ -210,11 +212,25 @@ class ApiKeys:
         """The active key's record, or None for a malformed, unknown or revoked key."""
         if not _KEY_SHAPE.fullmatch(key):
             return None
-        record = await self._store.find_api_key(key_hash=hash_key(key))
+        key_hash = hash_key(key)
+        record = await self._store.find_api_key(key_hash=key_hash)
         if record is None or record.revoked_at is not None:
+            self._vouched.pop(key_hash)
             return None
+        self._vouched.put(key_hash, self._clock())
         await self._touch(record)
         return record
+
+    def vouched(self, key: str) -> bool:
+        """Whether ``key`` authenticated here within the last ``touch_every`` seconds.
+
+        Not an authentication (:meth:`authenticate` still reads the store, so a revoked key is
+        refused): it tells a client sending many requests at once with a good key from one
+        guessing keys, so the first is never refused for the other's failures."""
+        if not _KEY_SHAPE.fullmatch(key):
+            return False
+        at = self._vouched.get(hash_key(key))
+        return at is not None and self._clock() - at < self._touch_every
 
     async def active(self, key_id: str) -> ApiKeyRecord | None:
         """The active key with this id, or None if it is unknown or revoked.

@@ -52,10 +52,12 @@ async def authenticate(found: Services, request: Request, key: str) -> ApiKeyRec
 
     Raises :class:`TooManyFailures` without looking the key up when the address is over its
     budget of failures. The token is taken before the lookup and given back on success, so
-    concurrent guesses cannot all pass a check made before any of them failed."""
+    concurrent guesses cannot all pass a check made before any of them failed. A key that
+    authenticated here lately is looked up even when the budget is spent: a client with many
+    requests in flight holds many tokens at once, and is not refused for that."""
     address = client_address(request)
     wait = found.auth_failures.take(address)
-    if wait is not None:
+    if wait is not None and not found.keys.vouched(key):
         raise TooManyFailures(wait)
     record = await found.keys.authenticate(key)
     if record is None:
@@ -66,7 +68,8 @@ async def authenticate(found: Services, request: Request, key: str) -> ApiKeyRec
             request.url.path,
         )
         return None
-    found.auth_failures.give_back(address)
+    if wait is None:
+        found.auth_failures.give_back(address)
     return record
 
 

@@ -4,6 +4,7 @@ X-Forwarded-Proto only when the peer is a trusted proxy (checked on a real uvico
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -67,6 +68,27 @@ async def test_successful_authentications_spend_nothing(api_factory: ApiFactory)
     anonymous = client_with(api)
     assert await statuses(anonymous, [key] * 20) == [200] * 20
     assert await statuses(anonymous, [generate_key() for _ in range(4)]) == [401] * 3 + [429]
+
+
+async def test_a_good_key_with_many_requests_at_once_is_never_refused(
+    api_factory: ApiFactory,
+) -> None:
+    """Each request holds a token of the budget while its key is looked up: a client with
+    more requests in flight than the burst is not refused once its key has authenticated
+    here, and guesses from its address are still throttled."""
+    api = await api_factory(auth_failure_burst=3, auth_failure_rate=SLOW)
+    key = await api.key("read")
+    anonymous = client_with(api)
+    assert await statuses(anonymous, [key]) == [200]
+    headers = {"Authorization": f"Bearer {key}"}
+    many = await asyncio.gather(
+        *(anonymous.get(f"{API}/agents", headers=headers) for _ in range(40))
+    )
+    assert [r.status_code for r in many] == [200] * 40
+    assert await statuses(anonymous, [generate_key() for _ in range(4)]) == [401] * 3 + [429]
+    assert await statuses(anonymous, [key]) == [200], "its guessing neighbour does not lock it out"
+    await api.services.keys.revoke((await api.services.keys.list())[0].id)
+    assert await statuses(anonymous, [key]) == [401], "a revoked key is looked up, and refused"
 
 
 @pytest.fixture
@@ -150,12 +172,14 @@ async def test_console_sign_in_shares_the_budget(api_factory: ApiFactory) -> Non
             return await browser.post_form("/console/signin", csrf=csrf, key=with_key)
 
         assert [(await sign_in(generate_key())).status_code for _ in range(3)] == [401] * 3
-        throttled = await sign_in(key)
-        assert throttled.status_code == 429, "over the budget even a good key is not looked at"
+        unseen = await api.key("read")
+        throttled = await sign_in(unseen)
+        assert throttled.status_code == 429, "over the budget a key not seen here is not looked at"
         assert "Too many failed sign-ins" in throttled.text
         assert int(throttled.headers["retry-after"]) >= 1
         assert (await browser.get("/console/agents")).status_code == 303, "not signed in"
-        api_call = await client_with(api, key).get(f"{API}/agents")
+        api_call = await client_with(api, unseen).get(f"{API}/agents")
         assert api_call.status_code == 429, "the API shares the address's budget"
+        assert (await sign_in(key)).status_code == 303, "a key that signed in here lately"
     finally:
         await console.close()
