@@ -45,7 +45,9 @@ async def _http_phase(
                     payload = await response.read()
                 latencies.append(perf_counter() - start)
                 if response.status != 200 or json.loads(payload)["failed"]:
-                    raise RuntimeError(f"a benchmark request failed: {response.status}")
+                    raise RuntimeError(
+                        f"a benchmark request failed: {response.status} {payload[:300]!r}"
+                    )
 
         wall = perf_counter()
         await asyncio.gather(*(client() for _ in range(in_flight)))
