@@ -32,6 +32,7 @@ from fastapi import Request, Response
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -293,7 +294,7 @@ class SlackAdapter:
                 AsyncRateLimitErrorRetryHandler(max_retry_count=self._rate_limit_retries),
             ],
         )
-        bot = await self._identify(client)
+        bot, authorized = await self._identify(client)
         users = UserDirectory(client, capacity=self._user_cache_size)
         commands = AgentCommands(
             engine=self._engine,
@@ -321,7 +322,7 @@ class SlackAdapter:
         self._journal.register("slack", messages)
         if self._own_journal:
             await self._journal.start()
-        app = self._build_app(client)
+        app = self._build_app(client, authorized)
         if self._settings.slack_mode == "socket":
             await self._connect_socket(app, client)
             where = "Socket Mode"
@@ -336,7 +337,8 @@ class SlackAdapter:
             self._set("http", "events at /slack/events")
         logger.info("Slack: connected as %s in team %s, %s", bot.user_id, bot.team_id, where)
 
-    async def _identify(self, client: AsyncWebClient) -> BotIdentity:
+    async def _identify(self, client: AsyncWebClient) -> tuple[BotIdentity, AuthorizeResult]:
+        """Who the bot is (``auth.test``), and the same as Bolt's authorization."""
         try:
             auth = await client.auth_test()
         except SlackApiError as exc:
@@ -347,20 +349,36 @@ class SlackAdapter:
             raise SlackStartError(
                 f"cannot reach Slack at {self.shown_url} ({error_code(exc)})"
             ) from None
-        return BotIdentity(
+        bot = BotIdentity(
             user_id=str(auth.get("user_id") or ""),
             bot_id=str(auth.get("bot_id") or ""),
             team_id=str(auth.get("team_id") or ""),
         )
+        return bot, AuthorizeResult.from_auth_test_response(
+            bot_token=client.token, auth_test_response=auth
+        )
 
-    def _build_app(self, client: AsyncWebClient) -> AsyncApp:
+    def _build_app(self, client: AsyncWebClient, authorized: AuthorizeResult) -> AsyncApp:
+        """Bolt's app, authorized by the ``auth.test`` made at start: left to itself, Bolt
+        calls ``auth.test`` for the first events (once per event until one answers), and their
+        acknowledgements wait for it. Bolt's own client carries no token (each event's client
+        gets it from the authorization); its base URL and session are the adapter's."""
+
+        async def authorize() -> AuthorizeResult:
+            return authorized
+
         bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
         if _SAME_TOKEN not in bolt_logger.filters:
             bolt_logger.addFilter(_SAME_TOKEN)
         secret = self._settings.slack_signing_secret
         app = AsyncApp(
             name=BOLT_APP_NAME,
-            client=client,
+            client=AsyncWebClient(
+                base_url=client.base_url,
+                session=client.session,
+                retry_handlers=client.retry_handlers,
+            ),
+            authorize=authorize,
             signing_secret=secret.get_secret_value() if secret is not None else "",
             process_before_response=True,  # acknowledge what is safe in the journal, only
         )
