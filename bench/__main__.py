@@ -29,6 +29,7 @@ from bench.journal_bench import run_journal
 from bench.plan import Plan, plan_for
 from bench.report import Report, judge, load_average, machine, render, write_json
 from bench.secantus import SecantusServer, SecantusUnavailable
+from bench.slack_ack import run_slack_ack
 from bench.stats import Row
 from bench.workload import CONTEXT_TOKENS, MODEL, bench_agents
 from bot.tokens import TokenCounter, encoding_name_for
@@ -59,6 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     api.add_argument("--api-only", action="store_true", help="only the HTTP API benchmark (SQLite)")
     api.add_argument(
         "--journal-only", action="store_true", help="only the turn journal's benchmark, per store"
+    )
+    parser.add_argument(
+        "--slack",
+        choices=("on", "off", "only"),
+        default="on",
+        help="the Slack acknowledgement benchmark (a bot process over the fake Slack): "
+        "with the rest (on), skipped (off), or alone (only)",
     )
     args = parser.parse_args(argv)
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
@@ -180,7 +188,7 @@ async def run(args: argparse.Namespace) -> Report:
     )
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         workdir = Path(tmp)
-        for name in [] if args.api_only else args.stores:
+        for name in [] if args.api_only or args.slack == "only" else args.stores:
             if name == "sqlite":
                 from memory.sqlite import SqliteStore
 
@@ -211,7 +219,15 @@ async def run(args: argparse.Namespace) -> Report:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
     judge(report)
-    if not (args.no_api or args.journal_only):
+    if args.slack != "off" and not (args.api_only or args.journal_only):
+        threads, rounds = (10, 3) if args.quick else (30, 5)
+        rows, targets, setup = await run_slack_ack(
+            threads=threads, rounds=rounds, rate=20.0, progress=progress("slack")
+        )
+        report.rows += rows
+        report.targets += targets
+        report.setup.append(setup)
+    if not (args.no_api or args.journal_only or args.slack == "only"):
         rows, targets, setup = await run_api(quick=args.quick, progress=progress("api"))
         report.rows += rows
         report.targets += targets

@@ -160,6 +160,7 @@ class FakeSlack:
         app_token: str = APP_TOKEN,
         spread: random.Random | None = None,
         redelivery: Redelivery | None = None,
+        api_latency: float = 0.0,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -182,6 +183,8 @@ class FakeSlack:
         connection). Slack spreads an app's envelopes over its connections."""
         self.redelivery = redelivery
         """Send unacknowledged Events API envelopes again (None: never)."""
+        self.api_latency = api_latency
+        """Seconds every Web API call takes before it is answered (Slack's own time)."""
         self._failures: dict[str, list[Failure]] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_numbers: dict[int, int] = {}
@@ -441,6 +444,8 @@ class FakeSlack:
         token = _bearer(request) or args.pop("token", None)
         self.calls.append(ApiCall(method=method, args=args, token=token, at=time.monotonic()))
         self._record_change()
+        if self.api_latency:
+            await asyncio.sleep(self.api_latency)
         failure = self._next_failure(method)
         if failure is not None:
             return web.json_response(
