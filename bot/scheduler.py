@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import undefined
 
 from bot.engine import Engine
 from bot.logs import context_of
-from config.agents import Agent, GoalCheckSpec, crontab_trigger
+from config.agents import Agent, GoalCheckSpec, crontab_fields
 from memory.base import Clock, Conversation, GoalCheck, utc_now
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,19 @@ class RunReport:
     posted: int = 0
     failed_posts: int = 0
     skipped: int = 0
+
+
+def crontab_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A trigger for a standard five-field crontab expression, read as cron reads it."""
+    fields = crontab_fields(expression)
+    return CronTrigger(
+        minute=fields.minute,
+        hour=fields.hour,
+        day=fields.day,
+        month=fields.month,
+        day_of_week=fields.day_of_week,
+        timezone=ZoneInfo(timezone),
+    )
 
 
 def trigger_for(spec: GoalCheckSpec) -> BaseTrigger:

@@ -7,13 +7,13 @@ the field, e.g. ``agents.yaml: agent 'chef': response_shape: ...``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -68,10 +68,79 @@ def parse_duration(value: object) -> timedelta:
 
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAY_NUMBERS = {name: number for number, name in enumerate(_DAY_NAMES)}
+_MONTH_NUMBERS = {name: number for number, name in enumerate(_MONTH_NAMES, start=1)}
+_CRON_ITEM = re.compile(
+    r"(?P<first>\*|[0-9]+|[a-z]+)(?:-(?P<last>[0-9]+|[a-z]+))?(?:/(?P<step>[0-9]+))?"
+)
 
 
-def _crontab_weekdays(field: str) -> str:
-    """A crontab day-of-week field (0 or 7 = Sunday) in APScheduler's terms, by day name.
+class CrontabFields(NamedTuple):
+    """A checked five-field crontab expression; ``day_of_week`` holds day names (``mon,tue``)
+    or ``*``, because schedulers disagree on which day number 0 is."""
+
+    minute: str
+    hour: str
+    day: str
+    month: str
+    day_of_week: str
+
+
+def _cron_item(item: str, field: str, low: int, high: int, names: Mapping[str, int]) -> range:
+    """The values one item of a crontab field (``*``, ``5``, ``1-5``, ``*/15``, ``mon-fri``)
+    stands for, checked against the field's range; names are read through ``names``."""
+    match = _CRON_ITEM.fullmatch(item.lower())
+    if match is None:
+        raise ValueError(f"{field} {item!r} is not a number, a range or */step")
+    first_text, last_text, step_text = match.group("first", "last", "step")
+
+    def value(text: str, *, ends_range: bool = False) -> int:
+        if text.isdigit():
+            return int(text)
+        if text not in names:
+            kind = f"a {field} number or name" if names else "a number"
+            raise ValueError(f"{field} {item!r}: {text!r} is not {kind}")
+        # Sunday ends a range as 7 (``sat-sun``), as cron allows.
+        return 7 if ends_range and text == "sun" else names[text]
+
+    if first_text == "*":
+        if last_text is not None:
+            raise ValueError(f"{field} {item!r} is not a number, a range or */step")
+        first, last = low, high
+    else:
+        first = value(first_text)
+        if last_text is not None:
+            last = value(last_text, ends_range=True)
+        else:
+            last = high if step_text is not None else first
+    if not (low <= first <= high and low <= last <= high):
+        raise ValueError(f"{field} {item!r} is out of range {low}-{high}")
+    if first > last:
+        raise ValueError(f"{field} {item!r} is a range that ends before it starts")
+    step = int(step_text) if step_text is not None else 1
+    if step < 1:
+        raise ValueError(f"{field} {item!r}: the step must be at least 1")
+    return range(first, last + 1, step)
+
+
+def _crontab_field(text: str, field: str, low: int, high: int) -> str:
+    """Check a minute, hour, day or month field; it is kept as written (schedulers read
+    these the way cron does)."""
+    for item in text.split(","):
+        if field == "day" and item.lower() == "last":
+            continue
+        values = _cron_item(item, field, low, high, _MONTH_NUMBERS if field == "month" else {})
+        if "/" in item:
+            if any(character.isalpha() for character in item):
+                raise ValueError(f"{field} {item!r}: month names take no step")
+            if values.step > values.stop - 1 - values.start:
+                raise ValueError(f"{field} {item!r}: the step is larger than its range")
+    return text
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday, or names) as day names.
 
     APScheduler 3 numbers days from Monday = 0, so ``1-5`` would silently mean Tuesday to
     Saturday; names are unambiguous.
@@ -80,37 +149,24 @@ def _crontab_weekdays(field: str) -> str:
         return field
     days: list[str] = []
     for item in field.split(","):
-        if any(character.isalpha() for character in item):
-            days.append(item.lower())
-            continue
-        body, _, step = item.partition("/")
-        if body == "*":
-            low, high = 0, 6
-        elif "-" in body:
-            first, last = body.split("-", 1)
-            low, high = int(first), int(last)
-        else:
-            low = int(body)
-            high = 6 if step else low
-        if not (0 <= low <= 7 and 0 <= high <= 7):
-            raise ValueError(f"day of week {item!r} is out of range 0-7")
-        days += [_DAY_NAMES[day % 7] for day in range(low, high + 1, int(step or 1))]
+        values = _cron_item(item, "day of week", 0, 7, _DAY_NUMBERS)
+        days += [_DAY_NAMES[day % 7] for day in values]
     return ",".join(dict.fromkeys(days))
 
 
-def crontab_trigger(expression: str, timezone: str) -> CronTrigger:
-    """A trigger for a standard five-field crontab expression, read as cron reads it."""
+def crontab_fields(expression: str) -> CrontabFields:
+    """Check a standard five-field crontab expression: ``*``, numbers, ranges, lists and
+    steps, month and day names, and ``last`` (day of the month)."""
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(f"cron {expression!r} needs five fields: minute hour day month weekday")
     minute, hour, day, month, weekday = fields
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_crontab_weekdays(weekday),
-        timezone=ZoneInfo(timezone),
+    return CrontabFields(
+        minute=_crontab_field(minute, "minute", 0, 59),
+        hour=_crontab_field(hour, "hour", 0, 23),
+        day=_crontab_field(day, "day", 1, 31),
+        month=_crontab_field(month, "month", 1, 12),
+        day_of_week=crontab_weekdays(weekday),
     )
 
 
@@ -153,7 +209,7 @@ class GoalCheckSpec(_Spec):
             raise ValueError("give exactly one of 'cron' or 'every'")
         if self.cron is not None:
             try:
-                crontab_trigger(self.cron, self.timezone)
+                crontab_fields(self.cron)
             except ValueError as exc:
                 raise ValueError(
                     f"cron {self.cron!r} is not a valid crontab expression: {exc}"

@@ -18,6 +18,7 @@ from bot.engine import Engine, IncomingMessage
 from bot.scheduler import (
     GoalCheckRunner,
     GoalScheduler,
+    crontab_trigger,
     latest_fire_time,
     latest_slot,
     trigger_for,
@@ -631,3 +632,46 @@ async def test_summarize_now_runs_agents_stored_through_the_api(
     one = await run_bot(tmp_path, "summarize", "--now", "--agent", "pirate", "--dry-run", **model)
     assert one.code == 0, one.err
     assert "pirate: 0 checked, 0 failed, 1 printed" in one.out
+
+
+@pytest.mark.parametrize(
+    ("weekdays", "fires_on"),
+    [
+        ("1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
+        ("0", {"Sunday"}),
+        ("7", {"Sunday"}),
+        ("6,0", {"Saturday", "Sunday"}),
+        ("*/2", {"Sunday", "Tuesday", "Thursday", "Saturday"}),
+        ("mon-wed", {"Monday", "Tuesday", "Wednesday"}),
+        ("*", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}),
+    ],
+)
+def test_crontab_weekdays_are_read_as_cron_reads_them(weekdays: str, fires_on: set[str]) -> None:
+    """APScheduler counts weekdays from Monday = 0; crontab from Sunday = 0."""
+    trigger = crontab_trigger(f"0 9 * * {weekdays}", "UTC")
+    moment = datetime(2026, 3, 1, tzinfo=UTC)
+    seen = set()
+    for _ in range(7):
+        fire = trigger.get_next_fire_time(None, moment)
+        assert fire is not None
+        seen.add(fire.strftime("%A"))
+        moment = fire + timedelta(hours=1)
+    assert seen == fires_on
+
+
+def test_every_crontab_the_agents_file_accepts_builds_a_trigger() -> None:
+    """The agents file checks cron without APScheduler; whatever it accepts, APScheduler
+    must read too, or the scheduler would fail at start on a file that passed ``check``."""
+    pieces = {
+        "minute": ["*", "*/15", "*/59", "0", "59", "5-10", "5/15", "1-59/2", "1-3,5", "58/1"],
+        "hour": ["*", "*/2", "23", "0-23/6", "9-17", "*/23"],
+        "day": ["*", "1", "31", "last", "LAST", "1-15/3", "*/30"],
+        "month": ["*", "1", "12", "jan", "JAN", "jan-mar", "*/3", "2-11/5", "feb,apr"],
+        "weekday": ["*", "0", "7", "1-5", "6,0", "*/2", "sun-mon", "sat-sun", "mon-fri/2"],
+    }
+    chooser = random.Random(15)  # noqa: S311 - reproducible test cases, not secrets
+    for _ in range(2000):
+        expression = " ".join(chooser.choice(choices) for choices in pieces.values())
+        GoalCheckSpec(cron=expression)
+        trigger = crontab_trigger(expression, "UTC")
+        assert isinstance(trigger, BaseTrigger), expression

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from bot.errors import ConfigError
 from config.agents import (
     AgentsFile,
-    crontab_trigger,
+    crontab_fields,
     load_agents,
     normalise_response_shape,
     parse_duration,
@@ -276,25 +277,26 @@ def test_model_is_the_whole_file() -> None:
 
 
 @pytest.mark.parametrize(
-    ("weekdays", "fires_on"),
+    ("expression", "problem"),
     [
-        ("1-5", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}),
-        ("0", {"Sunday"}),
-        ("7", {"Sunday"}),
-        ("6,0", {"Saturday", "Sunday"}),
-        ("*/2", {"Sunday", "Tuesday", "Thursday", "Saturday"}),
-        ("mon-wed", {"Monday", "Tuesday", "Wednesday"}),
-        ("*", {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}),
+        ("61 * * * *", "minute '61' is out of range 0-59"),
+        ("* * * * 8", "day of week '8' is out of range 0-7"),
+        ("*/0 * * * *", "the step must be at least 1"),
+        ("* * * jan/2 *", "month names take no step"),
+        ("10-5 * * * *", "ends before it starts"),
+        ("a * * * *", "'a' is not a number"),
+        ("* * ? * *", "is not a number, a range or */step"),
+        ("* * * * * *", "needs five fields"),
     ],
 )
-def test_crontab_weekdays_are_read_as_cron_reads_them(weekdays: str, fires_on: set[str]) -> None:
-    """APScheduler counts weekdays from Monday = 0; crontab from Sunday = 0."""
-    trigger = crontab_trigger(f"0 9 * * {weekdays}", "UTC")
-    moment = datetime(2026, 3, 1, tzinfo=UTC)
-    seen = set()
-    for _ in range(7):
-        fire = trigger.get_next_fire_time(None, moment)
-        assert fire is not None
-        seen.add(fire.strftime("%A"))
-        moment = fire + timedelta(hours=1)
-    assert seen == fires_on
+def test_crontab_problems_are_named(expression: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        crontab_fields(expression)
+
+
+def test_crontab_weekdays_become_names_and_sunday_is_0_or_7() -> None:
+    assert crontab_fields("0 9 * * 1-5").day_of_week == "mon,tue,wed,thu,fri"
+    assert crontab_fields("0 9 * * sat-sun").day_of_week == "sat,sun"
+    assert crontab_fields("0 9 * * sun-mon").day_of_week == "sun,mon"
+    assert crontab_fields("0 9 * * mon-fri/2").day_of_week == "mon,wed,fri"
+    assert crontab_fields("0 9 last JAN *") == ("0", "9", "last", "JAN", "*")
