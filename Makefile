@@ -26,6 +26,7 @@ check: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.layers  # the import layers (tests/layers.py)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
