@@ -11,12 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from bot.engine import EngineBusy
-from bot.errors import StoreError
+from bot.errors import BUSY_LINE, FAILURE_LINE, STORE_LINE, ParleyError
 
-BUSY_LINE = "I'm handling a lot of messages right now; please try again in a moment."
-STORE_LINE = "I can't reach my memory right now, so I can't answer safely. Please try again soon."
-FAILURE_LINE = "Something went wrong on my side. Please try again."
+__all__ = [
+    "BUSY_LINE",
+    "FAILURE_LINE",
+    "READY_STATES",
+    "STORE_LINE",
+    "AdapterHealth",
+    "AdapterState",
+    "FailureHook",
+    "PlatformAdapter",
+    "short_error_line",
+]
 
 
 AdapterState = Literal["connecting", "connected", "reconnecting", "http", "failed", "stopped"]
@@ -63,9 +70,6 @@ class PlatformAdapter(Protocol):
 
 
 def short_error_line(exc: BaseException) -> str:
-    """The one line a person sees when their message could not be answered."""
-    if isinstance(exc, EngineBusy):
-        return BUSY_LINE
-    if isinstance(exc, StoreError):
-        return STORE_LINE
-    return FAILURE_LINE
+    """The one line a person sees when their message could not be answered: the error's own
+    public line (see :mod:`bot.errors`), or the generic one for anything not Parley's."""
+    return exc.public_line if isinstance(exc, ParleyError) else FAILURE_LINE

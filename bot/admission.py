@@ -18,9 +18,9 @@ flight, so it never grows beyond the turns themselves.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Literal
 
-from bot.errors import ParleyError
+from bot.errors import BUSY_LINE, ParleyError
 
 __all__ = [
     "Admission",
@@ -40,18 +40,29 @@ TurnClass = Literal["chat", "api"]
 class EngineBusy(ParleyError):
     """Too many turns are waiting; the caller should ask the person to try again shortly.
 
-    The message is one short line for the person; ``retry_after`` is how many seconds to
+    The message is one short line for the API client; ``retry_after`` is how many seconds to
     wait before trying again."""
 
-    retry_after: ClassVar[int] = 5
+    status = 503
+    code = "busy"
+    client_line = None
+    public_line = BUSY_LINE
+    retry_after = 5
 
 
 class KeyBusy(EngineBusy):
     """The quota holder (an API key) already has its turns in flight."""
 
+    status = 429
+    code = "too_many_turns"
+
 
 class ConversationBusy(EngineBusy):
-    """The conversation already has its turns in flight."""
+    """The conversation already has its turns in flight (too many requests to it, not a
+    state conflict: it clears as its turns finish)."""
+
+    status = 429
+    code = "conversation_busy"
 
 
 class ApiShareFull(EngineBusy):

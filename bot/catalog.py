@@ -28,6 +28,8 @@ _AGENT_ID = re.compile(AGENT_ID)
 class ReadOnlyAgent(Conflict):
     """The agent comes from the agents file; edit the file instead."""
 
+    code = "read_only"
+
 
 class AgentCatalog:
     """File agents first, then stored agents (cached, bounded, refreshed after ``ttl``)."""

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from adapters.console import ConsoleAdapter, ConsoleSession
 from bot.catalog import AgentCatalog
-from bot.errors import ConfigError, NotFound, ParleyError
+from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
 from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
 from bot.logs import configure_logging
 from bot.runtime import Runtime
@@ -33,8 +33,6 @@ from memory.factory import build_store
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
 EXIT_PLATFORM_LOST = 3
 """``run`` stopped because an adapter gave up reconnecting: a supervisor should restart it."""
 
@@ -145,7 +143,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         loaded = _load(args.env_file)
     except ConfigError as exc:
         print(f"parley: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return exc.exit_code
     settings = loaded.settings
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     command = _COMMANDS[args.command]
@@ -156,7 +154,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except ParleyError as exc:
         logger.debug("command failed", exc_info=True)
         print(f"parley: {exc}", file=sys.stderr)
-        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILURE
+        return exc.exit_code
     except Exception as exc:  # the CLI's one edge: a short line, details in DEBUG
         logger.debug("unexpected failure", exc_info=True)
         print(

@@ -62,9 +62,17 @@ turns is far shorter)."""
 class UnknownAgent(ParleyError):
     """No agent has that id."""
 
+    status = 404
+    code = "not_found"
+    client_line = None
+
 
 class NoGoal(ParleyError):
     """The conversation's agent has no goal to check."""
+
+    status = 409
+    code = "no_goal"
+    client_line = None
 
 
 @dataclass(frozen=True, slots=True)

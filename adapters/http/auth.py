@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.http.errors import ApiError
 from adapters.http.ratelimit import RateLimiter
 from adapters.http.services import Services
+from bot.errors import ParleyError
 from bot.keys import agent_allowed, scope_allows
 from memory.base import ApiKeyRecord, Scope
 
@@ -31,14 +32,19 @@ _BEARER = HTTPBearer(
 checked below, with this module's own error bodies."""
 
 
-class TooManyFailures(Exception):
+class TooManyFailures(ParleyError):
     """The client address failed to authenticate too often; ``wait`` seconds until the next
     attempt is looked at."""
+
+    status = 429
+    code = "rate_limited"
+    client_line = None
 
     def __init__(self, wait: float) -> None:
         seconds = RateLimiter.retry_after_header(wait)
         super().__init__(f"too many failed authentications from this address; retry in {seconds}s")
         self.wait = wait
+        self.retry_after = int(seconds)
 
 
 def client_address(request: Request) -> str:
@@ -99,12 +105,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise ApiError(401, "send an API key: Authorization: Bearer KEY", headers=_CHALLENGE)
-        try:
-            record = await authenticate(found, request, token.strip())
-        except TooManyFailures as exc:
-            raise ApiError(
-                429, str(exc), headers={"Retry-After": RateLimiter.retry_after_header(exc.wait)}
-            ) from None
+        record = await authenticate(found, request, token.strip())
         if record is None:
             raise ApiError(401, "the API key is unknown or revoked", headers=_CHALLENGE)
         wait = found.limiter.take(record.id)

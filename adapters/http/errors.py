@@ -1,13 +1,14 @@
 """Every error the HTTP server answers is ``{"error": {"code", "message"}}`` with its status.
 
-Known failures map to their status; anything else is a 500 with a generic line, logged here
-with its traceback. No traceback and no secret ever reaches a client.
+A :class:`~bot.errors.ParleyError` says its own status, code, client line and Retry-After;
+anything else is a 500 with a generic line, logged here with its traceback. No traceback and
+no secret ever reaches a client.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,9 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.catalog import ReadOnlyAgent
-from bot.engine import ConversationBusy, EngineBusy, KeyBusy, NoGoal, UnknownAgent
-from bot.errors import ConfigError, Conflict, NotFound, StoreError, StoreUnavailable
+from bot.errors import ParleyError
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +53,12 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class ApiError(Exception):
-    """Raised by routes: becomes an error body with ``status``."""
+class ApiError(ParleyError):
+    """Raised by routes: becomes an error body with ``status``, the message as it is."""
+
+    status = 400
+    code = "bad_request"
+    client_line = None
 
     def __init__(
         self,
@@ -71,12 +74,19 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
 
+    def http_headers(self) -> dict[str, str]:
+        return dict(self.headers or {})
 
-class BodyTooLarge(StarletteHTTPException):
+
+class BodyTooLarge(StarletteHTTPException, ParleyError):
     """The request body passed the limit (raised while it is being read).
 
     An HTTPException because FastAPI, reading a JSON body, lets only those through: it turns
     any other error raised by ``receive`` into a 400 "error parsing the body"."""
+
+    status = 413
+    code = "payload_too_large"
+    client_line = None
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is larger than {limit} bytes")
@@ -108,51 +118,27 @@ def describe_validation(errors: list[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-_PLAIN: dict[type[Exception], tuple[int, str | None, dict[str, str] | None]] = {
-    BodyTooLarge: (413, None, None),
-    ConfigError: (422, None, None),
-    ReadOnlyAgent: (409, "read_only", None),
-    Conflict: (409, None, None),
-    NoGoal: (409, "no_goal", None),
-    UnknownAgent: (404, None, None),
-    NotFound: (404, None, None),
-    KeyBusy: (429, "too_many_turns", {"Retry-After": str(KeyBusy.retry_after)}),
-    ConversationBusy: (
-        429,
-        "conversation_busy",
-        {"Retry-After": str(ConversationBusy.retry_after)},
-    ),
-    EngineBusy: (503, "busy", {"Retry-After": str(EngineBusy.retry_after)}),
-}
-"""Errors whose own message is what the client reads: status, code (else the status's), headers.
-Starlette picks the handler of the nearest class, so ReadOnlyAgent wins over Conflict."""
+_UNEXPECTED = ParleyError()
+"""What a client reads about an exception Parley did not raise on purpose."""
 
 
-def plain_error(exc: Exception) -> tuple[int, dict[str, str] | None] | None:
-    """The status and headers of an error whose own message is what people read (the table
-    above, nearest class first), or None; the console renders the same mapping as pages."""
-    for kind in type(exc).__mro__:
-        found = _PLAIN.get(kind)
-        if found is not None:
-            status, _, headers = found
-            return status, headers
-    return None
+def log_hidden(exc: Exception, where: str) -> None:
+    """Log a failure on our side that the client is not told about: a 500 with its traceback,
+    a known outage (the store's 503) as one line. Refusals (4xx, or a 503 whose message the
+    client reads, such as busy) are the client's to act on, and not logged."""
+    if not isinstance(exc, ParleyError) or exc.status == 500:
+        logger.error("unhandled error on %s", where, exc_info=exc)
+    elif exc.status >= 500 and exc.client_line is not None:
+        logger.warning("%s on %s: %s", exc.code, where, exc)
 
 
-def _plain(
-    status: int, code: str | None, headers: dict[str, str] | None
-) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(status, str(exc), code=code, headers=headers)
-
-    return handle
+def parley_response(exc: ParleyError) -> JSONResponse:
+    return error_response(
+        exc.status, exc.client_message(), code=exc.code, headers=exc.http_headers()
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
@@ -169,22 +155,12 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route {request.method} {request.url.path}"
         return error_response(exc.status_code, message, headers=exc.headers)
 
-    for kind, (status, code, headers) in _PLAIN.items():
-        app.add_exception_handler(kind, _plain(status, code, headers))
-
-    @app.exception_handler(StoreUnavailable)
-    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        logger.warning("store unavailable: %s", exc)
-        return error_response(
-            503, "the store cannot be reached; try again shortly", code="store_unavailable"
-        )
-
-    @app.exception_handler(StoreError)
-    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
-        logger.warning("store error: %s", exc)
-        return error_response(503, "the store failed; try again shortly", code="store_error")
+    @app.exception_handler(ParleyError)
+    async def _parley(request: Request, exc: ParleyError) -> JSONResponse:
+        log_hidden(exc, f"{request.method} {request.url.path}")
+        return parley_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "something went wrong on our side")
+        log_hidden(exc, f"{request.method} {request.url.path}")
+        return parley_response(_UNEXPECTED)

@@ -14,14 +14,21 @@ from starlette.requests import Request
 
 from adapters.http.console.session import Session
 from adapters.http.errors import ApiError
+from bot.errors import ParleyError
 
 FIELD = "csrf"
 HEADER = "x-csrf-token"
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(ParleyError):
     """The token is missing or is not this session's."""
+
+    status = 403
+    code = "forbidden"
+    client_line = (
+        "This form has expired or did not come from this console. Reload the page and try again."
+    )
 
 
 def check_token(session: Session | None, token: str | None) -> None:

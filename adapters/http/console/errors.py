@@ -4,7 +4,6 @@ keep the pages out of frames, caches and other sites' reach."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -16,15 +15,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from adapters.http.console.auth import SignInRequired, maybe_signed_in
-from adapters.http.console.csrf import CsrfRefused
 from adapters.http.console.session import clear_session
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
-from adapters.http.errors import ApiError, describe_validation, plain_error
+from adapters.http.errors import describe_validation, log_hidden
 from adapters.http.security import SECURITY_HEADERS
-from bot.errors import StoreError
-
-logger = logging.getLogger(__name__)
+from bot.errors import ParleyError
 
 SIGN_IN = "/console/signin"
 _SAFE_NEXT = re.compile(r"^/console(/[A-Za-z0-9/_.~%=&?+-]*)?$")
@@ -54,27 +50,16 @@ def sign_in_redirect(request: Request, reason: str) -> Response:
     return response
 
 
-_CSRF_MESSAGE = (
-    "This form has expired or did not come from this console. Reload the page and try again."
-)
-
-
-def _describe(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
-    """The status and message of a failure a person can act on; re-raises anything else."""
-    if isinstance(exc, ApiError):
-        return exc.status, exc.message, exc.headers
-    if isinstance(exc, CsrfRefused):
-        return 403, _CSRF_MESSAGE, None
+def _describe(exc: Exception) -> tuple[int, str, dict[str, str]]:
+    """The status, message and headers of a failure a person can act on, as the API answers
+    it (each error says its own); re-raises a failure on our side (500) and anything not
+    Parley's, for the app's handler to log and answer."""
     if isinstance(exc, RequestValidationError):
-        return 422, describe_validation(list(exc.errors())), None
-    plain = plain_error(exc)
-    if plain is not None:
-        status, headers = plain
-        return status, str(exc), headers
-    if isinstance(exc, StoreError):
-        logger.warning("store failed on a console page: %s", exc)
-        return 503, "The store cannot be reached or failed; try again shortly.", None
-    raise exc
+        return 422, describe_validation(list(exc.errors())), {}
+    if not isinstance(exc, ParleyError) or exc.status == 500:
+        raise exc
+    log_hidden(exc, "a console page")
+    return exc.status, exc.client_message(), exc.http_headers()
 
 
 async def error_page(request: Request, exc: Exception) -> Response:

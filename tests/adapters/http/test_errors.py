@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from adapters.http.schemas import MAX_SEQ
+from adapters.http.turns import TurnNotAnswered
 from bot.engine import ApiShareFull, ConversationBusy, EngineBusy, KeyBusy
 from tests.adapters.http.helpers import API, client_with, create_conversation, error_of
 from tests.support.api import Api, ApiFactory
@@ -177,6 +178,47 @@ async def test_an_unexpected_failure_is_500_generic_and_logged(
     assert logged, "the failure is logged on the server"
     assert logged[0].exc_info is not None
     assert "GET /api/v1/conversations" in logged[0].getMessage()
+
+
+async def test_a_parley_failure_on_our_side_is_500_generic_and_logged(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ParleyError that is our failure (the model's, the journal's) says so in one generic
+    line: its message, which may name internals, stays in the log with the traceback."""
+    reader = await api.as_key("read")
+
+    def fail(*args: Any, **kwargs: Any) -> NoReturn:
+        raise TurnNotAnswered(f"gave up on a turn for {MONGO_SECRET}")
+
+    monkeypatch.setattr(api.store, "list_conversations", fail)
+    with caplog.at_level(logging.ERROR, logger="adapters.http.errors"):
+        response = await reader.get(f"{API}/conversations")
+
+    assert error_of(response, 500) == {
+        "code": "internal",
+        "message": "something went wrong on our side",
+    }
+    assert "hunter2" not in response.text
+    assert "TurnNotAnswered" not in response.text
+    logged = [r for r in caplog.records if r.name == "adapters.http.errors"]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert "GET /api/v1/conversations" in logged[0].getMessage()
+
+
+async def test_a_store_that_is_down_is_logged_as_one_line(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = await api.as_key("read")
+    await api.store.close()
+    with caplog.at_level(logging.WARNING, logger="adapters.http.errors"):
+        response = await reader.get(f"{API}/conversations")
+
+    assert error_of(response, 503)["code"] == "store_unavailable"
+    logged = [r for r in caplog.records if r.name == "adapters.http.errors"]
+    assert [r.levelno for r in logged] == [logging.WARNING]
+    assert logged[0].exc_info is None
+    assert "store_unavailable on GET /api/v1/conversations" in logged[0].getMessage()
 
 
 async def test_no_error_body_ever_shows_a_configured_secret(

@@ -15,9 +15,10 @@ from adapters.http.console.errors import safe_next
 from adapters.http.console.markdown import render_markdown
 from adapters.http.console.session import Session, SessionCodec
 from adapters.http.console.views import author, duration, shape_fields
-from adapters.http.errors import plain_error
+from adapters.http.errors import parley_response
 from bot.admission import ApiShareFull, ConversationBusy, KeyBusy
-from bot.errors import NotFound
+from bot.errors import NotFound, ParleyError, StoreError, StoreUnavailable
+from bot.llm import ModelError
 from memory.base import GoalCheck, Message
 from tests.support.agents import agent
 
@@ -183,14 +184,37 @@ def test_views() -> None:
 
 
 @pytest.mark.parametrize(
-    ("refusal", "status"),
+    ("refusal", "status", "message", "retry_after"),
     [
-        (KeyBusy("a key's turns"), 429),
-        (ConversationBusy("a thread's turns"), 429),
-        (ApiShareFull("the API's share"), 503),
-        (NotFound("gone"), 404),
+        (KeyBusy("a key's turns"), 429, "a key's turns", "5"),
+        (ConversationBusy("a thread's turns"), 429, "a thread's turns", "5"),
+        (ApiShareFull("the API's share"), 503, "the API's share", "5"),
+        (NotFound("gone"), 404, "gone", None),
+        (
+            StoreUnavailable("no route to db.internal:27017"),
+            503,
+            "the store cannot be reached; try again shortly",
+            None,
+        ),
+        (StoreError("disk I/O error in /srv/parley.sqlite3"), 503, "the store failed", None),
+        (CsrfRefused(), 403, "This form has expired", None),
     ],
 )
-def test_console_pages_map_errors_as_the_api_does(refusal: Exception, status: int) -> None:
-    assert console_errors._describe(refusal)[0] == status
-    assert plain_error(refusal) == (status, {"Retry-After": "5"} if status != 404 else None)
+def test_console_pages_map_errors_as_the_api_does(
+    refusal: ParleyError, status: int, message: str, retry_after: str | None
+) -> None:
+    page_status, page_message, page_headers = console_errors._describe(refusal)
+    api = parley_response(refusal)
+    body = json.loads(bytes(api.body))["error"]
+    assert (page_status, api.status_code) == (status, status)
+    assert page_message == body["message"]
+    assert page_message.startswith(message)
+    assert page_headers.get("Retry-After") == api.headers.get("retry-after") == retry_after
+    assert "db.internal" not in page_message
+    assert "/srv" not in page_message
+
+
+@pytest.mark.parametrize("failure", [ModelError("the model failed (HTTP 500)"), RuntimeError("x")])
+def test_console_pages_leave_failures_on_our_side_to_the_app(failure: Exception) -> None:
+    with pytest.raises(type(failure)):
+        console_errors._describe(failure)
