@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable
+from contextlib import AsyncExitStack
 from types import TracebackType
 
 from adapters.base import AdapterHealth, FailureHook, PlatformAdapter
@@ -142,6 +143,8 @@ class Runtime:
         self._grace_ends: float | None = None
         """When the shutdown grace ends (the loop's clock), once stopping."""
         self.loop_lag = LoopLagMonitor()
+        self._exit = AsyncExitStack()
+        """What :meth:`__aenter__` started, stopped in reverse by :meth:`__aexit__`."""
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -162,40 +165,43 @@ class Runtime:
         )
 
     async def serve(self, adapters: list[PlatformAdapter]) -> None:
-        """Start the HTTP server, ``adapters``, the goal-check scheduler and the stored-agent
-        refresher; wait for a stop request, then stop them in reverse order."""
-        async with self.loop_lag:  # started first and stopped last: it watches all the rest
-            await self._serve(adapters)
+        """Start the HTTP server, ``adapters``, the journal, the goal-check scheduler and the
+        stored-agent refresher; wait for a stop request, then stop them in reverse order.
 
-    async def _serve(self, adapters: list[PlatformAdapter]) -> None:
-        scheduler: GoalScheduler | None = None
-        refresher: asyncio.Task[None] | None = None
-        try:
+        Each stop is pushed on the exit stack just before its start, so a start that fails
+        halfway is undone like a finished one, and every way out stops the same things in
+        the reverse order of start.
+        """
+        async with AsyncExitStack() as stack:
+            # started first and stopped last: it watches all the rest
+            await stack.enter_async_context(self.loop_lag)
             for adapter in adapters:
                 self.services.readiness.add(adapter)
             if self.web is not None:
+                stack.push_async_callback(self.web.stop)
                 await self.web.start()
+            stack.push_async_callback(self._stop_adapters)
+            # The adapters record messages and start the journal's drains from their first
+            # message on, so the journal stops before them on every way out (a stop
+            # requested while an adapter still starts too): replies in progress get the
+            # grace while the adapters can still show them, and record what arrives meanwhile.
+            stack.push_async_callback(self._stop_journal)
             if not await self._unless_stopped(self._start_adapters(adapters)):
                 return
             await self.journal.start()  # takes over what an earlier process left unfinished
             runner = GoalCheckRunner(engine=self.engine, posters=_posters(self.adapters))
             scheduler = GoalScheduler(runner=runner, agents=list(await self._all_agents()))
+            stack.push_async_callback(scheduler.stop)
             await scheduler.start()
             refresher = asyncio.create_task(self._refresh_agents(scheduler), name="agents")
+            stack.push_async_callback(_cancelled, refresher)
             await self._stop.wait()
-        finally:
-            if refresher is not None:
-                refresher.cancel()
-                await asyncio.gather(refresher, return_exceptions=True)
-            if scheduler is not None:
-                await scheduler.stop()
-            # replies in progress get the grace; the rest stays in the journal (adapters keep
-            # recording what arrives meanwhile, and the next process answers it)
-            self._grace_ends = asyncio.get_running_loop().time() + self.settings.shutdown_grace
-            await self.journal.stop(grace=self.settings.shutdown_grace)
-            await self._stop_adapters()
-            if self.web is not None:
-                await self.web.stop()
+
+    async def _stop_journal(self) -> None:
+        """Replies in progress get ``SHUTDOWN_GRACE``; the rest stays in the journal for the
+        next process. The engine's own close gets what is left of it (:meth:`_grace_left`)."""
+        self._grace_ends = asyncio.get_running_loop().time() + self.settings.shutdown_grace
+        await self.journal.stop(grace=self.settings.shutdown_grace)
 
     async def _unless_stopped(self, work: Awaitable[None]) -> bool:
         """Run ``work``, cancelled if a stop is requested first (a start that waits for
@@ -255,16 +261,18 @@ class Runtime:
         return max(0.0, self._grace_ends - asyncio.get_running_loop().time())
 
     async def __aenter__(self) -> Runtime:
-        await self.store.open()
-        try:
+        async with AsyncExitStack() as stack:
+            await self.store.open()
+            stack.push_async_callback(self.store.close)
             models = {
                 agent.effective_model(self.settings.bot_model) for agent in self.agents.agents
             }
             for model in sorted(models):
                 await asyncio.to_thread(self.tokens.warm, model)
-        except BaseException:
-            await self.store.close()
-            raise
+            stack.push_async_callback(self.model.close)
+            stack.push_async_callback(self._close_engine)
+            stack.push_async_callback(self._stop_adapters)  # those :meth:`posters` started
+            self._exit = stack.pop_all()
         logger.info("store: %s; model: %s", self.store.description, self.model.description)
         return self
 
@@ -274,11 +282,13 @@ class Runtime:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            await self._stop_adapters()
-            await self.engine.aclose(grace=self._grace_left())
-        finally:
-            try:
-                await self.model.close()
-            finally:
-                await self.store.close()
+        exit_stack, self._exit = self._exit, AsyncExitStack()
+        await exit_stack.aclose()
+
+    async def _close_engine(self) -> None:
+        await self.engine.aclose(grace=self._grace_left())
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
