@@ -89,7 +89,9 @@ class TurnJournal:
     ``lease_seconds``: how long a place stays with a process that stopped renewing it (a
     crashed one); renewed every third of it while the process works. ``max_drains``: places
     drained at once in this process; more wait in the journal (the sweeper comes back for
-    them). ``sweep_every``: how often places whose lease lapsed are looked for.
+    them). ``sweep_every``: how often places left waiting are looked for: those whose head
+    entry was not touched for two sweeps (a crashed process's, whose lease lapses, and those a
+    stopping process recorded but left undrained, whose lease is free at once).
     """
 
     def __init__(
@@ -205,10 +207,16 @@ class TurnJournal:
             await asyncio.gather(*drains, return_exceptions=True)
 
     async def sweep(self) -> int:
-        """Kick every place with unfinished entries not touched for a lease; returns how many
-        places were kicked. Runs at start and every ``sweep_every`` seconds."""
-        lapsed = self._clock() - timedelta(seconds=self._lease)
-        places = await self._store.journal_pending(limit=100, updated_before=lapsed)
+        """Kick every place whose oldest unfinished entry was not touched for two sweeps;
+        returns how many places were kicked. Runs at start and every ``sweep_every`` seconds.
+
+        The lease decides who drains: a place another live process holds costs this one a
+        refused claim, while a place nobody holds (recorded by a process that stopped, during
+        a rolling deploy) is taken within seconds instead of after a lease."""
+        quiet = min(self._lease, 2 * self._sweep_every)
+        places = await self._store.journal_pending(
+            limit=100, updated_before=self._clock() - timedelta(seconds=quiet)
+        )
         for key in places:
             self.kick(key)
         return len(places)

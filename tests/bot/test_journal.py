@@ -376,3 +376,24 @@ async def test_a_message_kicked_while_a_drain_ends_is_answered_at_once(
         assert [shown for shown, _ in platform.shown] == [entry(key, n).id for n in (1, 2)]
     finally:
         await journal.stop(grace=1.0)
+
+
+async def test_a_message_a_stopping_process_recorded_is_answered_well_within_a_lease(
+    processes: Callable[..., Any], clock: FakeClock
+) -> None:
+    """A rolling deploy: the stopping process still records what arrives but drains nothing
+    and holds no lease for it; a process already running takes it after two quiet sweeps,
+    not after a lease."""
+    running: Process = await processes()
+    await asyncio.sleep(0.2)  # its start-up sweep is over: only its periodic sweeps remain
+    stopping: Process = await processes()
+    await stopping.journal.stop(grace=0.1)
+    key = place(8)
+    assert await stopping.journal.record(entry(key, 1, "during the deploy"))
+    stopping.journal.kick(key)  # takes nothing: it is stopping
+    await asyncio.sleep(0.3)
+    assert running.platform.shown == [], "touched a moment ago: left to its receiver"
+    clock.advance(1)  # two sweeps' quiet, far short of the 30 s lease
+    await drained(running.store, within=5)
+    assert [entry_id for entry_id, _ in running.platform.shown] == [entry(key, 1).id]
+    assert stopping.platform.shown == []
