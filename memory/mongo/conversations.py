@@ -36,6 +36,7 @@ from memory.mongo.schema import (
     CONVERSATIONS,
     GOAL_CHECKS,
     MESSAGES,
+    SEARCH,
 )
 from memory.rules import (
     UNSET,
@@ -52,8 +53,13 @@ _SORTS: dict[ConversationOrder, list[tuple[str, int]]] = {
 }
 
 _FEW_MATCHES = 2000
-"""Up to this many text matches, a page reads them through the grams index and sorts them;
-beyond, it walks the order's index and checks each conversation against the search."""
+"""Up to this many text matches, a page reads the matching conversations by id and sorts them;
+beyond, it walks the order's index and keeps the conversations that match."""
+
+_ID_BATCH = 2000
+"""The most conversation ids one ``$in`` holds when many matches are counted."""
+
+_ID_INDEX = "_id_"
 
 
 class MongoConversations(MongoConnection):
@@ -79,7 +85,10 @@ class MongoConversations(MongoConnection):
                     logger.debug("conversation upsert raced (attempt %d)", attempt)
                     continue
                 if doc is not None:
-                    return conversation_from_doc(doc), doc["_id"] == new_id
+                    created = doc["_id"] == new_id
+                    if created and doc[search.CHANGED]:
+                        await self._write_search(doc)
+                    return conversation_from_doc(doc), created
         raise StoreError("could not get or create the conversation: too many concurrent writers")
 
     @staticmethod
@@ -104,7 +113,9 @@ class MongoConversations(MongoConnection):
             "goal": None,
             "goal_pending": False,
             "goal_check_count": 0,
-            **search.fields(title, "", None),
+            search.SEQ: 0,
+            search.HASH: search.fingerprints(title, "", None),
+            search.CHANGED: bool(title),
         }
 
     async def find_conversation(self, *, key: PlatformKey) -> Conversation | None:
@@ -145,23 +156,28 @@ class MongoConversations(MongoConnection):
         changes: Document = {"updated_at": self._now()}
         if data is not UNSET:
             changes["data"] = dump_json(data)
-        if source is not UNSET:
-            changes["source"] = source
         if tags is not UNSET:
             changes["tags"] = list(tags)
         if agent_id is not UNSET:
             changes["agent_id"] = agent_id
+        searched: dict[str, str | None] = {}
         if title is not UNSET:
-            changes["title"] = title
+            searched["title"] = title
+        if source is not UNSET:
+            searched["source"] = source
+        update: Document | list[Document] = {"$set": changes}
+        if searched:
+            # A pipeline, so that the folded text is compared with the stored one in the write.
+            literals = {field: {"$literal": value} for field, value in changes.items()}
+            update = [{"$set": {**literals, **search.changing(searched)}}]
         with self._errors("update a conversation"):
             doc = await self._collection(CONVERSATIONS).find_one_and_update(
-                {"_id": conversation_id},
-                {"$set": changes},
-                return_document=ReturnDocument.AFTER,
+                {"_id": conversation_id}, update, return_document=ReturnDocument.AFTER
             )
             if doc is None:
                 return None
-            await self._sync_search(doc)
+            if searched and doc[search.CHANGED]:
+                await self._write_search(doc)
         return conversation_from_doc(doc)
 
     async def set_summary(self, *, conversation_id: str, summary: str, summary_seq: int) -> bool:
@@ -170,30 +186,45 @@ class MongoConversations(MongoConnection):
         with self._errors("store a summary"):
             doc = await self._collection(CONVERSATIONS).find_one_and_update(
                 {"_id": conversation_id, "summary_seq": {"$lte": summary_seq}},
-                {"$set": {"summary": summary, "summary_seq": summary_seq}},
-                projection={"title": True, "summary": True, "source": True, "search_text": True},
+                [
+                    {
+                        "$set": {
+                            "summary_seq": {"$literal": summary_seq},
+                            **search.changing({"summary": summary}),
+                        }
+                    }
+                ],
+                projection={
+                    "title": True,
+                    "summary": True,
+                    "source": True,
+                    search.SEQ: True,
+                    search.CHANGED: True,
+                },
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
                 return False
-            await self._sync_search(doc)
+            if doc[search.CHANGED]:
+                await self._write_search(doc)
         return True
 
-    async def _sync_search(self, doc: Document) -> None:
-        """Bring the search fields in line with the title, summary and source just written.
+    async def _write_search(self, doc: Document) -> None:
+        """Write the search document of ``doc``, a conversation as an update that changed its
+        folded text returned it.
 
-        Conditional on those three being unchanged, so a racing writer's newer values are never
-        overwritten by stale text: whichever writer changed them last also sets them last.
+        Only over an older search document (:func:`search.write_filter`): of racing writers,
+        the one whose update came last wins, whatever order their search writes come in.
         """
-        title, summary, source = doc.get("title", ""), doc.get("summary", ""), doc.get("source")
-        wanted = search.fields(title, summary, source)
-        if doc.get("search_text") == wanted["search_text"]:
-            return
-        await self._collection(CONVERSATIONS).update_one(
-            {"_id": doc["_id"], "title": title, "summary": summary, "source": source},
-            {"$set": wanted},
-        )
-        doc.update(wanted)
+        seq = doc[search.SEQ]
+        try:
+            await self._collection(SEARCH).update_one(
+                search.write_filter(doc["_id"], seq),
+                {"$set": search.document(seq, _folded(doc))},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            logger.debug("a newer search text is stored already")
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         conditions: Document = {}
@@ -220,21 +251,66 @@ class MongoConversations(MongoConnection):
                     conditions, sort=_SORTS[query.order], skip=query.offset, limit=query.limit
                 )
             else:
-                # Counted through the grams index; a page of few matches sorts them, one of
-                # many walks the order's index instead (they come soon), as in SQLite.
-                conditions.update(search.conditions(query.text))
-                total = await conversations.count_documents(
-                    conditions, hint=search.GRAMS_INDEX_NAME
-                )
-                hint = search.GRAMS_INDEX_NAME if total <= _FEW_MATCHES else None
-                cursor = conversations.find(
-                    conditions,
-                    sort=_SORTS[query.order],
-                    skip=query.offset,
-                    limit=query.limit,
-                    hint=hint,
-                )
+                return await self._search_page(query.text, query, conditions)
             items = tuple([conversation_from_doc(doc) async for doc in cursor])
+        return ConversationPage(items=items, total=total)
+
+    async def _search_page(
+        self, text: str, query: ConversationQuery, conditions: Document
+    ) -> ConversationPage:
+        """A page of the conversations passing ``conditions`` whose text holds ``text``.
+
+        The matching ids come from the grams index of ``conversation_search``; a page of few
+        matches reads those conversations by id and sorts them, one of many walks the order's
+        index instead (they come soon), as in SQLite. Search documents of deleted
+        conversations match nothing here.
+        """
+        conversations = self._collection(CONVERSATIONS)
+        cursor = self._collection(SEARCH).find(
+            search.conditions(text), projection={"_id": True}, hint=search.GRAMS_INDEX_NAME
+        )
+        matched: list[str] = [doc["_id"] async for doc in cursor]
+        if len(matched) <= _FEW_MATCHES:
+            found = {**conditions, "_id": {"$in": matched}}
+            total = await conversations.count_documents(found, hint=_ID_INDEX)
+            page = conversations.find(
+                found,
+                sort=_SORTS[query.order],
+                skip=query.offset,
+                limit=query.limit,
+                hint=_ID_INDEX,
+            )
+            items = tuple([conversation_from_doc(doc) async for doc in page])
+            return ConversationPage(items=items, total=total)
+        total = 0
+        for start in range(0, len(matched), _ID_BATCH):
+            chunk = matched[start : start + _ID_BATCH]
+            total += await conversations.count_documents(
+                {**conditions, "_id": {"$in": chunk}}, hint=_ID_INDEX
+            )
+        wanted, ids = set(matched), []
+        if query.offset < total:
+            skip = query.offset
+            walk = conversations.find(
+                conditions, projection={"_id": True}, sort=_SORTS[query.order]
+            )
+            try:
+                async for doc in walk:
+                    if doc["_id"] not in wanted:
+                        continue
+                    if skip:
+                        skip -= 1
+                        continue
+                    ids.append(doc["_id"])
+                    if len(ids) == query.limit:
+                        break
+            finally:
+                await walk.close()
+        docs = {
+            doc["_id"]: doc
+            async for doc in conversations.find({"_id": {"$in": ids}}, hint=_ID_INDEX)
+        }
+        items = tuple(conversation_from_doc(docs[id_]) for id_ in ids if id_ in docs)
         return ConversationPage(items=items, total=total)
 
     async def delete_conversation(self, *, conversation_id: str) -> bool:
@@ -244,7 +320,12 @@ class MongoConversations(MongoConnection):
             result = await self._collection(CONVERSATIONS).delete_one({"_id": conversation_id})
             await self._collection(MESSAGES).delete_many({"conversation_id": conversation_id})
             await self._collection(GOAL_CHECKS).delete_many({"conversation_id": conversation_id})
+            await self._collection(SEARCH).delete_one({"_id": conversation_id})
         return result.deleted_count == 1
+
+
+def _folded(doc: Document) -> Document:
+    return search.folded(doc.get("title", ""), doc.get("summary", ""), doc.get("source"))
 
 
 def conversation_from_doc(doc: Document) -> Conversation:

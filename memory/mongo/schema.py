@@ -18,9 +18,11 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from bot.errors import StoreError
 from memory.mongo import search
+from memory.rules import search_grams
 
 Document = dict[str, Any]
 Migration = Callable[[AsyncDatabase[Document]], Awaitable[None]]
@@ -34,6 +36,7 @@ BINDINGS = "channel_bindings"
 AGENTS = "agents"
 API_KEYS = "api_keys"
 JOURNAL = "journal"
+SEARCH = "conversation_search"
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
@@ -118,11 +121,67 @@ async def _search_grams(db: AsyncDatabase[Document]) -> None:
         title, summary, source = doc.get("title", ""), doc.get("summary", ""), doc.get("source")
         await conversations.update_one(
             {"_id": doc["_id"], "title": title, "summary": summary, "source": source},
-            {"$set": search.fields(title, summary, source), "$unset": {"search": ""}},
+            {"$set": _fields_2(title, summary, source), "$unset": {"search": ""}},
         )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_indexes, _search_grams)
+def _fields_2(title: str, summary: str, source: str | None) -> Document:
+    """The search fields version 2 kept in each conversation."""
+    text = search.folded(title, summary, source)
+    return {"search_text": text, "search_grams": search_grams(text.values())}
+
+
+async def _search_apart(db: AsyncDatabase[Document]) -> None:
+    """Version 3: the search fields move to ``conversation_search``, one document per
+    conversation with text, so that updates of a conversation (every message) no longer
+    rewrite its grams' index entries; each conversation keeps a fingerprint of its folded
+    fields instead (:mod:`memory.mongo.search`).
+
+    Search documents already there were written by this release's writers, after the
+    conversation: they are kept, and so are the fingerprints such a writer set (the
+    conversation's text is no longer the text read). The conversations' grams index is
+    dropped first, so that the updates here do not rewrite it.
+    """
+    conversations, found = db[CONVERSATIONS], db[SEARCH]
+    await found.create_indexes([search.GRAMS_INDEX])
+    if search.GRAMS_INDEX_NAME in await conversations.index_information():
+        try:
+            await conversations.drop_index(search.GRAMS_INDEX_NAME)
+        except OperationFailure:
+            # Another process running this migration at once dropped it first.
+            if search.GRAMS_INDEX_NAME in await conversations.index_information():
+                raise
+    cursor = conversations.find(
+        {},
+        projection={"title": True, "summary": True, "source": True, search.SEQ: True},
+        sort=[("_id", ASCENDING)],
+    ).batch_size(_BACKFILL_BATCH)
+    async for doc in cursor:
+        title, summary, source = doc.get("title", ""), doc.get("summary", ""), doc.get("source")
+        text = search.folded(title, summary, source)
+        if any(text.values()):
+            await found.update_one(
+                {"_id": doc["_id"]},
+                {"$setOnInsert": search.document(doc.get(search.SEQ, 0), text)},
+                upsert=True,
+            )
+        await conversations.update_one(
+            {
+                "_id": doc["_id"],
+                "title": title,
+                "summary": summary,
+                "source": source,
+                search.HASH: {"$exists": False},
+            },
+            {"$set": {search.HASH: search.fingerprints(title, summary, source)}},
+        )
+    await conversations.update_many(
+        {"$or": [{"search_grams": {"$exists": True}}, {"search_text": {"$exists": True}}]},
+        {"$unset": {"search_grams": "", "search_text": ""}},
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_indexes, _search_grams, _search_apart)
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""
 
 LATEST = len(MIGRATIONS)

@@ -180,7 +180,12 @@ async def test_mongo_database_from_before_migrations_migrates_and_works(
             "version": mongo_schema.LATEST,
         }
         assert db.conversations.count_documents({"search": {"$exists": True}}) == 0
-        assert "search_grams" in db.conversations.index_information()
+        # Version 2 kept the grams in the conversations; version 3 moved them apart.
+        assert "search_grams" not in db.conversations.index_information()
+        assert "search_grams" in db.conversation_search.index_information()
+        assert db.conversations.count_documents({"search_grams": {"$exists": True}}) == 0
+        assert db.conversations.count_documents({"search_text": {"$exists": True}}) == 0
+        assert db.conversation_search.count_documents({}) == 3
         for needle, wanted in (("STRASSE", [0]), ("ǆ", [1]), ("CRM", [1]), ("str", [0, 2])):
             page = await store.list_conversations(ConversationQuery(text=needle))
             assert sorted(int(item.id, 16) for item in page.items) == wanted, needle

@@ -548,8 +548,9 @@ def _stages(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def test_mongo_search_reads_the_grams_index(
     secantus_uri: str, mongo_database: str, clock: FakeClock, needle: str
 ) -> None:
-    """The count and the page a search sends are served by an IXSCAN of ``search_grams``
-    (SecantusDB's ``explain``), reading only conversations that hold the needle's grams."""
+    """The matches are read by an IXSCAN of ``search_grams`` in ``conversation_search``, and
+    the count and the page by an IXSCAN of ``_id`` in ``conversations`` (SecantusDB's
+    ``explain``), each reading only conversations that hold the needle's grams."""
     recorder = _Recorder(mongo_database)
     monitoring.register(recorder)
     store = MongoStore(uri=secantus_uri, database=mongo_database, clock=clock)
@@ -570,29 +571,37 @@ async def test_mongo_search_reads_the_grams_index(
     finally:
         recorder.on = False
         await store.close()
-    searches = [
-        command
-        for command in recorder.commands
-        if command.get("find") == "conversations" or command.get("aggregate") == "conversations"
-    ]
-    assert len(searches) == 2  # the count (an aggregate) and the page (a find)
+    reads = {
+        collection: [
+            command
+            for command in recorder.commands
+            if collection in (command.get("find"), command.get("aggregate"))
+        ]
+        for collection in ("conversation_search", "conversations")
+    }
+    # The matches (a find); the count (an aggregate) and the page (a find) of conversations.
+    assert [len(reads["conversation_search"]), len(reads["conversations"])] == [1, 2]
     client: MongoClient[dict[str, Any]] = MongoClient(secantus_uri)
     try:
         db = client[mongo_database]
-        for command in searches:
-            sent = {
-                name: value
-                for name, value in command.items()
-                if name not in {"lsid", "$db", "$clusterTime", "$readPreference"}
-            }
-            assert sent["hint"] == "search_grams"
-            explained = db.command("explain", sent, verbosity="executionStats")
-            stages = list(_stages(explained["queryPlanner"]["winningPlan"]))
-            scans = [stage for stage in stages if stage["stage"] in {"IXSCAN", "COLLSCAN"}]
-            assert [(stage["stage"], stage.get("indexName")) for stage in scans] == [
-                ("IXSCAN", "search_grams")
-            ]
-            examined = explained["executionStats"]["totalDocsExamined"]
-            assert examined <= 5 < len(texts)
+        for index, commands in (
+            ("search_grams", reads["conversation_search"]),
+            ("_id_", reads["conversations"]),
+        ):
+            for command in commands:
+                sent = {
+                    name: value
+                    for name, value in command.items()
+                    if name not in {"lsid", "$db", "$clusterTime", "$readPreference"}
+                }
+                assert sent["hint"] == index
+                explained = db.command("explain", sent, verbosity="executionStats")
+                stages = list(_stages(explained["queryPlanner"]["winningPlan"]))
+                scans = [stage for stage in stages if stage["stage"] in {"IXSCAN", "COLLSCAN"}]
+                assert [(stage["stage"], stage.get("indexName")) for stage in scans] == [
+                    ("IXSCAN", index)
+                ]
+                examined = explained["executionStats"]["totalDocsExamined"]
+                assert examined <= 5 < len(texts)
     finally:
         client.close()
