@@ -46,7 +46,9 @@ class _Waiter:
     ticket: Ticket
     following: bool = False
     """This process is answering it now: the request follows the engine's turn."""
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when something happened here (its turn ended, or this process stopped answering
+    it): the watcher looks at once instead of after its pause."""
 
 
 class ApiTurns:
@@ -161,7 +163,7 @@ class ApiTurns:
             raise
         finally:
             waiter.following = False
-            waiter.done.set()
+            waiter.woken.set()
         return Shown(complete=True)
 
     async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
@@ -178,7 +180,7 @@ class ApiTurns:
     # following ----------------------------------------------------------------------------
 
     async def _watch(self, entry_id: str, waiter: _Waiter) -> None:
-        """Until the request's turn ends: answered here (``done``), or elsewhere (read from
+        """Until the request's turn ends: answered here (it is woken), or elsewhere (read from
         the entry's state, looked at with a growing pause while nothing happens here)."""
         pause = self._poll_first
         deadline = asyncio.get_running_loop().time() + self._wait_limit
@@ -194,7 +196,8 @@ class ApiTurns:
                     )
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.done.wait(), timeout=min(pause, left))
+                    await asyncio.wait_for(waiter.woken.wait(), timeout=min(pause, left))
+                waiter.woken.clear()
                 if waiter.turn.done or waiter.following:
                     pause = self._poll_first
                     continue
@@ -217,7 +220,7 @@ class ApiTurns:
         result = await self._stored_result(entry)
         if result is not None and not waiter.turn.done:
             waiter.turn.finish(result)
-            waiter.done.set()
+            waiter.woken.set()
 
     async def _stored_result(self, entry: JournalEntry) -> TurnResult | None:
         if entry.conversation_id is None:

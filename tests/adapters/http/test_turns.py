@@ -5,6 +5,9 @@ after a process stopped with the message in hand."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from adapters.http.turns import ApiTurns
 from bot.journal import LEASE_PREFIX, TurnJournal
@@ -116,7 +119,10 @@ async def test_a_conversation_held_by_another_process_is_answered_there(
 
 
 async def test_a_message_left_by_a_stopped_process_is_answered_by_the_next(
-    api_factory: ApiFactory, fake_openai: FakeOpenAI, make_engine: EngineFactory
+    api_factory: ApiFactory,
+    fake_openai: FakeOpenAI,
+    make_engine: EngineFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     held = HeldModel()
     fake_openai.handle(held)
@@ -132,6 +138,17 @@ async def test_a_message_left_by_a_stopped_process_is_answered_by_the_next(
     started = await turns.start(loaded, "still there?", author="", key=records[0])
     await held.until(1)
     await journal.stop(grace=0.05)  # the process goes with the turn in hand
+    reads = 0
+    get = first.store.journal_get
+
+    async def counted(*, entry_id: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await get(entry_id=entry_id)
+
+    monkeypatch.setattr(first.store, "journal_get", counted)
+    await asyncio.sleep(0.5)
+    assert reads <= 3, "the request waits with its pause, it does not spin"
     await turns.aclose()
     assert not started.done
     assert await first.store.journal_backlog() == 1, "kept for the next process"
