@@ -191,6 +191,12 @@ class TurnJournal:
             self._closing = False
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="journal sweeper")
 
+    def stop_taking(self) -> None:
+        """From now on start no drain and take no next entry (the process is stopping): what
+        arrives is still recorded, for the next process; drains finish the entry in hand.
+        :meth:`stop` then waits for them."""
+        self._closing = True
+
     async def stop(self, *, grace: float) -> None:
         """Take nothing new; let drains finish the entry in hand within ``grace`` seconds,
         then cancel them (their entries stay in the journal for the next process)."""

@@ -147,6 +147,7 @@ class Runtime:
         """What :meth:`__aenter__` started, stopped in reverse by :meth:`__aexit__`."""
 
     def request_stop(self) -> None:
+        self.journal.stop_taking()  # at once: no new turn starts while the rest stops
         self._stop.set()
 
     def _adapter_lost(self, health: AdapterHealth) -> None:

@@ -397,3 +397,25 @@ async def test_a_message_a_stopping_process_recorded_is_answered_well_within_a_l
     await drained(running.store, within=5)
     assert [entry_id for entry_id, _ in running.platform.shown] == [entry(key, 1).id]
     assert stopping.platform.shown == []
+
+
+async def test_stop_taking_finishes_the_entry_in_hand_and_starts_nothing_new(
+    processes: Callable[..., Any], fake_openai: FakeOpenAI
+) -> None:
+    """SIGTERM: nothing new starts from the moment the process is told, before its parts
+    are stopped one by one; what arrives is recorded for the next process."""
+    held = HeldModel()
+    fake_openai.handle(held)
+    bot: Process = await processes()
+    key, other = place(9), place(10)
+    for position in (1, 2):
+        await bot.journal.record(entry(key, position))
+    bot.journal.kick(key)
+    await held.until(1)
+    bot.journal.stop_taking()
+    await bot.journal.record(entry(other, 1))
+    bot.journal.kick(other)
+    held.release()
+    await asyncio.wait_for(bot.journal.wait_idle(), timeout=10)
+    assert [shown for shown, _ in bot.platform.shown] == [entry(key, 1).id]
+    assert await bot.store.journal_backlog() == 2, "the next entry and the late one are kept"
