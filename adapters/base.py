@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.errors import BUSY_LINE, FAILURE_LINE, STORE_LINE, ParleyError
+from memory.base import GoalCheck
 
 __all__ = [
     "BUSY_LINE",
@@ -22,6 +23,7 @@ __all__ = [
     "AdapterState",
     "FailureHook",
     "PlatformAdapter",
+    "format_goal_check",
     "short_error_line",
 ]
 
@@ -73,3 +75,16 @@ def short_error_line(exc: BaseException) -> str:
     """The one line a person sees when their message could not be answered: the error's own
     public line (see :mod:`bot.errors`), or the generic one for anything not Parley's."""
     return exc.public_line if isinstance(exc, ParleyError) else FAILURE_LINE
+
+
+def format_goal_check(check: GoalCheck) -> str:
+    """A goal check as plain lines: the terminal shows it so, Slack uses it as the text
+    beside its blocks."""
+    if check.error:
+        return f"Goal check failed: {check.error}"
+    lines = [f"Goal reached: {'yes' if check.reached else 'not yet'}"]
+    if check.summary:
+        lines.append(f"Summary: {check.summary}")
+    if check.missing:
+        lines.append("Missing: " + "; ".join(check.missing))
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from adapters.console import ConsoleAdapter, ConsoleSession
+from adapters.terminal import TerminalAdapter, TerminalSession
 from bot.catalog import AgentCatalog
 from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
 from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
@@ -189,9 +189,11 @@ def _chat(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
 async def _chat_session(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     async with Runtime(loaded.settings, loaded.agents) as runtime:
         name = args.conversation or args.agent or loaded.agents.default.id
-        session = ConsoleSession(runtime.engine, name=name, agent_id=args.agent, author=args.author)
+        session = TerminalSession(
+            runtime.engine, name=name, agent_id=args.agent, author=args.author
+        )
         interactive = sys.stdin.isatty() and out.isatty()
-        await ConsoleAdapter(session, stdin=sys.stdin, stdout=out, interactive=interactive).run()
+        await TerminalAdapter(session, stdin=sys.stdin, stdout=out, interactive=interactive).run()
     return EXIT_OK
 
 

@@ -1,13 +1,15 @@
-"""The bot's FastAPI application: health, Slack's HTTP mode, the API and the console.
+"""The bot's FastAPI application: health, the API, the console, and what platforms mount.
 
-``build_app(services=None)`` serves only health and Slack (what a Slack adapter in HTTP mode
-needs on its own); with services it adds ``/api/v1`` (and the seed's ``/chat``), the OpenAPI
+``build_app(services=None)`` serves only health (and the routes platform adapters mount, see
+:mod:`adapters.http.mounts`: what an adapter that receives events over HTTP needs on its own);
+with services it adds ``/api/v1`` (and the seed's ``/chat``), the OpenAPI
 document at ``/api/v1/openapi.json`` and its interactive docs at ``/api/docs``, served from
 files shipped in the package (no CDN).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI
@@ -19,10 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from adapters.http.console import install_console
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
+from adapters.http.mounts import BODY_LIMITS, PlatformRoutes, mount
 from adapters.http.routes import agents, chat, conversations, health, messages
-from adapters.http.routes.slack import EVENTS_PATH, slack_router
 from adapters.http.security import SECURITY_HEADERS, inline_script_hashes, with_directives
-from adapters.http.services import Services, SlackRoute
+from adapters.http.services import Services
 from config.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -33,12 +35,13 @@ _DOCS_STATIC = "/api/docs/static"
 
 def build_app(
     *,
-    slack: SlackRoute | None = None,
     services: Services | None = None,
     settings: Settings | None = None,
+    routes: Sequence[PlatformRoutes] = (),
 ) -> FastAPI:
     """``settings`` defaults to the services' (else to the settings' defaults): they give the
-    body limits, ``API_MAX_BODY`` for everything but Slack's ``SLACK_MAX_BODY``."""
+    body limit, ``API_MAX_BODY``, for everything but what ``routes`` (and the routes mounted
+    later) ask for their own paths."""
     if settings is None:
         settings = services.settings if services is not None else Settings.model_construct()
     app = FastAPI(
@@ -51,7 +54,10 @@ def build_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(slack_router(slack or (services.slack if services else SlackRoute())))
+    limits: dict[str, int] = {}
+    setattr(app.state, BODY_LIMITS, limits)
+    for platform in routes:
+        mount(app, platform)
     if services is not None:
         app.state.services = services
         api = APIRouter(prefix=API_PREFIX)
@@ -71,9 +77,7 @@ def build_app(
                 allow_headers=["Authorization", "Content-Type", "Accept"],
                 max_age=600,
             )
-    app.add_middleware(
-        BodyLimit, limit=settings.api_max_body, by_path={EVENTS_PATH: settings.slack_max_body}
-    )
+    app.add_middleware(BodyLimit, limit=settings.api_max_body, by_path=limits)
     return app
 
 

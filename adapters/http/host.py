@@ -5,14 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from adapters.http.app import build_app
+from adapters.http.mounts import PlatformRoutes, mount
 from adapters.http.server import HttpServer
-from adapters.http.services import Services, SlackRoute
+from adapters.http.services import Services
 from config.settings import Settings
 
 
 class WebHost:
-    """One FastAPI app on one port. The Slack adapter (HTTP mode) fills :attr:`slack` and
-    calls :meth:`start`, which is a no-op when the runtime already started it.
+    """One FastAPI app on one port. A platform adapter that receives events over HTTP mounts
+    its routes (:meth:`mount`) and calls :meth:`start`, which is a no-op when the runtime
+    already started it.
 
     ``settings`` (else the services', else the defaults) give the body limits, the header
     timeout, the connection cap and the trusted proxies."""
@@ -27,8 +29,7 @@ class WebHost:
     ) -> None:
         if settings is None:
             settings = services.settings if services is not None else Settings.model_construct()
-        self.slack = services.slack if services is not None else SlackRoute()
-        self.app: FastAPI = build_app(slack=self.slack, services=services, settings=settings)
+        self.app: FastAPI = build_app(services=services, settings=settings)
         self.server = HttpServer(
             self.app,
             host=host,
@@ -37,6 +38,10 @@ class WebHost:
             max_connections=settings.http_max_connections,
             trusted_proxies=settings.trusted_proxy_list,
         )
+
+    def mount(self, routes: PlatformRoutes) -> None:
+        """Serve a platform's ``routes`` (and their body limits) on this app."""
+        mount(self.app, routes)
 
     @property
     def port(self) -> int:

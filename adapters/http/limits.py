@@ -1,7 +1,7 @@
 """Refuse request bodies over the limit, whether announced (Content-Length) or streamed.
 
-Limits belong to routes: the API keeps ``API_MAX_BODY`` while Slack's events endpoint takes
-what Slack sends (a 40,000-character message whose blocks repeat it is well over 64 KB)."""
+Limits belong to routes: the API keeps ``API_MAX_BODY`` while a platform's own route takes
+what the platform sends (an event carrying a 40,000-character message is well over 64 KB)."""
 
 from __future__ import annotations
 
@@ -17,24 +17,25 @@ class BodyLimit:
     raises :class:`BodyTooLarge` from ``receive`` once it passes the limit.
 
     ``limit`` applies everywhere except under the prefixes of ``by_path`` (the longest prefix
-    that matches a path, on a ``/`` boundary, wins)."""
+    that matches a path, on a ``/`` boundary, wins). ``by_path`` is read at each request, so
+    routes mounted after the app was built (:mod:`adapters.http.mounts`) bring theirs."""
 
     def __init__(
         self, app: ASGIApp, *, limit: int, by_path: Mapping[str, int] | None = None
     ) -> None:
         self._app = app
         self._limit = limit
-        self._by_path = sorted(
-            ((prefix.rstrip("/"), value) for prefix, value in (by_path or {}).items()),
-            key=lambda item: len(item[0]),
-            reverse=True,
-        )
+        self._by_path: Mapping[str, int] = by_path if by_path is not None else {}
 
     def limit_for(self, path: str) -> int:
-        for prefix, value in self._by_path:
-            if path == prefix or path.startswith(prefix + "/"):
-                return value
-        return self._limit
+        best: tuple[int, int] | None = None
+        for raw, value in self._by_path.items():
+            prefix = raw.rstrip("/")
+            if (path == prefix or path.startswith(prefix + "/")) and (
+                best is None or len(prefix) > best[0]
+            ):
+                best = (len(prefix), value)
+        return self._limit if best is None else best[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

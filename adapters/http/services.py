@@ -6,8 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
-
 from adapters.base import AdapterHealth
 from adapters.http.ratelimit import RateLimiter
 from adapters.http.turns import ApiTurns
@@ -17,13 +15,6 @@ from bot.journal import TurnJournal
 from bot.keys import ApiKeys
 from config.settings import Settings
 from memory.base import ConversationStore
-
-
-@dataclass
-class SlackRoute:
-    """The ``/slack/events`` slot: the Slack adapter fills it when it starts in HTTP mode."""
-
-    handler: AsyncSlackRequestHandler | None = None
 
 
 class HealthReporter(Protocol):
@@ -69,7 +60,6 @@ class Services:
     """Failed authentications per client address (API keys and console sign-ins alike)."""
     turns: ApiTurns
     """Where the API's and the console's turns start (through the journal)."""
-    slack: SlackRoute = field(default_factory=SlackRoute)
     readiness: Readiness = field(default_factory=Readiness)
 
     @property

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from adapters.console import ConsoleAdapter, ConsoleSession
+from adapters.terminal import TerminalAdapter, TerminalSession
 from bot.commands import (
     OPENED_BY,
     PERMISSIONS,
@@ -44,9 +44,9 @@ class Terminal:
         self.engine = engine
 
     async def type(self, *lines: str, who: str = "Ada", admin: bool = False) -> str:
-        session = ConsoleSession(self.engine, name=PLACE.channel, author=who, admin=admin)
+        session = TerminalSession(self.engine, name=PLACE.channel, author=who, admin=admin)
         out = io.StringIO()
-        adapter = ConsoleAdapter(
+        adapter = TerminalAdapter(
             session,
             stdin=io.StringIO("".join(f"{line}\n" for line in lines)),
             stdout=out,
