@@ -28,7 +28,15 @@ from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
 from bot.errors import ParleyError, StoreError
 from bot.logs import conversation_context
 from bot.lru import BoundedLRU
-from memory.base import Clock, JournalEntry, NewJournalEntry, PlatformKey, utc_now
+from memory.base import (
+    Clock,
+    ConversationStore,
+    JournalEntry,
+    Message,
+    NewJournalEntry,
+    PlatformKey,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -409,15 +417,8 @@ class TurnJournal:
             raise ShowFailed(entry.id)
 
     async def _reply_text(self, entry: JournalEntry) -> str | None:
-        if entry.conversation_id is None or entry.reply_message_id is None:
-            return None
-        messages = await self._store.list_messages(
-            conversation_id=entry.conversation_id, limit=50, newest_first=True
-        )
-        for message in messages:
-            if message.id == entry.reply_message_id:
-                return message.text
-        return None
+        _, reply = await stored_messages(self._store, entry)
+        return None if reply is None else reply.text
 
     async def _update(self, entry: JournalEntry, **changes: Any) -> JournalEntry:
         updated = await self._store.journal_update(entry_id=entry.id, **changes)
@@ -431,6 +432,25 @@ class TurnJournal:
             platform=entry.key.platform,
             event_id=entry.id,
         )
+
+
+READ_BACK = 50
+"""Newest messages of its conversation read to find an entry's stored messages (they are among
+them unless the conversation moved on by that much since)."""
+
+
+async def stored_messages(
+    store: ConversationStore, entry: JournalEntry
+) -> tuple[Message | None, Message | None]:
+    """The stored user message and reply of an answered entry (None where not found): one
+    read of the conversation's newest messages."""
+    if entry.conversation_id is None:
+        return None, None
+    messages = await store.list_messages(
+        conversation_id=entry.conversation_id, limit=READ_BACK, newest_first=True
+    )
+    found = {message.id: message for message in messages}
+    return found.get(entry.user_message_id or ""), found.get(entry.reply_message_id or "")
 
 
 class ShowFailed(ParleyError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from bot.admission import Ticket
 from bot.engine import Engine, IncomingMessage, Turn, TurnResult
 from bot.errors import ParleyError, StoreError
-from bot.journal import Shown, TurnJournal
+from bot.journal import Shown, TurnJournal, stored_messages
 from memory.base import ApiKeyRecord, Conversation, JournalEntry, NewJournalEntry, PlatformKey
 
 logger = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ POLL_MAX = 2.0
 """How often a request whose turn is not answered here looks at its journal entry."""
 WAIT_LIMIT = 600.0
 """How long a request follows its turn before it gives up (the turn goes on and is stored)."""
-_READ_BACK = 50
-"""Newest messages read to find a turn answered elsewhere (its two messages are among them
-unless the conversation moved on by that much meanwhile)."""
 
 
 class TurnNotAnswered(ParleyError):
@@ -226,12 +223,7 @@ class ApiTurns:
         if entry.conversation_id is None:
             return None
         conversation = await self._store.get_conversation(conversation_id=entry.conversation_id)
-        messages = await self._store.list_messages(
-            conversation_id=entry.conversation_id, limit=_READ_BACK, newest_first=True
-        )
-        found = {message.id: message for message in messages}
-        user_message = found.get(entry.user_message_id or "")
-        reply = found.get(entry.reply_message_id or "")
+        user_message, reply = await stored_messages(self._store, entry)
         if conversation is None or user_message is None or reply is None:
             return None
         return TurnResult(
