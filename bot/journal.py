@@ -29,9 +29,11 @@ from bot.errors import ParleyError, StoreError
 from bot.logs import conversation_context
 from bot.lru import BoundedLRU
 from memory.base import (
+    UNSET,
     Clock,
     ConversationStore,
     JournalEntry,
+    JournalFinish,
     Message,
     NewJournalEntry,
     PlatformKey,
@@ -279,42 +281,59 @@ class TurnJournal:
             self._drained(key.canonical, asyncio.current_task())
 
     async def _drain_held(self, key: PlatformKey, lease: str) -> None:
+        """Each step is one ``journal_advance``: it writes the entry just finished, renews
+        the lease and takes the next entry (or lets the lease go when there is none)."""
         place = key.canonical
         pause = self._retry
         told: str | None = None
-        renewed: float | None = None  # when this drain last took or renewed the lease
-        while not self._closing:
-            entry: JournalEntry | None = None
-            try:
-                if renewed is None or self._monotonic() - renewed >= self._lease / 3:
-                    if not await self._claim(lease):
-                        return  # another process has the place: it drains it
-                    renewed = self._monotonic()
-                self._again.discard(place)
-                entry = await self._store.journal_take(key=key)
-                if entry is None:
-                    await self._store.release_claim(key=lease, owner=self.owner)
-                    renewed = None
-                    # A message recorded while we let go found the lease taken (another
-                    # process), or was kicked here meanwhile: look again.
-                    if await self._store.journal_next(key=key) or place in self._again:
-                        continue
-                    return
-                if await self._with_lease(lease, self._process(entry)):
-                    renewed = self._monotonic()
-                pause = self._retry
-                continue
-            except asyncio.CancelledError:
-                raise
-            except (StoreError, ShowFailed) as exc:
-                logger.warning("journal: retrying in %.0fs (%s)", pause, exc)
-                if entry is not None and told != entry.id and isinstance(exc, StoreError):
-                    told = entry.id
-                    await self._tell(entry, CATCHING_UP_LINE)
-            except Exception:
-                logger.exception("journal: an entry failed; retrying")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 30.0)
+        finish: JournalFinish | None = None
+        try:
+            while not self._closing:
+                entry: JournalEntry | None = None
+                try:
+                    self._again.discard(place)
+                    entry = await self._store.journal_advance(
+                        key=key,
+                        lease=lease,
+                        owner=self.owner,
+                        ttl_seconds=self._lease,
+                        finish=finish,
+                    )
+                    finish = None
+                    if entry is None:  # another process has the place, or it is empty
+                        if place in self._again:  # kicked here during that last look
+                            continue
+                        return
+                    finish = await self._with_lease(lease, self._process(entry))
+                    pause = self._retry
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except (StoreError, ShowFailed) as exc:
+                    logger.warning("journal: retrying in %.0fs (%s)", pause, exc)
+                    if entry is not None and told != entry.id and isinstance(exc, StoreError):
+                        told = entry.id
+                        await self._tell(entry, CATCHING_UP_LINE)
+                except Exception:
+                    logger.exception("journal: an entry failed; retrying")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+        finally:
+            if finish is not None:  # stopping with an entry done: record it, best effort
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._finish(finish))
+
+    async def _finish(self, finish: JournalFinish) -> None:
+        changes = finish.changes
+        await self._store.journal_update(
+            entry_id=finish.entry_id,
+            state=finish.state,
+            conversation_id=changes.get("conversation_id", UNSET),
+            user_message_id=changes.get("user_message_id", UNSET),
+            reply_message_id=changes.get("reply_message_id", UNSET),
+            shown_ref=changes.get("shown_ref", UNSET),
+            error=changes.get("error", UNSET),
+        )
 
     async def _tell(self, entry: JournalEntry, line: str) -> None:
         shower = self._showers.get(entry.key.platform)
@@ -325,53 +344,48 @@ class TurnJournal:
         except Exception as exc:  # noqa: BLE001 - telling is best effort; the entry is kept
             logger.warning("journal: could not tell the person (%s)", exc.__class__.__name__)
 
-    async def _claim(self, lease: str) -> bool:
-        return await self._store.claim(key=lease, owner=self.owner, ttl_seconds=self._lease)
-
-    async def _with_lease(self, lease: str, work: Coroutine[Any, Any, None]) -> bool:
-        """Run ``work`` while renewing ``lease`` every third of its length; True when it was
-        renewed meanwhile."""
+    async def _with_lease(
+        self, lease: str, work: Coroutine[Any, Any, JournalFinish | None]
+    ) -> JournalFinish | None:
+        """Run ``work`` while renewing ``lease`` every third of its length."""
         task = asyncio.ensure_future(work)
-        renewed = False
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self._lease / 3)
                 if done:
-                    task.result()
-                    return renewed
+                    return task.result()
                 with contextlib.suppress(StoreError):
-                    renewed = await self._claim(lease) or renewed
+                    await self._store.claim(key=lease, owner=self.owner, ttl_seconds=self._lease)
         finally:
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def _process(self, entry: JournalEntry) -> None:
-        """Answer (unless answered) and show (unless shown) one entry."""
+    async def _process(self, entry: JournalEntry) -> JournalFinish | None:
+        """Answer (unless answered) and show (unless shown) one entry; returns its last
+        write, for the drain's next step to make."""
         shower = self._showers.get(entry.key.platform)
         if shower is None:
             logger.warning("journal: no adapter shows %s entries here", entry.key.platform)
             await asyncio.sleep(self._retry)  # another process may have one; keep the lease short
-            return
+            return None
         if entry.state == "received":
-            await self._answer(entry, shower)
-        else:
-            await self._show_stored(entry, shower)
+            return await self._answer(entry, shower)
+        return await self._show_stored(entry, shower)
 
-    async def _answer(self, entry: JournalEntry, shower: Shower) -> None:
-        """Answer an entry that :meth:`journal_take` started (its attempt already counted)."""
+    async def _answer(self, entry: JournalEntry, shower: Shower) -> JournalFinish | None:
+        """Answer an entry that :meth:`journal_advance` took (its attempt already counted)."""
         if entry.attempts > MAX_ATTEMPTS:
             logger.error(
                 "journal: given up after %d attempts", MAX_ATTEMPTS, extra=self._context(entry)
             )
             await self._update(entry, state="failed", error="too many attempts")
             await self._tell(entry, GAVE_UP_LINE)
-            return
+            return None
         incoming = await shower.incoming(entry)
         if incoming is None:
-            await self._update(entry, state="failed", error="nothing to answer")
-            return
+            return JournalFinish.of(entry.id, state="failed", error="nothing to answer")
         incoming = replace(incoming, resume=entry.attempts > 1)
         pause, told = self._retry, False
         while True:
@@ -390,31 +404,28 @@ class TurnJournal:
             entry = entry.model_copy(update={"shown_ref": unrecorded})
         shown = await shower.show_live(entry, turn)
         result = await turn.result()  # a StoreError leaves the entry received: retried
-        # one write records both steps when the reply was shown in full as it streamed
-        where = {"shown_ref": shown.ref} if shown.ref is not None else {}  # keep the posted one
-        entry = await self._update(
-            entry,
-            state="shown" if shown.complete else "answered",
-            conversation_id=result.conversation.id,
-            user_message_id=result.user_message.id,
-            reply_message_id=result.reply.id,
-            **where,
-        )
-        self._unrecorded.pop(entry.id)  # stored after all: nothing for a retry to delete
         logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
-        if not shown.complete:
-            await self._show_stored(entry, shower)
+        stored: dict[str, str | None] = {
+            "conversation_id": result.conversation.id,
+            "user_message_id": result.user_message.id,
+            "reply_message_id": result.reply.id,
+        }
+        if shown.ref is not None:  # else keep the one reply_posted recorded
+            stored["shown_ref"] = shown.ref
+        self._unrecorded.pop(entry.id)  # stored after all: nothing for a retry to delete
+        if shown.complete:  # shown in full as it streamed: one write records both steps
+            return JournalFinish.of(entry.id, state="shown", **stored)
+        entry = await self._update(entry, state="answered", **stored)
+        return await self._show_stored(entry, shower)
 
-    async def _show_stored(self, entry: JournalEntry, shower: Shower) -> None:
+    async def _show_stored(self, entry: JournalEntry, shower: Shower) -> JournalFinish:
         text = await self._reply_text(entry)
         if text is None:
-            await self._update(entry, state="failed", error="the stored reply is gone")
-            return
+            return JournalFinish.of(entry.id, state="failed", error="the stored reply is gone")
         shown = await shower.show_stored(entry, text)
-        if shown.complete:
-            await self._update(entry, state="shown", shown_ref=shown.ref or entry.shown_ref)
-        else:
+        if not shown.complete:
             raise ShowFailed(entry.id)
+        return JournalFinish.of(entry.id, state="shown", shown_ref=shown.ref or entry.shown_ref)
 
     async def _reply_text(self, entry: JournalEntry) -> str | None:
         _, reply = await stored_messages(self._store, entry)

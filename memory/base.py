@@ -10,7 +10,8 @@ spans record types (a conversation deleted with its messages) stays atomic. Ever
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
@@ -71,6 +72,7 @@ __all__ = [
     "GoalCheckRecords",
     "GoalState",
     "JournalEntry",
+    "JournalFinish",
     "JournalRecords",
     "JournalState",
     "Message",
@@ -366,7 +368,7 @@ class JournalEntry(_Value):
     updated_at: datetime
     """Set by every ``journal_update``: an update with no fields is a heartbeat."""
     attempts: int = 0
-    """Times a process took it up to answer or show it (``journal_take``)."""
+    """Times a process took it up to answer or show it (``journal_advance``)."""
     conversation_id: str | None = None
     user_message_id: str | None = None
     """The stored user message, once stored."""
@@ -380,6 +382,41 @@ class JournalEntry(_Value):
     def unfinished(self) -> bool:
         """Still to be answered or shown (``received`` or ``answered``)."""
         return self.state in JOURNAL_UNFINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFinish:
+    """An entry's last write, made by the drain's next :meth:`JournalRecords.journal_advance`
+    in the same atomic write that takes the place's next entry. Build it with :meth:`of`."""
+
+    entry_id: str
+    state: JournalState
+    changes: Mapping[str, str | None]
+    """The other fields it sets, checked by :func:`journal_changes`."""
+
+    @classmethod
+    def of(
+        cls,
+        entry_id: str,
+        *,
+        state: JournalState,
+        conversation_id: str | None = UNSET,
+        user_message_id: str | None = UNSET,
+        reply_message_id: str | None = UNSET,
+        shown_ref: str | None = UNSET,
+        error: str | None = UNSET,
+    ) -> JournalFinish:
+        """Raises ValueError for what ``journal_update`` refuses."""
+        changes = journal_changes(
+            state=state,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            reply_message_id=reply_message_id,
+            shown_ref=shown_ref,
+            error=error,
+        )
+        del changes["state"]
+        return cls(entry_id, state, changes)
 
 
 @runtime_checkable
@@ -625,11 +662,26 @@ class JournalRecords(Protocol):
         """The first unfinished entry at ``key`` by (position, created_at, id). One index read."""
         ...
 
-    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
-        """Take up the first unfinished entry at ``key`` (as :meth:`journal_next` finds it):
-        add one to ``attempts`` and set ``updated_at``. One atomic write that returns the entry
-        as updated; None when the place has nothing unfinished. For the holder of the place's
-        lease (a takeover sees the attempt counted)."""
+    async def journal_advance(
+        self,
+        *,
+        key: PlatformKey,
+        lease: str,
+        owner: str,
+        ttl_seconds: float,
+        finish: JournalFinish | None = None,
+    ) -> JournalEntry | None:
+        """One step of a drain at ``key``: write ``finish`` (the entry just done, as
+        :meth:`journal_update` would), take or renew the claim ``lease`` for ``owner`` (as
+        :meth:`Coordination.claim`) and, holding it, take up the first unfinished entry (as
+        :meth:`journal_next` finds it): add one to ``attempts``, set ``updated_at`` and return
+        it as updated (a takeover sees the attempt counted).
+
+        Returns None when another owner holds the claim (``finish`` is still written), or when
+        the place has nothing unfinished: the claim is then released, and an entry added
+        while it was being released is not left behind (the step looks again, or runs as one
+        transaction), so whoever adds one after a None can take the claim.
+        """
         ...
 
     async def journal_update(

@@ -4,6 +4,7 @@ one conditional update per state change."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from pymongo import ASCENDING, ReturnDocument
@@ -12,17 +13,18 @@ from pymongo.errors import DuplicateKeyError
 from bot.errors import StoreError
 from memory.base import (
     JournalEntry,
+    JournalFinish,
     NewJournalEntry,
     PlatformKey,
 )
 from memory.mongo.connection import (
     UPSERT_ATTEMPTS,
     Document,
-    MongoConnection,
     dump_json,
     load_json,
     utc,
 )
+from memory.mongo.coordination import MongoCoordination
 from memory.mongo.schema import (
     JOURNAL,
 )
@@ -41,8 +43,12 @@ from memory.rules import (
 logger = logging.getLogger(__name__)
 
 
-class MongoJournal(MongoConnection):
-    """The turn journal."""
+_LOOKS = 3
+"""Times one ``journal_advance`` looks again at a place that filled while it was released."""
+
+
+class MongoJournal(MongoCoordination):
+    """The turn journal (its drains hold claims)."""
 
     async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
         """Insert by ``_id``; a duplicate-key error means the entry exists: read it.
@@ -98,15 +104,36 @@ class MongoJournal(MongoConnection):
             )
         return None if doc is None else _journal_entry(doc)
 
-    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
-        with self._errors("take up the next journal entry"):
-            doc = await self._collection(JOURNAL).find_one_and_update(
-                {"place": key.canonical, "pending": True},
-                {"$inc": {"attempts": 1}, "$set": {"updated_at": self._now()}},
-                sort=[("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
-                return_document=ReturnDocument.AFTER,
-            )
-        return None if doc is None else _journal_entry(doc)
+    async def journal_advance(
+        self,
+        *,
+        key: PlatformKey,
+        lease: str,
+        owner: str,
+        ttl_seconds: float,
+        finish: JournalFinish | None = None,
+    ) -> JournalEntry | None:
+        """Separate writes (finish, claim, take, release): after releasing an empty place it
+        looks again, so an entry added meanwhile, whose adder found the claim still held, is
+        taken here (or by its adder, whichever claims it first)."""
+        if finish is not None and is_valid_journal_id(finish.entry_id):
+            await self._journal_apply(finish.entry_id, finish.changes, finish.state)
+        for _ in range(_LOOKS):
+            if not await self.claim(key=lease, owner=owner, ttl_seconds=ttl_seconds):
+                return None
+            with self._errors("take up the next journal entry"):
+                doc = await self._collection(JOURNAL).find_one_and_update(
+                    {"place": key.canonical, "pending": True},
+                    {"$inc": {"attempts": 1}, "$set": {"updated_at": self._now()}},
+                    sort=[("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+                    return_document=ReturnDocument.AFTER,
+                )
+            if doc is not None:
+                return _journal_entry(doc)
+            await self.release_claim(key=lease, owner=owner)
+            if await self.journal_next(key=key) is None:
+                return None
+        return None  # still arriving after every look: the sweeper comes back for it
 
     async def journal_update(
         self,
@@ -120,9 +147,6 @@ class MongoJournal(MongoConnection):
         error: str | None = UNSET,
         add_attempt: bool = False,
     ) -> JournalEntry | None:
-        """A plain ``$set`` (its values are stored as they are, never read as expressions);
-        a new state is part of it only when the state may move there (the filter says from
-        where), else a second write sets the other fields alone."""
         changes = journal_changes(
             state=state,
             conversation_id=conversation_id,
@@ -133,6 +157,20 @@ class MongoJournal(MongoConnection):
         )
         if not is_valid_journal_id(entry_id):
             return None
+        new_state: JournalState | None = None if state is UNSET else state
+        return await self._journal_apply(entry_id, changes, new_state, add_attempt=add_attempt)
+
+    async def _journal_apply(
+        self,
+        entry_id: str,
+        changes: Mapping[str, str | None],
+        state: JournalState | None,
+        *,
+        add_attempt: bool = False,
+    ) -> JournalEntry | None:
+        """A plain ``$set`` (its values are stored as they are, never read as expressions);
+        a new state is part of it only when the state may move there (the filter says from
+        where), else a second write sets the other fields alone."""
         fields: Document = {name: value for name, value in changes.items() if name != "state"}
         fields["updated_at"] = self._now()
         update: Document = {"$set": fields}
@@ -140,7 +178,7 @@ class MongoJournal(MongoConnection):
             update["$inc"] = {"attempts": 1}
         journal = self._collection(JOURNAL)
         with self._errors("update a journal entry"):
-            if state is not UNSET:
+            if state is not None:
                 doc = await journal.find_one_and_update(
                     {"_id": entry_id, "state": {"$in": _journal_moves_to(state)}},
                     {**update, "$set": {**fields, **_journal_state(state)}},

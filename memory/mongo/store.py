@@ -19,8 +19,8 @@ class MongoStore(
     MongoBindings,
     MongoAgents,
     MongoApiKeys,
-    MongoCoordination,
     MongoJournal,
+    MongoCoordination,
 ):
     """A :class:`~memory.base.ConversationStore` in one MongoDB database.
 

@@ -9,11 +9,15 @@ transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -21,13 +25,24 @@ from bot.errors import StoreError, StoreUnavailable
 from memory.base import Clock
 from memory.rules import truncate_ms, utc_now
 from memory.sqlite import schema, search
-from memory.sqlite.sql import change, fetch, to_ms, transaction
+from memory.sqlite.checkpoint import BACKSTOP_PAGES, CHECKPOINT_EVERY, Checkpointer
+from memory.sqlite.sql import (
+    change,
+    fetch,
+    in_one_trip,
+    in_savepoints,
+    to_ms,
+    transaction,
+)
+
+T = TypeVar("T")
 
 _PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
+    f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}",
 )
 
 
@@ -35,6 +50,34 @@ async def prune_expired(db: aiosqlite.Connection, now_ms: int) -> None:
     """Keep the event and claim tables bounded: expired rows mean nothing any more."""
     await change(db, "DELETE FROM processed_events WHERE expires_at <= ?", (now_ms,))
     await change(db, "DELETE FROM claims WHERE expires_at <= ?", (now_ms,))
+
+
+@dataclass(slots=True)
+class _Grouped:
+    """A write waiting for a group commit (``SqliteConnection._grouped``)."""
+
+    work: Callable[[sqlite3.Connection], Any]
+    outcome: asyncio.Future[Any]
+    taken: bool = False
+
+
+def _settle(batch: list[_Grouped], what: str, trip: asyncio.Future[list[Any]]) -> None:
+    """Hand every write of a finished group its own outcome."""
+    if trip.cancelled():
+        outcomes: list[Any] = [StoreError(f"SQLite could not {what}: cancelled")] * len(batch)
+    elif (failed := trip.exception()) is not None:
+        outcomes = [failed] * len(batch)
+    else:
+        outcomes = trip.result()
+    for each, outcome in zip(batch, outcomes, strict=True):
+        if each.outcome.done():
+            continue
+        if isinstance(outcome, sqlite3.Error):
+            each.outcome.set_exception(StoreError(f"SQLite could not {what}: {outcome}"))
+        elif isinstance(outcome, BaseException):
+            each.outcome.set_exception(outcome)
+        else:
+            each.outcome.set_result(outcome)
 
 
 class SqliteConnection:
@@ -45,11 +88,15 @@ class SqliteConnection:
     failing half-way through.
     """
 
-    def __init__(self, *, path: Path, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, *, path: Path, clock: Clock = utc_now, checkpoint_every: float = CHECKPOINT_EVERY
+    ) -> None:
         self._path = path
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
+        self._checkpointer = Checkpointer(path, every=checkpoint_every)
         self._lock = asyncio.Lock()
+        self._group: list[_Grouped] = []
         self._events_marked = 0
 
     def __repr__(self) -> str:
@@ -84,9 +131,11 @@ class SqliteConnection:
                 await db.close()
                 raise
             self._db = db
+            self._checkpointer.start()
 
     async def close(self) -> None:
         async with self._lock:
+            await self._checkpointer.stop()
             db, self._db = self._db, None
             if db is not None:
                 await db.close()
@@ -116,6 +165,37 @@ class SqliteConnection:
             if self._db is None:
                 raise StoreUnavailable(f"{self.description} is not open")
             yield self._db
+
+    async def _grouped(self, work: Callable[[sqlite3.Connection], T], what: str) -> T:
+        """Run ``work`` (a few statements on the sqlite3 connection) atomically, in one
+        transaction with every other grouped write waiting for the connection meanwhile: one
+        trip to SQLite's thread and one commit for all of them (group commit), each in a
+        savepoint of its own, so a SQLite error undoes and fails only its own write.
+
+        Whichever waiter gets the connection first runs everyone's; its cancellation does
+        not stop the trip, and every waiter gets its own outcome when the trip ends.
+        """
+        waiter = _Grouped(work, asyncio.get_running_loop().create_future())
+        self._group.append(waiter)
+        try:
+            async with self._connection() as db:
+                if not waiter.taken:
+                    batch, self._group = self._group, []
+                    for each in batch:
+                        each.taken = True
+                    works = [each.work for each in batch]
+                    trip = asyncio.ensure_future(
+                        in_one_trip(db, partial(in_savepoints, works=works), what)
+                    )
+                    trip.add_done_callback(partial(_settle, batch, what))
+                    with contextlib.suppress(StoreError):
+                        await asyncio.shield(trip)
+        except BaseException:
+            if not waiter.taken:  # nobody ran it, and nobody will
+                self._group.remove(waiter)
+            raise
+        result: T = await waiter.outcome
+        return result
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:

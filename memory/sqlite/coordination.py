@@ -19,12 +19,14 @@ ON CONFLICT (event_id) DO UPDATE SET expires_at = excluded.expires_at
 WHERE processed_events.expires_at <= ?
 """
 
-_CLAIM = """
+CLAIM = """
 INSERT INTO claims (key, owner, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
 RETURNING 1
 """
+
+RELEASE = "DELETE FROM claims WHERE key = ? AND owner = ? RETURNING 1"
 
 _PRUNE_EVERY = 1000
 """Delete expired events and claims once per this many ``mark_event_processed`` calls."""
@@ -49,11 +51,9 @@ class SqliteCoordination(SqliteConnection):
         now = self._now_ms()
         expires_at = now + round(ttl_seconds * 1000)
         async with self._connection() as db:  # one statement: one trip to SQLite's thread
-            return bool(await fetch(db, _CLAIM, (key, owner, expires_at, now)))
+            return bool(await fetch(db, CLAIM, (key, owner, expires_at, now)))
 
     async def release_claim(self, *, key: str, owner: str) -> bool:
         async with self._connection() as db:
-            released = await fetch(
-                db, "DELETE FROM claims WHERE key = ? AND owner = ? RETURNING 1", (key, owner)
-            )
+            released = await fetch(db, RELEASE, (key, owner))
         return bool(released)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 
 from memory.base import (
     JournalEntry,
+    JournalFinish,
     NewJournalEntry,
     PlatformKey,
 )
@@ -28,6 +30,7 @@ from memory.rules import (
     wants_rows,
 )
 from memory.sqlite.connection import SqliteConnection
+from memory.sqlite.coordination import CLAIM, RELEASE
 from memory.sqlite.sql import (
     MAX_INT64,
     change,
@@ -109,16 +112,24 @@ class SqliteJournal(SqliteConnection):
             now_ms,
             now_ms,
         )
-        # One statement, atomic on its own: a single trip to SQLite's thread before an
-        # acknowledgement; a redelivery (the rare case) reads the entry it found.
-        async with self._connection() as db:
-            if await fetch(db, _INSERT_JOURNAL, row):
-                created = JournalEntry(
-                    **entry.model_dump(), state="received", created_at=now, updated_at=now
-                )
-                return created, True
-            rows = await fetch(db, "SELECT * FROM journal WHERE id = ?", (entry.id,))
-        return _journal_entry(rows[0]), False
+        # Grouped with the other writes waiting: the acknowledgement waits for one trip to
+        # SQLite's thread at most; a redelivery (the rare case) reads the entry it found.
+
+        def add(db: sqlite3.Connection) -> sqlite3.Row | None:
+            if db.execute(_INSERT_JOURNAL, row).fetchall():
+                return None
+            found: sqlite3.Row | None = db.execute(
+                "SELECT * FROM journal WHERE id = ?", (entry.id,)
+            ).fetchone()
+            return found
+
+        existing = await self._grouped(add, "record a journal entry")
+        if existing is not None:
+            return _journal_entry(existing), False
+        created = JournalEntry(
+            **entry.model_dump(), state="received", created_at=now, updated_at=now
+        )
+        return created, True
 
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         if not is_valid_journal_id(entry_id):
@@ -132,10 +143,35 @@ class SqliteJournal(SqliteConnection):
             rows = await fetch(db, _JOURNAL_NEXT, (key.canonical,))
         return _journal_entry(rows[0]) if rows else None
 
-    async def journal_take(self, *, key: PlatformKey) -> JournalEntry | None:
-        async with self._connection() as db:
-            rows = await fetch(db, _JOURNAL_TAKE, (self._now_ms(), key.canonical))
-        return _journal_entry(rows[0]) if rows else None
+    async def journal_advance(
+        self,
+        *,
+        key: PlatformKey,
+        lease: str,
+        owner: str,
+        ttl_seconds: float,
+        finish: JournalFinish | None = None,
+    ) -> JournalEntry | None:
+        """One transaction in one trip to SQLite's thread: nothing is added at ``key``
+        between finding it empty and releasing the claim."""
+        now = self._now_ms()
+        expires_at = now + round(ttl_seconds * 1000)
+        done = None
+        if finish is not None and is_valid_journal_id(finish.entry_id):
+            done = _update_params(finish.entry_id, finish.changes, finish.state, now=now)
+
+        def step(db: sqlite3.Connection) -> sqlite3.Row | None:
+            if done is not None:
+                db.execute(_UPDATE_JOURNAL, done)
+            if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
+                return None
+            taken: sqlite3.Row | None = db.execute(_JOURNAL_TAKE, (now, key.canonical)).fetchone()
+            if taken is None:
+                db.execute(RELEASE, (lease, owner)).fetchall()
+            return taken
+
+        row = await self._grouped(step, "advance the journal")
+        return None if row is None else _journal_entry(row)
 
     async def journal_update(
         self,
@@ -160,18 +196,9 @@ class SqliteJournal(SqliteConnection):
         if not is_valid_journal_id(entry_id):
             return None
         new_state: JournalState | None = None if state is UNSET else state
-        params: dict[str, object] = {
-            "id": entry_id,
-            "updated_at": self._now_ms(),
-            "add_attempt": 1 if add_attempt else 0,
-            "set_state": new_state is not None,
-            "state": new_state,
-            "rank": -1 if new_state is None else JOURNAL_RANK[new_state],
-            "pending": new_state in JOURNAL_UNFINISHED,
-        }
-        for name in JOURNAL_FIELDS:
-            params[f"set_{name}"] = name in changes
-            params[name] = changes.get(name)
+        params = _update_params(
+            entry_id, changes, new_state, now=self._now_ms(), add_attempt=add_attempt
+        )
         async with self._connection() as db:
             rows = await fetch(db, _UPDATE_JOURNAL, params)
         return _journal_entry(rows[0]) if rows else None
@@ -197,6 +224,31 @@ class SqliteJournal(SqliteConnection):
             return await change(
                 db, "DELETE FROM journal WHERE pending = 0 AND updated_at < ?", (before,)
             )
+
+
+def _update_params(
+    entry_id: str,
+    changes: Mapping[str, str | None],
+    new_state: JournalState | None,
+    *,
+    now: int,
+    add_attempt: bool = False,
+) -> dict[str, object]:
+    """``_UPDATE_JOURNAL``'s parameters for changes checked by ``journal_changes`` (a
+    ``state`` among them is ignored: ``new_state`` says where to move)."""
+    params: dict[str, object] = {
+        "id": entry_id,
+        "updated_at": now,
+        "add_attempt": 1 if add_attempt else 0,
+        "set_state": new_state is not None,
+        "state": new_state,
+        "rank": -1 if new_state is None else JOURNAL_RANK[new_state],
+        "pending": new_state in JOURNAL_UNFINISHED,
+    }
+    for name in JOURNAL_FIELDS:
+        params[f"set_{name}"] = name in changes
+        params[name] = changes.get(name)
+    return params
 
 
 def _journal_entry(row: sqlite3.Row) -> JournalEntry:

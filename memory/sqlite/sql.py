@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import aiosqlite
 
@@ -24,6 +25,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
 MIN_INT64 = -(2**63)
 MAX_INT64 = 2**63 - 1
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -42,6 +45,54 @@ async def transaction(
     except BaseException:
         await rollback(db)
         raise
+
+
+async def in_one_trip(
+    db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T], what: str
+) -> T:
+    """Run ``work`` in one transaction on aiosqlite's thread, with its sqlite3 connection: a
+    write of several statements for the price of one trip to that thread (each statement of
+    :func:`transaction` is a trip of its own). ``work`` commits or rolls back before the trip
+    ends, so a cancelled caller leaves no transaction open.
+
+    aiosqlite has no public call for this: ``_execute`` queues a function for its thread,
+    as each of its own methods does (checked by the store contract tests on upgrades).
+    """
+
+    def atomically(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return done
+
+    try:
+        result: T = await db._execute(atomically, db._conn)  # type: ignore[no-untyped-call]
+    except sqlite3.Error as error:
+        raise StoreError(f"SQLite could not {what}: {error}") from error
+    return result
+
+
+def in_savepoints(
+    conn: sqlite3.Connection, works: Sequence[Callable[[sqlite3.Connection], object]]
+) -> list[object | sqlite3.Error]:
+    """Run each of ``works`` in a savepoint of its own inside the caller's transaction: one
+    that fails with a SQLite error is rolled back alone and its error is its outcome."""
+    outcomes: list[object | sqlite3.Error] = []
+    for work in works:
+        conn.execute("SAVEPOINT grouped")
+        try:
+            outcome = work(conn)
+        except sqlite3.Error as error:
+            conn.execute("ROLLBACK TO grouped")
+            outcomes.append(error)
+        else:
+            outcomes.append(outcome)
+        conn.execute("RELEASE grouped")
+    return outcomes
 
 
 async def rollback(db: aiosqlite.Connection) -> None:

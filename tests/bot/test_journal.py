@@ -331,25 +331,21 @@ async def test_a_stopped_process_leaves_unfinished_entries_for_the_next(
 
 class ArrivesDuringTheLastLook:
     """The store, with one more message recorded and kicked while the drain's last look for
-    work (after it let its lease go) is on its way back with nothing."""
+    work (the step that finds the place empty and lets its lease go) is on its way back with
+    nothing."""
 
     def __init__(self, store: ConversationStore, arrival: NewJournalEntry) -> None:
         self._store = store
         self.arrival: NewJournalEntry | None = arrival
         self.journal: TurnJournal | None = None
-        self.released = False
 
-    async def release_claim(self, *, key: str, owner: str) -> bool:
-        self.released = await self._store.release_claim(key=key, owner=owner)
-        return self.released
-
-    async def journal_next(self, *, key: PlatformKey) -> JournalEntry | None:
-        head = await self._store.journal_next(key=key)
-        if head is None and self.released and self.arrival is not None and self.journal:
+    async def journal_advance(self, **step: Any) -> JournalEntry | None:
+        taken = await self._store.journal_advance(**step)
+        if taken is None and self.arrival is not None and self.journal:
             arrival, self.arrival = self.arrival, None
             await self._store.journal_add(arrival)
             self.journal.kick(arrival.key)
-        return head
+        return taken
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

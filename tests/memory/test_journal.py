@@ -23,6 +23,8 @@ from memory.base import (
     MAX_JOURNAL_ID,
     MAX_JOURNAL_MESSAGE,
     ConversationStore,
+    JournalEntry,
+    JournalFinish,
     JournalState,
     NewJournalEntry,
     PlatformKey,
@@ -205,42 +207,126 @@ async def test_next_keeps_an_answered_entry_until_it_is_shown(store: Conversatio
     assert head.id == "discord:2"
 
 
-async def test_take_counts_an_attempt_at_the_head(
+async def take(
+    store: ConversationStore,
+    key: PlatformKey,
+    *,
+    owner: str = "p1",
+    finish: JournalFinish | None = None,
+) -> JournalEntry | None:
+    """One drain step at ``key`` by ``owner`` (the journal's lease for it)."""
+    return await store.journal_advance(
+        key=key, lease=f"turns:{key.canonical}", owner=owner, ttl_seconds=30, finish=finish
+    )
+
+
+async def test_advance_takes_the_head_and_counts_an_attempt(
     store: ConversationStore, clock: FakeClock
 ) -> None:
-    """Take finds what next finds, counts an attempt (to answer or to show) and marks the
+    """Advance takes what next finds, counts an attempt (to answer or to show) and marks the
     entry touched, so a sweeper sees the place as worked on."""
-    assert await store.journal_take(key=DISCORD) is None
+    assert await take(store, DISCORD) is None
     await store.journal_add(entry("discord:2", key=DISCORD, position="2"))
     await store.journal_add(entry("discord:1", key=DISCORD, position="1"))
     clock.advance(5)
-    first = await store.journal_take(key=DISCORD)
+    first = await take(store, DISCORD)
     assert first is not None
     assert (first.id, first.state, first.attempts) == ("discord:1", "received", 1)
     assert first.updated_at == clock.now
     assert first.updated_at > first.created_at
     assert await store.journal_get(entry_id="discord:1") == first
-    again = await store.journal_take(key=DISCORD)
+    again = await take(store, DISCORD)
     assert again is not None
     assert (again.id, again.attempts) == ("discord:1", 2)
     await move_to(store, "discord:1", "answered")
     clock.advance(5)
-    showing = await store.journal_take(key=DISCORD)
+    showing = await take(store, DISCORD)
     assert showing is not None
     assert (showing.id, showing.state, showing.attempts) == ("discord:1", "answered", 3)
     assert showing.updated_at == clock.now
     await move_to(store, "discord:1", "shown")
-    second = await store.journal_take(key=DISCORD)
+    second = await take(store, DISCORD)
     assert second is not None
     assert (second.id, second.attempts) == ("discord:2", 1)
     await move_to(store, "discord:2", "failed")
-    assert await store.journal_take(key=DISCORD) is None
-    assert await store.journal_take(key=SLACK) is None
+    assert await take(store, DISCORD) is None
+    assert await take(store, SLACK) is None
+
+
+async def test_advance_writes_the_finished_entry_and_takes_the_next(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    """The entry a drain finished is written in the same step that takes the next one."""
+    for n in (1, 2):
+        await store.journal_add(entry(f"discord:{n}", key=DISCORD, position=f"{n}"))
+    first = await take(store, DISCORD)
+    assert first is not None
+    clock.advance(1)
+    done = JournalFinish.of(
+        "discord:1",
+        state="shown",
+        conversation_id=CONVERSATION_ID,
+        user_message_id=USER_MESSAGE_ID,
+        reply_message_id=REPLY_MESSAGE_ID,
+        shown_ref="1700000000.000200",
+    )
+    second = await take(store, DISCORD, finish=done)
+    assert second is not None
+    assert second.id == "discord:2"
+    finished = await store.journal_get(entry_id="discord:1")
+    assert finished is not None
+    assert (finished.state, finished.unfinished, finished.updated_at) == (
+        "shown",
+        False,
+        clock.now,
+    )
+    assert (finished.conversation_id, finished.user_message_id, finished.reply_message_id) == (
+        CONVERSATION_ID,
+        USER_MESSAGE_ID,
+        REPLY_MESSAGE_ID,
+    )
+    assert finished.shown_ref == "1700000000.000200"
+    last = JournalFinish.of("discord:2", state="failed", error="nothing to answer")
+    assert await take(store, DISCORD, finish=last) is None
+    failed = await store.journal_get(entry_id="discord:2")
+    assert failed is not None
+    assert (failed.state, failed.error) == ("failed", "nothing to answer")
+    with pytest.raises(ValueError, match="shown_ref"):
+        JournalFinish.of("discord:2", state="shown", shown_ref="not\x1fprintable")
+
+
+async def test_advance_needs_the_lease_and_lets_it_go_when_the_place_is_empty(
+    store: ConversationStore,
+) -> None:
+    """A place another owner holds is not taken (the finished entry is still written); an
+    emptied place's lease is released at once, so the next adder can drain it."""
+    lease = f"turns:{DISCORD.canonical}"
+    for n in (1, 2):
+        await store.journal_add(entry(f"discord:{n}", key=DISCORD, position=f"{n}"))
+    assert await take(store, DISCORD, owner="p1") is not None
+    done = JournalFinish.of("discord:1", state="shown")
+    assert await take(store, DISCORD, owner="p2", finish=done) is None, "p1 holds it"
+    written = await store.journal_get(entry_id="discord:1")
+    assert written is not None
+    assert written.state == "shown"
+    untouched = await store.journal_get(entry_id="discord:2")
+    assert untouched is not None
+    assert untouched.attempts == 0
+    second = await take(store, DISCORD, owner="p1")
+    assert second is not None
+    assert second.id == "discord:2"
+    assert not await store.claim(key=lease, owner="p2", ttl_seconds=30), "still p1's"
+    assert (
+        await take(store, DISCORD, owner="p1", finish=JournalFinish.of("discord:2", state="shown"))
+        is None
+    )
+    assert await store.claim(key=lease, owner="p2", ttl_seconds=30), "released when empty"
+    assert await take(store, DISCORD, owner="p1") is None, "now p2's"
 
 
 async def test_take_keeps_to_its_place(store: ConversationStore) -> None:
     await store.journal_add(entry("slack:1", key=SLACK, position="1"))
-    assert await store.journal_take(key=DISCORD) is None
+    assert await take(store, DISCORD) is None
     untouched = await store.journal_get(entry_id="slack:1")
     assert untouched is not None
     assert untouched.attempts == 0
@@ -631,7 +717,7 @@ async def _journal_plans(tmp_path: Path, clock: FakeClock) -> dict[str, str]:
         plans: dict[str, str] = {}
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "next": lambda: store.journal_next(key=SLACK),
-            "take": lambda: store.journal_take(key=SLACK),
+            "take": lambda: take(store, SLACK),
             "pending": store.journal_pending,
             "stale": lambda: store.journal_pending(updated_before=clock.now),
             "backlog": store.journal_backlog,
@@ -644,6 +730,8 @@ async def _journal_plans(tmp_path: Path, clock: FakeClock) -> dict[str, str]:
                 await call()
             finally:
                 await db.set_trace_callback(None)
+            if name == "take":  # one transaction: the statement that takes the entry
+                statements = [sql for sql in statements if "attempts = attempts + 1" in sql]
             (sql,) = statements
             plans[name] = sql
     finally:
@@ -671,7 +759,7 @@ async def test_sqlite_journal_reads_indexes(tmp_path: Path, clock: FakeClock) ->
     assert plans["prune"] == "SEARCH journal USING INDEX journal_finished (updated_at<?)", plans
     for name in ("pending", "stale"):
         steps = plans[name].split(" | ")
-        assert "SCAN journal USING COVERING INDEX journal_unfinished" in steps, plans
+        assert "SCAN journal USING INDEX journal_unfinished" in steps, plans
         # The window reads the index in (place, created_at, id) order; only places are sorted.
         assert [step for step in steps if "TEMP B-TREE" in step] == [
             "USE TEMP B-TREE FOR ORDER BY"

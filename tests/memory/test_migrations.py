@@ -89,9 +89,9 @@ async def test_sqlite_file_made_by_todays_schema_migrates_and_works(
             NewJournalEntry(id="slack:1", key=KEY, position="0001", message={"text": "x"})
         )
         assert created
-        assert await store.journal_take(key=KEY) == entry.model_copy(
-            update={"attempts": 1, "updated_at": entry.updated_at}
-        )
+        assert await store.journal_advance(
+            key=KEY, lease="turns:k", owner="p1", ttl_seconds=30
+        ) == entry.model_copy(update={"attempts": 1, "updated_at": entry.updated_at})
     finally:
         await store.close()
     reopened = SqliteStore(path=path, clock=clock)

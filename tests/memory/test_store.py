@@ -114,7 +114,7 @@ RECORD_PROTOCOLS: dict[type[Any], tuple[str, ...]] = {
     AgentRecords: ("create_agent", "list_agents"),
     ApiKeyRecords: ("add_api_key", "find_api_key"),
     Coordination: ("mark_event_processed", "claim", "release_claim"),
-    JournalRecords: ("journal_add", "journal_take"),
+    JournalRecords: ("journal_add", "journal_advance"),
 }
 
 
