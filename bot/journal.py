@@ -347,20 +347,29 @@ class TurnJournal:
     async def _with_lease(
         self, lease: str, work: Coroutine[Any, Any, JournalFinish | None]
     ) -> JournalFinish | None:
-        """Run ``work`` while renewing ``lease`` every third of its length."""
-        task = asyncio.ensure_future(work)
+        """Run ``work`` while renewing ``lease`` every third of its length (a timer, not a
+        task: most entries end long before the first renewal)."""
+        loop = asyncio.get_running_loop()
+        renewals: set[asyncio.Task[None]] = set()
+        timers: list[asyncio.TimerHandle] = []
+
+        def renew() -> None:
+            task = loop.create_task(self._renew(lease))
+            renewals.add(task)
+            task.add_done_callback(renewals.discard)
+            timers[0] = loop.call_later(self._lease / 3, renew)
+
+        timers.append(loop.call_later(self._lease / 3, renew))
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self._lease / 3)
-                if done:
-                    return task.result()
-                with contextlib.suppress(StoreError):
-                    await self._store.claim(key=lease, owner=self.owner, ttl_seconds=self._lease)
+            return await work
         finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            timers[0].cancel()
+            if renewals:  # none may land after the next step lets the lease go
+                await asyncio.gather(*renewals, return_exceptions=True)
+
+    async def _renew(self, lease: str) -> None:
+        with contextlib.suppress(StoreError):
+            await self._store.claim(key=lease, owner=self.owner, ttl_seconds=self._lease)
 
     async def _process(self, entry: JournalEntry) -> JournalFinish | None:
         """Answer (unless answered) and show (unless shown) one entry; returns its last

@@ -94,14 +94,13 @@ async def processes(
     async def start(*, running: bool = True, **options: Any) -> Process:
         store = await store_factory()
         engine = make_engine(agents_file(plain()), store=store)
-        journal = TurnJournal(
-            engine=engine,
-            lease_seconds=LEASE,
-            sweep_every=0.05,
-            retry_seconds=0.05,
-            clock=clock,
-            **options,
-        )
+        settings: dict[str, Any] = {
+            "lease_seconds": LEASE,
+            "sweep_every": 0.05,
+            "retry_seconds": 0.05,
+            "clock": clock,
+        }
+        journal = TurnJournal(engine=engine, **(settings | options))
         platform = RecordingPlatform()
         journal.register("slack", platform)
         if running:
@@ -415,3 +414,33 @@ async def test_stop_taking_finishes_the_entry_in_hand_and_starts_nothing_new(
     await asyncio.wait_for(bot.journal.wait_idle(), timeout=10)
     assert [shown for shown, _ in bot.platform.shown] == [entry(key, 1).id]
     assert await bot.store.journal_backlog() == 2, "the next entry and the late one are kept"
+
+
+async def test_a_long_turn_keeps_its_lease_and_lets_it_go_after(
+    processes: Callable[..., Any], fake_openai: FakeOpenAI
+) -> None:
+    """A turn longer than a third of the lease renews it while it runs (another process
+    cannot take the place), and no renewal lands after the place is let go."""
+    held = HeldModel()
+    fake_openai.handle(held)
+    bot: Process = await processes(lease_seconds=0.3)
+    claims: list[str] = []
+    claim = bot.store.claim
+
+    async def counted(*, key: str, owner: str, ttl_seconds: float) -> bool:
+        claims.append(key)
+        return await claim(key=key, owner=owner, ttl_seconds=ttl_seconds)
+
+    bot.store.claim = counted  # type: ignore[method-assign]
+    key = place(11)
+    lease = LEASE_PREFIX + key.canonical
+    await bot.journal.record(entry(key, 1, "a long one"))
+    bot.journal.kick(key)
+    await held.until(1)
+    await asyncio.sleep(0.35)
+    assert claims.count(lease) >= 2, claims
+    assert not await claim(key=lease, owner="other", ttl_seconds=30), "still held"
+    held.release()
+    await drained(bot.store)
+    await asyncio.wait_for(bot.journal.wait_idle(), timeout=10)
+    assert await claim(key=lease, owner="other", ttl_seconds=30), "let go when done"
