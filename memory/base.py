@@ -50,6 +50,8 @@ __all__ = [
     "MAX_JOURNAL_ID",
     "MAX_JOURNAL_MESSAGE",
     "MAX_KEY_LIMITS",
+    "MAX_MEMORY_PART",
+    "MAX_MEMORY_TEXT",
     "MAX_PAGE",
     "MAX_RESTRICTION",
     "SLACK_IM_CHANNEL",
@@ -75,11 +77,16 @@ __all__ = [
     "JournalFinish",
     "JournalRecords",
     "JournalState",
+    "Memory",
+    "MemoryQuery",
+    "MemoryRecords",
+    "MemoryScope",
     "Message",
     "MessageRecords",
     "NewApiKey",
     "NewGoalCheck",
     "NewJournalEntry",
+    "NewMemory",
     "NewMessage",
     "Platform",
     "PlatformKey",
@@ -114,6 +121,10 @@ SLACK_IM_CHANNEL = re.compile(r"^D[A-Z0-9]+$")
 JOURNAL_POSITION_PATTERN = r"^[!-~]{1,64}$"
 """A journal entry's position: 1 to 64 printable ASCII characters, no spaces (zero-padded
 numbers, Slack timestamps), compared as plain strings."""
+MAX_MEMORY_TEXT = 500
+"""Characters of one remembered fact."""
+MAX_MEMORY_PART = 128
+"""Characters of a memory scope's workspace, person or agent id."""
 
 
 class _Value(BaseModel):
@@ -417,6 +428,57 @@ class JournalFinish:
         )
         del changes["state"]
         return cls(entry_id, state, changes)
+
+
+class MemoryScope(_Value):
+    """Whose memory, for which agent: a person in one workspace (Slack team, Discord guild,
+    ``dm`` for Discord direct messages) of one platform. ``agent_id`` is empty for memories
+    all agents of the workspace share."""
+
+    platform: Platform
+    workspace: str = Field(default="", max_length=MAX_MEMORY_PART)
+    person: str = Field(min_length=1, max_length=MAX_MEMORY_PART)
+    agent_id: str = Field(default="", max_length=MAX_MEMORY_PART)
+
+
+class NewMemory(_Value):
+    """A fact about a person, with where it was learned."""
+
+    scope: MemoryScope
+    text: str = Field(min_length=1, max_length=MAX_MEMORY_TEXT)
+    private: bool = False
+    """Learned in a direct message: recalled only in direct messages."""
+    conversation_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    message_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    """The stored reply that carried it."""
+    supersedes: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    """A memory of the same scope this one replaces ("moved to Berlin" over "lives in
+    Paris")."""
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _stripped(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+
+class Memory(NewMemory):
+    id: str
+    created_at: datetime
+    superseded_by: str | None = None
+    """Set when a newer memory replaced this one: kept as history, never recalled."""
+
+
+class MemoryQuery(_Value):
+    """Filters for listing memories (the API, the console, the CLI); None matches all."""
+
+    platform: Platform | None = None
+    workspace: str | None = None
+    person: str | None = None
+    agent_id: str | None = None
+    text: str = Field(default="", max_length=MAX_SEARCH_TEXT)
+    """Only memories whose text holds this, ignoring case."""
+    include_superseded: bool = False
+    limit: int = Field(default=50, ge=0, le=MAX_PAGE)
 
 
 @runtime_checkable
@@ -730,6 +792,37 @@ class JournalRecords(Protocol):
 
 
 @runtime_checkable
+class MemoryRecords(Protocol):
+    """Durable facts about people, learned in conversations (see :mod:`memory.recall`)."""
+
+    async def add_memories(self, memories: Sequence[NewMemory]) -> list[Memory]:
+        """Keep the memories (one write); each one naming ``supersedes`` marks that memory,
+        when it is of the same scope, as superseded by it: kept as history, never recalled."""
+        ...
+
+    async def recall_memories(
+        self, scope: MemoryScope, *, query: str, include_private: bool, limit: int
+    ) -> list[Memory]:
+        """Current (not superseded) memories of exactly ``scope``, ranked for ``query`` by
+        :func:`memory.recall.rank`; private ones (learned in a direct message) only with
+        ``include_private``."""
+        ...
+
+    async def list_memories(self, query: MemoryQuery) -> list[Memory]:
+        """Memories matching every filter of ``query``, newest first."""
+        ...
+
+    async def get_memory(self, *, memory_id: str) -> Memory | None: ...
+
+    async def forget_memories(
+        self, *, ids: Sequence[str] = (), scope: MemoryScope | None = None
+    ) -> int:
+        """Delete for good the memories with these ids, or all of ``scope``'s (history
+        included); returns how many were deleted."""
+        ...
+
+
+@runtime_checkable
 class ConversationStore(
     StoreLifecycle,
     ConversationRecords,
@@ -740,6 +833,7 @@ class ConversationStore(
     ApiKeyRecords,
     Coordination,
     JournalRecords,
+    MemoryRecords,
     Protocol,
 ):
     """Every record type over one connection, so that writes spanning types stay atomic.

@@ -37,6 +37,7 @@ AGENTS = "agents"
 API_KEYS = "api_keys"
 JOURNAL = "journal"
 SEARCH = "conversation_search"
+MEMORIES = "memories"
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
@@ -181,7 +182,27 @@ async def _search_apart(db: AsyncDatabase[Document]) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_indexes, _search_grams, _search_apart)
+async def _memories(db: AsyncDatabase[Document]) -> None:
+    """Version 4: memories about people; a scope's current ones read newest first."""
+    await db[MEMORIES].create_indexes(
+        [
+            IndexModel(
+                [
+                    ("platform", ASCENDING),
+                    ("workspace", ASCENDING),
+                    ("person", ASCENDING),
+                    ("agent_id", ASCENDING),
+                    ("superseded_by", ASCENDING),
+                    ("created_at", DESCENDING),
+                    ("_id", DESCENDING),
+                ]
+            ),
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)]),
+        ]
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_indexes, _search_grams, _search_apart, _memories)
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""
 
 LATEST = len(MIGRATIONS)

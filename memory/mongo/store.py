@@ -9,6 +9,7 @@ from memory.mongo.conversations import MongoConversations
 from memory.mongo.coordination import MongoCoordination
 from memory.mongo.goal_checks import MongoGoalChecks
 from memory.mongo.journal import MongoJournal
+from memory.mongo.memories import MongoMemories
 from memory.mongo.messages import MongoMessages
 
 
@@ -21,6 +22,7 @@ class MongoStore(
     MongoApiKeys,
     MongoJournal,
     MongoCoordination,
+    MongoMemories,
 ):
     """A :class:`~memory.base.ConversationStore` in one MongoDB database.
 

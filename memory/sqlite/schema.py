@@ -328,6 +328,37 @@ _LEANER_WRITES = (
 """Version 5: fewer B-trees written per journal step."""
 
 
+_MEMORIES = (
+    # Facts about people (memory.sqlite.memories): ``folded`` is the text casefolded, for
+    # listings that filter by text; the partial index reads a scope's current memories
+    # newest first.
+    """
+    CREATE TABLE IF NOT EXISTS memories (
+        id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        person TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        private INTEGER NOT NULL,
+        conversation_id TEXT,
+        message_id TEXT,
+        supersedes TEXT,
+        superseded_by TEXT,
+        created_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS memories_current
+    ON memories (platform, workspace, person, agent_id, created_at, id)
+    WHERE superseded_by IS NULL
+    """,
+    "CREATE INDEX IF NOT EXISTS memories_by_time ON memories (created_at, id)",
+)
+"""Version 6: memories about people."""
+
+
 async def _run(db: aiosqlite.Connection, statements: tuple[str, ...]) -> None:
     for statement in statements:
         await change(db, statement)
@@ -367,12 +398,17 @@ async def _leaner_writes(db: aiosqlite.Connection) -> None:
     await _run(db, _LEANER_WRITES)
 
 
+async def _memories(db: aiosqlite.Connection) -> None:
+    await _run(db, _MEMORIES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
     _journal,
     _search,
     _leaner_writes,
+    _memories,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

@@ -9,6 +9,7 @@ from memory.sqlite.conversations import SqliteConversations
 from memory.sqlite.coordination import SqliteCoordination
 from memory.sqlite.goal_checks import SqliteGoalChecks
 from memory.sqlite.journal import SqliteJournal
+from memory.sqlite.memories import SqliteMemories
 from memory.sqlite.messages import SqliteMessages
 
 
@@ -21,6 +22,7 @@ class SqliteStore(
     SqliteApiKeys,
     SqliteCoordination,
     SqliteJournal,
+    SqliteMemories,
 ):
     """A :class:`~memory.base.ConversationStore` kept in one SQLite file.
 

@@ -19,6 +19,7 @@ from memory.base import (
     Coordination,
     GoalCheckRecords,
     JournalRecords,
+    MemoryRecords,
     MessageRecords,
     StoreLifecycle,
 )
@@ -115,6 +116,7 @@ RECORD_PROTOCOLS: dict[type[Any], tuple[str, ...]] = {
     ApiKeyRecords: ("add_api_key", "find_api_key"),
     Coordination: ("mark_event_processed", "claim", "release_claim"),
     JournalRecords: ("journal_add", "journal_advance"),
+    MemoryRecords: ("add_memories", "recall_memories", "forget_memories"),
 }
 
 
