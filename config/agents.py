@@ -321,6 +321,26 @@ def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+MEMORY_FIELD = "remember"
+"""The reply field in which the model lists new facts about the person (when memory is on)."""
+
+
+class MemorySpec(_Spec):
+    """What an agent remembers about people across conversations.
+
+    ``extract``: ``inline`` asks the model for new facts in its reply (no extra call), ``off``
+    keeps no memories. ``shared``: all agents of a workspace share a person's memories
+    instead of each keeping its own.
+    """
+
+    extract: Literal["inline", "off"] = "off"
+    shared: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.extract != "off"
+
+
 class Agent(_Spec):
     """One agent: its persona, rules, reply shape, goal and channels."""
 
@@ -343,6 +363,9 @@ class Agent(_Spec):
     closing_message: str = Field(default=DEFAULT_CLOSING, min_length=1)
     """The polite last line once ``max_turns`` is passed."""
     bindings: Bindings = Field(default_factory=Bindings)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    memory_tokens: int = Field(default=300, ge=0, le=100_000)
+    """Prompt tokens for what the agent remembers about the speaker."""
 
     @field_validator("response_shape", mode="before")
     @classmethod
@@ -363,6 +386,13 @@ class Agent(_Spec):
             reply_schema = properties[self.reply_field]
             if isinstance(reply_schema, dict) and reply_schema.get("type", "string") != "string":
                 raise ValueError(f"reply_field: field {self.reply_field!r} must be a string")
+        if self.memory.on and self.response_shape is not None:
+            properties = self.response_shape["properties"]
+            if isinstance(properties, dict) and MEMORY_FIELD in properties:
+                raise ValueError(
+                    f"response_shape: {MEMORY_FIELD!r} is the field memory adds to replies;"
+                    " rename that field or turn memory off"
+                )
         if self.goal_check is not None and not (self.goal and self.goal.strip()):
             raise ValueError("goal: an agent with goal_check needs a goal")
         return self
