@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy, KeyBusy, Ticket
@@ -23,6 +23,7 @@ from bot.history import read_recent
 from bot.llm import ChatRequest, ModelClient, ModelError
 from bot.locks import KeyedLocks
 from bot.logs import context_of
+from bot.memory import PeopleMemory, answering_agent, take_facts
 from bot.prompt import build_prompt, user_content
 from bot.structured import Generated, StructuredReplies
 from bot.summary import RollingSummary, compaction_target
@@ -219,6 +220,7 @@ class Engine:
             api_share=api_turn_share,
         )
         self._turns: set[asyncio.Task[None]] = set()
+        self._memory = PeopleMemory(store)
         self._summary = RollingSummary(
             store=store,
             model=model,
@@ -382,13 +384,23 @@ class Engine:
             return await self._close_politely(conversation, agent, user_message)
 
         history = await self._recent(conversation, agent, before_seq=user_message.seq)
+        recalled = await self._memory.recall(
+            agent,
+            incoming.key,
+            person=incoming.author_id,
+            name=incoming.author_name,
+            query=incoming.text,
+            count=lambda text: self.count_tokens(text, agent),
+        )
+        answering = answering_agent(agent)
         prompt = build_prompt(
-            agent=agent,
+            agent=answering,
             summary=conversation.summary,
             history=history,
             new_text=incoming.text,
             new_author=incoming.author_name,
             count=lambda text: self.count_tokens(text, agent),
+            memory=recalled.block if recalled is not None else "",
         )
         request = ChatRequest(
             model=self.model_for(agent),
@@ -400,8 +412,10 @@ class Engine:
         try:
             generated = await self._replies.generate(
                 request,
-                schema=agent.response_shape,
-                reply_field=agent.reply_field if agent.response_shape is not None else None,
+                schema=answering.response_shape,
+                reply_field=(
+                    answering.reply_field if answering.response_shape is not None else None
+                ),
                 on_text=turn._show,
             )
         except ModelError as exc:
@@ -412,7 +426,15 @@ class Engine:
             failed = False
             if generated.error:
                 logger.warning("reply kept as raw text: %s", generated.error, extra=context)
-        reply = await self._store_reply(conversation, agent, generated)
+        own_data, facts = take_facts(agent, generated.data)  # downstream sees its own shape
+        reply = await self._store_reply(conversation, agent, replace(generated, data=own_data))
+        await self._memory.learn(
+            recalled,
+            facts,
+            private=incoming.key.is_direct,
+            conversation_id=conversation.id,
+            message_id=reply.id,
+        )
         if prompt.dropped_through > conversation.summary_seq:
             self._summary.schedule(conversation, agent, compaction_target(prompt))
         logger.debug(

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from config.agents import MEMORY_FIELD
 from tests.support.loopback import serve_on_loopback
 
 SUMMARY_MARKER = "[parley:summary]"
@@ -348,6 +349,9 @@ _TOPIC_WORDS = 3
 """Fewer words than ``my name is X``: a topic never restates an old name."""
 _SUMMARY_LIMIT = 399
 _ANSWER_LIMIT = 200
+_SPEAKER = re.compile(r"^[^:\n]{1,80}:\s*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_FIRST_PERSON = re.compile(r"^(?:I|I'm|My)\b")
 _MAX_DEPTH = 16
 """How deep schemas are followed (``$ref`` chains, nested objects)."""
 _SCALARS: dict[str, Any] = {"boolean": False, "integer": 0, "number": 0, "null": None}
@@ -438,6 +442,8 @@ def brain_text(request: RecordedRequest) -> str:
     * A ``json_schema`` response format, or else a JSON Schema in the system prompt (JSON mode
       or prompt only): that schema filled by :func:`fill_schema` with the text above.
       JSON mode without a schema: ``{"answer": text}``. Anything else: the plain text.
+    * A schema with the memory field (``remember``): the facts :func:`facts_in` finds in the
+      last user message.
     """
     messages = request.messages
     system = request.system_text
@@ -470,10 +476,24 @@ def brain_text(request: RecordedRequest) -> str:
     if wants_goal:
         return json.dumps(_goal(request, name, schema))
     if schema is not None:
-        return json.dumps(fill_schema(schema, text))
+        filled = fill_schema(schema, text)
+        if isinstance(filled, dict) and MEMORY_FIELD in filled:  # the agent keeps memories
+            filled[MEMORY_FIELD] = facts_in(last_user)
+        return json.dumps(filled)
     if kind in {"json_schema", "json_object"}:
         return json.dumps({"answer": text})
     return text
+
+
+def facts_in(user_text: str) -> list[str]:
+    """What the brain lists as new facts about the speaker (the memory field): each sentence
+    of their message that starts with ``I`` or ``My`` (after the ``Name:`` prefix)."""
+    said = _SPEAKER.sub("", user_text, count=1)
+    return [
+        sentence.strip()
+        for sentence in _SENTENCE.split(said)
+        if _FIRST_PERSON.match(sentence.strip())
+    ]
 
 
 def _summary(name: str | None, user_texts: list[str]) -> str:
