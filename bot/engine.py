@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy, KeyBusy, Ticket
 from bot.catalog import AgentCatalog
+from bot.consolidation import Consolidation
 from bot.errors import NotFound, ParleyError
 from bot.goals import GOAL_SCHEMA, check_goal
 from bot.history import read_recent
@@ -202,6 +203,7 @@ class Engine:
         api_turn_share: float = 0.5,
         max_queued_per_conversation: int = 8,
         summary_concurrency: int = 2,
+        consolidation_settle: float = 5.0,
     ) -> None:
         """The turn limits are those of :class:`bot.admission.Admission`: ``max_pending_turns``
         in all, ``api_turns_per_key`` per API key, ``max_queued_per_conversation`` per
@@ -221,6 +223,13 @@ class Engine:
         )
         self._turns: set[asyncio.Task[None]] = set()
         self._memory = PeopleMemory(store)
+        self._consolidation = Consolidation(
+            store=store,
+            replies=self._replies,
+            model_for=self.model_for,
+            settle=consolidation_settle,
+            max_pending=max_pending_turns,
+        )
         self._summary = RollingSummary(
             store=store,
             model=model,
@@ -428,13 +437,15 @@ class Engine:
                 logger.warning("reply kept as raw text: %s", generated.error, extra=context)
         own_data, facts = take_facts(agent, generated.data)  # downstream sees its own shape
         reply = await self._store_reply(conversation, agent, replace(generated, data=own_data))
-        await self._memory.learn(
+        learned = await self._memory.learn(
             recalled,
             facts,
             private=incoming.key.is_direct,
             conversation_id=conversation.id,
             message_id=reply.id,
         )
+        if learned and recalled is not None:
+            self._consolidation.schedule(recalled.scope, agent)
         if prompt.dropped_through > conversation.summary_seq:
             self._summary.schedule(conversation, agent, compaction_target(prompt))
         logger.debug(
@@ -620,7 +631,12 @@ class Engine:
         )
 
     async def aclose(self, grace: float = 10.0) -> None:
-        """Let running turns and summaries finish (up to ``grace`` seconds), then cancel."""
+        """Let running turns and summaries finish (up to ``grace`` seconds), then cancel.
+        Memory consolidations waiting are cancelled at once (the next fact schedules them)."""
+        waiting = self._consolidation.tasks
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
         pending = [*self._turns, *self._summary.tasks]
         if not pending:
             return

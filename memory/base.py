@@ -814,6 +814,14 @@ class MemoryRecords(Protocol):
 
     async def get_memory(self, *, memory_id: str) -> Memory | None: ...
 
+    async def supersede_memories(
+        self, *, scope: MemoryScope, pairs: Sequence[tuple[str, str]]
+    ) -> int:
+        """For each ``(old, new)``, mark the current memory ``old`` as superseded by the
+        current memory ``new``, both of ``scope`` (a pair that is not is skipped); returns how
+        many were marked."""
+        ...
+
     async def forget_memories(
         self, *, ids: Sequence[str] = (), scope: MemoryScope | None = None
     ) -> int:

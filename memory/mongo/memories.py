@@ -88,6 +88,23 @@ class MongoMemories(MongoConnection):
             doc = await self._collection(MEMORIES).find_one({"_id": memory_id})
         return None if doc is None else _memory(doc)
 
+    async def supersede_memories(
+        self, *, scope: MemoryScope, pairs: Sequence[tuple[str, str]]
+    ) -> int:
+        collection = self._collection(MEMORIES)
+        marked = 0
+        with self._errors("supersede memories"):
+            for old, new in pairs:
+                if old == new or not (is_valid_id(old) and is_valid_id(new)):
+                    continue
+                current = {**_scope(scope), "superseded_by": None}
+                if await collection.find_one({"_id": new, **current}, projection={"_id": 1}):
+                    result = await collection.update_one(
+                        {"_id": old, **current}, {"$set": {"superseded_by": new}}
+                    )
+                    marked += result.modified_count
+        return marked
+
     async def forget_memories(
         self, *, ids: Sequence[str] = (), scope: MemoryScope | None = None
     ) -> int:

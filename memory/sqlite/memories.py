@@ -113,6 +113,27 @@ class SqliteMemories(SqliteConnection):
             rows = await fetch(db, "SELECT * FROM memories WHERE id = ?", (memory_id,))
         return _memory(rows[0]) if rows else None
 
+    async def supersede_memories(
+        self, *, scope: MemoryScope, pairs: Sequence[tuple[str, str]]
+    ) -> int:
+        valid = [(old, new) for old, new in pairs if is_valid_id(old) and is_valid_id(new)]
+
+        def mark(db: sqlite3.Connection) -> int:
+            marked = 0
+            for old, new in valid:
+                current = db.execute(
+                    f"SELECT 1 FROM memories WHERE id = ? AND {_SCOPE}"  # noqa: S608
+                    " AND superseded_by IS NULL",
+                    (new, *_scope(scope)),
+                ).fetchone()
+                if current is not None and old != new:
+                    marked += db.execute(_SUPERSEDE, (new, old, *_scope(scope))).rowcount
+            return marked
+
+        if not valid:
+            return 0
+        return await self._grouped(mark, "supersede memories")
+
     async def forget_memories(
         self, *, ids: Sequence[str] = (), scope: MemoryScope | None = None
     ) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.consolidation import MEMORY_MARKER
 from bot.engine import Engine, IncomingMessage
 from bot.errors import ConfigError, StoreUnavailable
 from bot.memory import (
@@ -21,6 +22,7 @@ from memory.base import ConversationStore, MemoryQuery, MemoryScope, NewMemory, 
 from tests.support.agents import agent, agents_file, chef, plain
 from tests.support.engines import EngineFactory
 from tests.support.fake_openai import FakeOpenAI, RecordedRequest
+from tests.support.waiting import eventually
 
 MEMORY_ON = {"memory": {"extract": "inline"}}
 
@@ -193,6 +195,30 @@ async def test_a_store_failure_in_memory_leaves_the_reply_standing(
     result = await engine.reply(said("I am allergic to peanuts.", thread(1))).result()
     assert result.text == "You said: Ada: I am allergic to peanuts."
     assert not result.failed
+
+
+async def test_a_later_fact_supersedes_the_one_it_contradicts(
+    chef_engine: Engine, fake_openai: FakeOpenAI
+) -> None:
+    """Consolidation, in the background after a fact is learned, marks the older fact
+    superseded: the next conversation is given only the newer one."""
+    await ask(chef_engine, fake_openai, said("I live in Paris.", thread(1)))
+    await ask(chef_engine, fake_openai, said("I moved to Berlin.", thread(2)))
+
+    async def consolidated() -> bool:
+        current = await chef_engine.store.list_memories(MemoryQuery(person="U_ADA"))
+        return [memory.text for memory in current] == ["I moved to Berlin."]
+
+    await eventually(consolidated)
+    block = await ask(chef_engine, fake_openai, said("Where should I eat?", thread(3)))
+    assert "Berlin" in block
+    assert "Paris" not in block, "a superseded fact is never given to the model"
+    history = await chef_engine.store.list_memories(
+        MemoryQuery(person="U_ADA", include_superseded=True)
+    )
+    assert [memory.text for memory in history] == ["I moved to Berlin.", "I live in Paris."]
+    consolidations = [r for r in fake_openai.chat_requests() if MEMORY_MARKER in r.system_text]
+    assert len(consolidations) == 1, "one call for the person, not one per fact or turn"
 
 
 # the rules on their own ------------------------------------------------------------------

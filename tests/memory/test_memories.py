@@ -143,6 +143,38 @@ async def test_a_memory_supersedes_only_within_its_scope(
     assert await recall(store) == ["Lives in Paris"]
 
 
+async def test_supersede_existing_memories_within_their_scope(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    paris, berlin, again, cats = await remember(
+        store,
+        clock,
+        fact("Lives in Paris"),
+        fact("Moved to Berlin"),
+        fact("Moved to Berlin!"),
+        fact("Has two cats"),
+    )
+    bob = ADA.model_copy(update={"person": "U_BOB"})
+    (bobs,) = await remember(store, clock, fact("Lives in Rome", bob))
+    pairs = [
+        (paris.id, berlin.id),
+        (again.id, berlin.id),
+        (cats.id, bobs.id),  # another scope: skipped
+        (cats.id, cats.id),  # itself: skipped
+        ("f" * 32, berlin.id),  # unknown: skipped
+        ("nope", berlin.id),
+    ]
+    assert await store.supersede_memories(scope=ADA, pairs=pairs) == 2
+    assert await recall(store) == ["Has two cats", "Moved to Berlin"]
+    old = await store.get_memory(memory_id=paris.id)
+    assert old is not None
+    assert old.superseded_by == berlin.id
+    assert await store.supersede_memories(scope=ADA, pairs=[(cats.id, paris.id)]) == 0, (
+        "nothing is superseded by a memory that is itself superseded"
+    )
+    assert await store.supersede_memories(scope=ADA, pairs=[]) == 0
+
+
 async def test_list_memories_filters(store: ConversationStore, clock: FakeClock) -> None:
     bob = ADA.model_copy(update={"person": "U_BOB"})
     tutor = ADA.model_copy(update={"agent_id": "tutor"})

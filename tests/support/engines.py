@@ -47,6 +47,7 @@ async def make_engine(
         timeout: float = 5.0,
         max_pending_turns: int = 10_000,
         api_turn_share: float = 0.5,
+        consolidation_settle: float = 0.05,
     ) -> Engine:
         model = OpenAIModelClient(
             api_key="test-key",
@@ -62,6 +63,7 @@ async def make_engine(
             default_model="gpt-4o-mini",
             max_pending_turns=max_pending_turns,
             api_turn_share=api_turn_share,
+            consolidation_settle=consolidation_settle,
         )
         made.append((engine, model))
         return engine

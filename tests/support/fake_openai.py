@@ -40,6 +40,7 @@ from tests.support.loopback import serve_on_loopback
 
 SUMMARY_MARKER = "[parley:summary]"
 GOAL_MARKER = "[parley:goal]"
+MEMORY_MARKER = "[parley:memory]"
 JSON_SCHEMA_REFUSAL = "response_format json_schema is not supported by this server"
 JSON_OBJECT_REFUSAL = "response_format json_object is not supported by this server"
 
@@ -349,6 +350,9 @@ _TOPIC_WORDS = 3
 """Fewer words than ``my name is X``: a topic never restates an old name."""
 _SUMMARY_LIMIT = 399
 _ANSWER_LIMIT = 200
+_NUMBERED_FACT = re.compile(r"^(\d+)\. \([^)]*\) (.+)$", re.MULTILINE)
+_LIVES = re.compile(r"\b(?:live|lives|living)\s+in\b", re.IGNORECASE)
+_MOVED = re.compile(r"\bmoved\s+to\b", re.IGNORECASE)
 _SPEAKER = re.compile(r"^[^:\n]{1,80}:\s*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _FIRST_PERSON = re.compile(r"^(?:I|I'm|My)\b")
@@ -442,6 +446,7 @@ def brain_text(request: RecordedRequest) -> str:
     * A ``json_schema`` response format, or else a JSON Schema in the system prompt (JSON mode
       or prompt only): that schema filled by :func:`fill_schema` with the text above.
       JSON mode without a schema: ``{"answer": text}``. Anything else: the plain text.
+    * ``[parley:memory]``: a consolidation's answer (see :func:`_replaced`).
     * A schema with the memory field (``remember``): the facts :func:`facts_in` finds in the
       last user message.
     """
@@ -450,6 +455,8 @@ def brain_text(request: RecordedRequest) -> str:
     users = [message_text(m) for m in messages if m.get("role") == "user"]
     last_user = users[-1] if users else ""
     name = known_name(messages)
+    if MEMORY_MARKER in system:
+        return json.dumps({"replaced": _replaced(last_user)})
     if SUMMARY_MARKER in system:
         text = _summary(name, users)
     elif _NAME_QUESTION.search(last_user):
@@ -494,6 +501,29 @@ def facts_in(user_text: str) -> list[str]:
         for sentence in _SENTENCE.split(said)
         if _FIRST_PERSON.match(sentence.strip())
     ]
+
+
+def _replaced(listing: str) -> list[dict[str, int]]:
+    """What the brain says a consolidation replaces: a later fact replaces an earlier one that
+    shares half its words, or that said where the person lives when the later one says they
+    moved."""
+    facts = {int(found.group(1)): found.group(2) for found in _NUMBERED_FACT.finditer(listing)}
+    replaced = []
+    for old, old_text in facts.items():
+        for by, new_text in facts.items():
+            if by <= old:
+                continue
+            a, b = _words(old_text), _words(new_text)
+            similar = bool(a and b) and len(a & b) * 2 >= max(len(a), len(b))
+            moved = bool(_LIVES.search(old_text)) and bool(_MOVED.search(new_text))
+            if similar or moved:
+                replaced.append({"old": old, "by": by})
+                break
+    return replaced
+
+
+def _words(text: str) -> set[str]:
+    return {word for word in re.findall(r"\w+", text.casefold()) if len(word) > 2}
 
 
 def _summary(name: str | None, user_texts: list[str]) -> str:
