@@ -185,3 +185,45 @@ async def start_bot(
     yield start
     for bot in reversed(bots):
         await bot.stop()
+
+
+def replies_to(fake: FakeDiscord, channel_id: int, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bot's messages in the channel that reply to ``message``."""
+    return [
+        shown
+        for shown in fake.bot_messages(channel_id)
+        if (shown.get("message_reference") or {}).get("message_id") == message["id"]
+    ]
+
+
+async def answered(
+    fake: FakeDiscord, channel_id: int, message: dict[str, Any], expect: str | None = None
+) -> dict[str, Any]:
+    """The bot's reply to ``message``, once it shows ``expect`` (a reply streams: it may be
+    posted before it is complete), or once it is there at all."""
+
+    def found() -> dict[str, Any] | None:
+        shown = replies_to(fake, channel_id, message)
+        if shown and (expect is None or shown[0]["content"] == expect):
+            return shown[0]
+        return None
+
+    try:
+        return await fake.wait_for(found)
+    except TimeoutError:
+        shown = [m["content"] for m in replies_to(fake, channel_id, message)]
+        raise AssertionError(f"expected a reply {expect!r}; the bot shows {shown!r}") from None
+
+
+async def answer(
+    fake: FakeDiscord,
+    channel_id: int,
+    author: int,
+    text: str,
+    *,
+    expect: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Say something that gets answered; returns the answer."""
+    message = await fake.say(channel_id, author, text, **options)
+    return await answered(fake, channel_id, message, expect)
