@@ -9,10 +9,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from config.agents import AGENT_ID, Agent
-from memory.base import Message
+from memory.base import MAX_MEMORY_PART, MAX_MEMORY_TEXT, MemoryScope, Message, Platform
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID)]
+SHARED_OR_AGENT = rf"^$|{AGENT_ID}"
+"""An agent id, or empty for what every agent of a workspace shares."""
+MemoryPart = Annotated[
+    str, StringConstraints(max_length=MAX_MEMORY_PART, pattern=r"^[^\x00-\x1f]*$")
+]
+"""The workspace or person of a memory scope: no control characters."""
 _ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_SEQ = 2**53
 """The largest message position (or other counter) a query parameter may name: far beyond any
@@ -66,3 +72,34 @@ class KeyInfo(BaseModel):
 
 def valid_id(value: str) -> bool:
     return bool(_ID.fullmatch(value))
+
+
+class NewPersonMemory(_Body):
+    """A fact about a person, kept in the scope (platform, workspace, person, agent)."""
+
+    platform: Platform
+    workspace: MemoryPart = ""
+    """Slack team id, Discord guild id (``dm`` for direct messages); empty for the API and
+    the terminal."""
+    person: Annotated[MemoryPart, StringConstraints(min_length=1)]
+    """The person's id on the platform (Slack user id, Discord user id, the API's ``user``)."""
+    agent: Annotated[str, StringConstraints(pattern=SHARED_OR_AGENT)] = ""
+    """The agent that remembers it; empty: shared by every agent of the workspace."""
+    text: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_MEMORY_TEXT)
+    ]
+    private: bool = False
+    """Learned in a direct message: recalled only in direct messages."""
+
+    def scope(self) -> MemoryScope:
+        return MemoryScope(
+            platform=self.platform,
+            workspace=self.workspace,
+            person=self.person,
+            agent_id=self.agent,
+        )
+
+
+class ForgottenMemories(BaseModel):
+    deleted: int
+    """How many memories were deleted, superseded ones included."""
