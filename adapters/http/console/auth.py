@@ -41,6 +41,11 @@ class ConsoleUser:
         return scope_allows(self.key.scope, "write")
 
     @property
+    def can_delete(self) -> bool:
+        """Deleting (memories) needs ``admin``, as deleting through the API does."""
+        return scope_allows(self.key.scope, "admin")
+
+    @property
     def can_chat(self) -> bool:
         """Chats are API conversations: a key limited to other places cannot start one."""
         return self.can_write and place_allowed(self.key, "api", "")
@@ -90,5 +95,14 @@ async def signed_in_writer(request: Request) -> ConsoleUser:
     return user
 
 
+async def signed_in_admin(request: Request) -> ConsoleUser:
+    user = await signed_in(request)
+    if not user.can_delete:
+        raise ApiError(403, f"this key has scope {user.key.scope!r}; this needs 'admin'")
+    spend(console_of(request).services.limiter, user)
+    return user
+
+
 User = Annotated[ConsoleUser, Depends(signed_in_reader)]
 Editor = Annotated[ConsoleUser, Depends(signed_in_writer)]
+Admin = Annotated[ConsoleUser, Depends(signed_in_admin)]

@@ -19,6 +19,7 @@ NOTICES = {
     "goal-checked": "The goal check is done: see its result below.",
     "goal-check-failed": "The goal check failed: the model did not answer. See below.",
     "saved": "Saved.",
+    "memory-forgotten": "The memory is deleted.",
 }
 
 _ENV = Environment(
