@@ -6,6 +6,7 @@ same key messages use, so one guild never reaches another's conversations. A ref
 :class:`Refused`; the tree answers it, and any other failure, with one ephemeral line. Slow work
 (goal checks, exports, opening threads) is deferred first, inside Discord's three seconds. A
 confirmation is an ephemeral message with a :class:`ConfirmView` (two buttons).
+``/agent memory [forget:N|all]`` answers the caller alone, about the agent of the place.
 
 Discord applies ``default_member_permissions`` to whole top-level commands only (discord.py
 ignores ``default_permissions`` on subcommands, and ``/agent list`` is for everyone), so the
@@ -223,7 +224,9 @@ class AgentCommands(app_commands.Group):
         if isinstance(outcome, core.Said):
             text = _bounded_lines(outcome.text.split("\n"), _LIST_LIMIT)
             if outcome.private:
-                await interaction.response.send_message(text, ephemeral=True)
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
             else:
                 await interaction.response.send_message(text, allowed_mentions=NO_MENTIONS)
         elif isinstance(outcome, core.Started):
@@ -325,6 +328,12 @@ class AgentCommands(app_commands.Group):
     @app_commands.command(name="forget", description="Delete this conversation and its messages")
     async def forget(self, interaction: Interaction) -> None:
         await self._show(interaction, await self._run(interaction, "forget"))
+
+    @app_commands.command(name="memory", description="What the agent here remembers about you")
+    @app_commands.describe(forget="A number from /agent memory, or all: forget it")
+    async def memory(self, interaction: Interaction, forget: str | None = None) -> None:
+        argument = "" if forget is None else f"forget {forget}"
+        await self._show(interaction, await self._run(interaction, "memory", argument))
 
 
 def _refused(outcome: core.Outcome) -> Refused:

@@ -5,6 +5,8 @@ Slash commands carry no thread, so the subcommands about one conversation (``res
 ``summary``, ``export``, ``forget``) work two ways: inside a thread by mentioning the bot with
 the word alone (``@Parley summary``), and as ``/agent summary`` in a direct message, where they
 act on the latest conversation of that DM. In a channel the slash form explains the mention.
+``/agent memory`` answers the caller alone (an ephemeral response); in a DM it is about the
+agent of the DM's latest conversation, in a channel about the channel's agent.
 
 Admins are workspace admins and owners (``users.info``: ``is_admin``, ``is_owner``,
 ``is_primary_owner``); Slack does not tell an app who installed it, so the installer counts
@@ -171,13 +173,14 @@ class AgentCommands:
         if parsed.verb in THREAD_VERBS:
             await self._about_conversation(command, parsed.verb, respond)
             return
-        key = PlatformKey(platform="slack", workspace=command.team, channel=command.channel)
-        caller = await self._caller(
-            key,
-            command.user,
-            named=parsed.verb == "use",
-            in_dm=is_dm_channel(command.channel, command.channel_name),
+        in_dm = is_dm_channel(command.channel, command.channel_name)
+        thread = ""
+        if parsed.verb == "memory" and in_dm:  # the agent of the DM's latest conversation
+            thread = await self._recent.latest(command.team, command.channel) or ""
+        key = PlatformKey(
+            platform="slack", workspace=command.team, channel=command.channel, thread=thread
         )
+        caller = await self._caller(key, command.user, named=parsed.verb == "use", in_dm=in_dm)
 
         async def private(text: str) -> None:
             await respond(text=text)

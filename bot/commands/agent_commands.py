@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.commands.memories import PersonMemories
 from bot.commands.outcomes import (
     Caller,
     FileToSend,
@@ -47,6 +48,7 @@ class AgentCommands:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._memories = PersonMemories(engine.store)
 
     def usage(self, prefix: str = "/agent ") -> str:
         lines = [f"**Usage:** `{prefix}<subcommand>`"]
@@ -62,16 +64,9 @@ class AgentCommands:
         refused = await self._check(command.verb, rule, caller, conversation)
         if refused is not None:
             return refused
-        verb, argument = command.verb, command.argument
-        if verb == "help":
-            return Said(self.usage(caller.prefix))
-        if verb == "list":
-            return Said(await self._list(caller, conversation))
-        if verb == "use":
-            return await self._use(caller, argument, conversation)
-        if verb == "start":
-            return await self._start(caller, argument, conversation)
-        return await self._about(verb, caller, _required(conversation))
+        if PERMISSIONS[command.verb].needs_conversation:
+            return await self._about(command.verb, caller, _required(conversation))
+        return await self._anywhere(command, caller, conversation)
 
     async def _check(
         self, verb: Verb, rule: Rule, caller: Caller, conversation: Conversation | None
@@ -83,6 +78,21 @@ class AgentCommands:
         if not await self._allowed(rule, caller, conversation):
             return Refused(refusal(verb, admins=caller.admins, prefix=caller.prefix))
         return None
+
+    async def _anywhere(
+        self, command: Command, caller: Caller, conversation: Conversation | None
+    ) -> Outcome:
+        """The subcommands that need no conversation here."""
+        verb, argument = command.verb, command.argument
+        if verb == "help":
+            return Said(self.usage(caller.prefix))
+        if verb == "list":
+            return Said(await self._list(caller, conversation))
+        if verb == "use":
+            return await self._use(caller, argument, conversation)
+        if verb == "start":
+            return await self._start(caller, argument, conversation)
+        return await self._memory(caller, argument, conversation)
 
     async def _about(self, verb: Verb, caller: Caller, conversation: Conversation) -> Outcome:
         """The subcommands about the conversation here."""
@@ -274,6 +284,19 @@ class AgentCommands:
         first = await self._engine.store.list_messages(conversation_id=conversation.id, limit=3)
         root = next((m for m in first if m.platform_message_id == thread), None)
         return root.author_id if root is not None and root.author_id else None
+
+    async def _memory(
+        self, caller: Caller, argument: str, conversation: Conversation | None
+    ) -> Said | Refused:
+        """What the agent here remembers about the caller, and only the caller."""
+        agent = await self.agent_here(caller, conversation)
+        return await self._memories.run(
+            agent,
+            key=caller.key,
+            person=caller.user_id,
+            argument=argument,
+            prefix=caller.prefix,
+        )
 
     async def _summary(self, conversation: Conversation) -> Outcome:
         agent = self._engine.agent_of(conversation)

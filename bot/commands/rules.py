@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-Verb = Literal["help", "list", "use", "start", "reset", "summary", "export", "forget"]
+Verb = Literal["help", "list", "use", "start", "reset", "summary", "export", "forget", "memory"]
 Who = Literal["anyone", "admins", "admins or the opener"]
 
 OPENED_BY: Final = "opened_by"
@@ -72,6 +72,12 @@ PERMISSIONS: Final[Mapping[Verb, Rule]] = MappingProxyType(
             needs_conversation=True,
             confirm=True,
         ),
+        "memory": Rule(
+            "anyone",
+            "what the agent here remembers about you, newest first (only you see it); "
+            "`forget N` deletes the N-th, `forget all` all of it",
+            argument=" [forget N|all]",
+        ),
     }
 )
 """The permission table. ``admins`` are what the platform calls them (Slack workspace admins
@@ -117,12 +123,22 @@ def parse(text: str) -> Command | None:
     verb = next((v for v in PERMISSIONS if v == word), None)
     if verb is None:
         return None
+    if verb == "memory":
+        return _memory(arguments)
     takes = PERMISSIONS[verb].argument
     if not arguments:
         return None if takes == " ID" else Command(verb)
     if takes and len(arguments) == 1:
         return Command(verb, arguments[0])
     return None
+
+
+def _memory(arguments: list[str]) -> Command | None:
+    """``memory``, ``memory forget``, ``memory forget WHAT``: what to forget is checked when
+    the command runs, to say what is wrong with it."""
+    if arguments and (arguments[0] != "forget" or len(arguments) > 2):
+        return None
+    return Command("memory", " ".join(arguments))
 
 
 RESET_NOTE = "New conversation (the previous one is kept)."

@@ -86,6 +86,7 @@ def test_the_permission_table_decides_each_drift_once() -> None:
         "summary",
         "export",
         "forget",
+        "memory",
     }
     assert PERMISSIONS["use"].who == "admins"
     assert not PERMISSIONS["use"].in_dm

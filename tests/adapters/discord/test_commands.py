@@ -78,7 +78,16 @@ async def test_the_commands_are_synced_at_start(
     (group,) = put[0].body
     assert group["name"] == "agent"
     subcommands = {option["name"]: option for option in group["options"]}
-    assert set(subcommands) == {"list", "use", "start", "reset", "summary", "export", "forget"}
+    assert set(subcommands) == {
+        "list",
+        "use",
+        "start",
+        "reset",
+        "summary",
+        "export",
+        "forget",
+        "memory",
+    }
     assert all(option["type"] == 1 for option in subcommands.values())
     (agent,) = subcommands["use"]["options"]
     assert agent["name"] == "agent"
