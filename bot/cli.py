@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from adapters.terminal import TerminalAdapter, TerminalSession
 from bot.catalog import AgentCatalog
 from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
@@ -26,7 +28,15 @@ from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from config.agents import Agent, AgentsFile, load_agents
 from config.redact import redact_url
 from config.settings import Settings, load_settings
-from memory.base import MAX_KEY_LIMITS, ApiKeyRecord, Platform
+from memory.base import (
+    MAX_KEY_LIMITS,
+    MAX_PAGE,
+    ApiKeyRecord,
+    Memory,
+    MemoryQuery,
+    MemoryScope,
+    Platform,
+)
 from memory.export import export_conversation
 from memory.factory import build_store
 
@@ -105,7 +115,45 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key", help="the key's id or name")
+    _memory_parser(commands)
     return parser
+
+
+def _memory_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    memory = commands.add_parser("memory", help="list and forget what agents remember of people")
+    actions = memory.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="one line per memory, newest first")
+    listing.add_argument("--platform", choices=PLATFORMS)
+    listing.add_argument("--workspace", help="Slack team id, Discord guild id or dm")
+    listing.add_argument("--person", help="the person's user id on the platform")
+    listing.add_argument("--agent", help="the agent's id ('' for memories agents share)")
+    listing.add_argument("--text", default="", help="only memories holding this, ignoring case")
+    listing.add_argument(
+        "--all", action="store_true", help="include superseded memories (kept as history)"
+    )
+    listing.add_argument("--limit", type=_limit, default=50, help=f"at most 1 to {MAX_PAGE}")
+    forget = actions.add_parser(
+        "forget", help="delete memories by id, or all of one person's for an agent"
+    )
+    forget.add_argument("ids", nargs="*", metavar="ID", help="memory ids, from memory list")
+    forget.add_argument("--platform", choices=PLATFORMS)
+    forget.add_argument("--workspace", default="", help="Slack team id, Discord guild id or dm")
+    forget.add_argument("--person", help="the person's user id on the platform")
+    whose = forget.add_mutually_exclusive_group()
+    whose.add_argument("--agent", help="the memories this agent keeps of the person")
+    whose.add_argument(
+        "--shared", action="store_true", help="the memories all agents share of the person"
+    )
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number") from None
+    if not 1 <= value <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_PAGE}")
+    return value
 
 
 def _items(text: str) -> list[str]:
@@ -303,6 +351,101 @@ async def _keys(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _memory_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "list":
+        try:
+            query = MemoryQuery(
+                platform=args.platform,
+                workspace=args.workspace,
+                person=args.person,
+                agent_id=args.agent,
+                text=args.text,
+                include_superseded=args.all,
+                limit=args.limit,
+            )
+        except ValidationError as exc:
+            print(f"parley: memory list: {_first_error(exc)}", file=sys.stderr)
+            return EXIT_CONFIG
+        return asyncio.run(_list_memories(loaded, query, out))
+    scope, problem = _forget_scope(args)
+    if problem:
+        print(f"parley: memory forget: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_forget_memories(loaded, args.ids, scope, out))
+
+
+def _forget_scope(args: argparse.Namespace) -> tuple[MemoryScope | None, str]:
+    """The scope ``memory forget`` names with its options, or what is wrong with them."""
+    options = args.platform or args.person or args.workspace or args.agent is not None
+    if args.ids:
+        if options or args.shared:
+            return None, "give memory ids, or --platform and --person, not both"
+        return None, ""
+    if not (args.platform and args.person):
+        return None, "give memory ids, or --platform and --person (and --agent or --shared)"
+    if args.agent is None and not args.shared:
+        return None, "say whose: --agent ID (that agent's memories) or --shared (all agents')"
+    try:
+        scope = MemoryScope(
+            platform=args.platform,
+            workspace=args.workspace,
+            person=args.person,
+            agent_id="" if args.shared else args.agent,
+        )
+    except ValidationError as exc:
+        return None, _first_error(exc)
+    return scope, ""
+
+
+def _first_error(exc: ValidationError) -> str:
+    """``--text: String should have at most 200 characters``: the option and the problem."""
+    error = exc.errors()[0]
+    names = {"agent_id": "agent", "include_superseded": "all"}
+    field = str(error["loc"][0]) if error["loc"] else ""
+    return f"--{names.get(field, field)}: {error['msg']}" if field else str(error["msg"])
+
+
+async def _list_memories(loaded: Loaded, query: MemoryQuery, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        memories = await store.list_memories(query)
+    finally:
+        await store.close()
+    if not memories:
+        out.write("No memories match.\n")
+    for memory in memories:
+        out.write(_memory_line(memory) + "\n")
+    return EXIT_OK
+
+
+def _memory_line(memory: Memory) -> str:
+    """``id  created  platform/workspace/person  agent  private  text``, on one line."""
+    scope = memory.scope
+    place = f"{scope.platform}/{scope.workspace or '-'}/{scope.person}"
+    agent = f"agent={scope.agent_id}" if scope.agent_id else "shared"
+    marks = ["private" if memory.private else "-"]
+    if memory.superseded_by is not None:
+        marks.append(f"superseded-by={memory.superseded_by}")
+    text = " ".join("".join(c if c.isprintable() else " " for c in memory.text).split())
+    created = f"{memory.created_at:%Y-%m-%d %H:%M:%S}"
+    return f"{memory.id}  {created}  {place}  {agent}  {' '.join(marks)}  {text}"
+
+
+async def _forget_memories(
+    loaded: Loaded, ids: Sequence[str], scope: MemoryScope | None, out: TextIO
+) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        count = await store.forget_memories(ids=ids, scope=scope)
+    finally:
+        await store.close()
+    missing = f" ({len(ids) - count} not found)" if ids and count < len(ids) else ""
+    out.write(f"Deleted {count} {'memory' if count == 1 else 'memories'}{missing}.\n")
+    return EXIT_OK
+
+
 def _limits(record: ApiKeyRecord) -> str:
     """What the key reaches, e.g. ``agents chef, platform slack, workspaces T1, T2``."""
     parts = [f"agents {', '.join(record.agents)}" if record.agents else "all agents"]
@@ -321,6 +464,7 @@ _COMMANDS: dict[str, Command] = {
     "export": _export_command,
     "summarize": _summarize_command,
     "keys": _keys_command,
+    "memory": _memory_command,
 }
 
 
