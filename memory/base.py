@@ -46,6 +46,8 @@ __all__ = [
     "JOURNAL_POSITION_PATTERN",
     "JOURNAL_RANK",
     "JOURNAL_UNFINISHED",
+    "MAX_CHUNK_TEXT",
+    "MAX_DOCUMENT_NAME",
     "MAX_JOURNAL_ERROR",
     "MAX_JOURNAL_ID",
     "MAX_JOURNAL_MESSAGE",
@@ -70,6 +72,7 @@ __all__ = [
     "ConversationRecords",
     "ConversationStore",
     "Coordination",
+    "DocumentSource",
     "GoalCheck",
     "GoalCheckRecords",
     "GoalState",
@@ -77,6 +80,9 @@ __all__ = [
     "JournalFinish",
     "JournalRecords",
     "JournalState",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
+    "KnowledgeRecords",
     "Memory",
     "MemoryQuery",
     "MemoryRecords",
@@ -84,6 +90,8 @@ __all__ = [
     "Message",
     "MessageRecords",
     "NewApiKey",
+    "NewChunk",
+    "NewDocument",
     "NewGoalCheck",
     "NewJournalEntry",
     "NewMemory",
@@ -125,6 +133,10 @@ MAX_MEMORY_TEXT = 500
 """Characters of one remembered fact."""
 MAX_MEMORY_PART = 128
 """Characters of a memory scope's workspace, person or agent id."""
+MAX_DOCUMENT_NAME = 200
+"""Characters of a knowledge document's name."""
+MAX_CHUNK_TEXT = 8000
+"""Characters of one knowledge chunk."""
 
 
 class _Value(BaseModel):
@@ -481,6 +493,45 @@ class MemoryQuery(_Value):
     limit: int = Field(default=50, ge=0, le=MAX_PAGE)
 
 
+DocumentSource = Literal["file", "upload"]
+
+
+class NewDocument(_Value):
+    """One of an agent's documents, as the knowledge indexer hands it to the store."""
+
+    agent_id: str = Field(min_length=1, max_length=MAX_MEMORY_PART)
+    name: str = Field(min_length=1, max_length=MAX_DOCUMENT_NAME)
+    """Unique per agent: the file's path relative to the agents file, or the upload's name."""
+    source: DocumentSource
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 of the document's bytes: unchanged content is not indexed again."""
+    size: int = Field(ge=0)
+    """Bytes."""
+
+
+class KnowledgeDocument(NewDocument):
+    id: str
+    chunks: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewChunk(_Value):
+    """A token-sized piece of a document, in document order."""
+
+    text: str = Field(min_length=1, max_length=MAX_CHUNK_TEXT)
+    tokens: int = Field(ge=0)
+
+
+class KnowledgeChunk(NewChunk):
+    id: str
+    document_id: str
+    agent_id: str
+    document_name: str
+    n: int
+    """0, 1, 2... in document order."""
+
+
 @runtime_checkable
 class StoreLifecycle(Protocol):
     """Opening, closing and health of a store (its one connection)."""
@@ -831,6 +882,41 @@ class MemoryRecords(Protocol):
 
 
 @runtime_checkable
+class KnowledgeRecords(Protocol):
+    """Agents' documents, split into chunks and indexed by their words (see
+    :mod:`memory.recall`'s ``terms``)."""
+
+    async def put_document(
+        self, document: NewDocument, chunks: Sequence[NewChunk]
+    ) -> KnowledgeDocument:
+        """Keep the document and exactly these chunks (those of an earlier version with the
+        same agent and name are replaced), atomically for readers of one store."""
+        ...
+
+    async def get_document(self, *, agent_id: str, name: str) -> KnowledgeDocument | None: ...
+
+    async def list_documents(self, *, agent_id: str | None = None) -> list[KnowledgeDocument]:
+        """An agent's documents (every agent's with None), by agent and name."""
+        ...
+
+    async def delete_document(self, *, agent_id: str, name: str) -> bool:
+        """Delete the document and its chunks; False when there was none."""
+        ...
+
+    async def search_knowledge(
+        self, *, agent_id: str, query: str, limit: int
+    ) -> list[KnowledgeChunk]:
+        """The agent's chunks sharing the most words with ``query`` (``memory.recall.terms``),
+        best first: more shared words, then document name and position. Chunks sharing no
+        word are never returned. Reads through an index of words, never every chunk."""
+        ...
+
+    async def get_chunks(self, *, ids: Sequence[str]) -> list[KnowledgeChunk]:
+        """The chunks with these ids that still exist, in the order asked."""
+        ...
+
+
+@runtime_checkable
 class ConversationStore(
     StoreLifecycle,
     ConversationRecords,
@@ -842,6 +928,7 @@ class ConversationStore(
     Coordination,
     JournalRecords,
     MemoryRecords,
+    KnowledgeRecords,
     Protocol,
 ):
     """Every record type over one connection, so that writes spanning types stay atomic.

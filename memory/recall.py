@@ -56,3 +56,14 @@ def rank(memories: Iterable[Memory], query: str, limit: int) -> list[Memory]:
 
 def newest_first(memories: Sequence[Memory]) -> list[Memory]:
     return sorted(memories, key=lambda memory: (-memory.created_at.timestamp(), memory.id))
+
+
+MAX_QUERY_TERMS = 32
+"""Words of a message a knowledge search looks up (the longest first: the rarest, mostly)."""
+MAX_KNOWLEDGE_SCAN = 2000
+"""Chunks a store reads for one knowledge search before ranking them."""
+
+
+def query_terms(text: str) -> list[str]:
+    """The words a knowledge search looks up: longest first, then alphabetical."""
+    return sorted(terms(text), key=lambda word: (-len(word), word))[:MAX_QUERY_TERMS]

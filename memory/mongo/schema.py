@@ -38,6 +38,8 @@ API_KEYS = "api_keys"
 JOURNAL = "journal"
 SEARCH = "conversation_search"
 MEMORIES = "memories"
+KNOWLEDGE_DOCUMENTS = "knowledge_documents"
+KNOWLEDGE_CHUNKS = "knowledge_chunks"
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
@@ -202,7 +204,26 @@ async def _memories(db: AsyncDatabase[Document]) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_indexes, _search_grams, _search_apart, _memories)
+async def _knowledge(db: AsyncDatabase[Document]) -> None:
+    """Version 5: agents' documents; chunks found by their words (a multikey index)."""
+    await db[KNOWLEDGE_DOCUMENTS].create_indexes(
+        [IndexModel([("agent_id", ASCENDING), ("name", ASCENDING)], unique=True)]
+    )
+    await db[KNOWLEDGE_CHUNKS].create_indexes(
+        [
+            IndexModel([("agent_id", ASCENDING), ("terms", ASCENDING)]),
+            IndexModel([("document_id", ASCENDING), ("n", ASCENDING)]),
+        ]
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _indexes,
+    _search_grams,
+    _search_apart,
+    _memories,
+    _knowledge,
+)
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""
 
 LATEST = len(MIGRATIONS)

@@ -9,6 +9,7 @@ from memory.mongo.conversations import MongoConversations
 from memory.mongo.coordination import MongoCoordination
 from memory.mongo.goal_checks import MongoGoalChecks
 from memory.mongo.journal import MongoJournal
+from memory.mongo.knowledge import MongoKnowledge
 from memory.mongo.memories import MongoMemories
 from memory.mongo.messages import MongoMessages
 
@@ -23,6 +24,7 @@ class MongoStore(
     MongoJournal,
     MongoCoordination,
     MongoMemories,
+    MongoKnowledge,
 ):
     """A :class:`~memory.base.ConversationStore` in one MongoDB database.
 

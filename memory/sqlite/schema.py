@@ -359,6 +359,48 @@ _MEMORIES = (
 """Version 6: memories about people."""
 
 
+_KNOWLEDGE = (
+    # Agents' documents (memory.sqlite.knowledge): a chunk's words in knowledge_terms, so a
+    # search reads the words it looks for, never the chunks; deleting a document deletes its
+    # chunks and their words (foreign keys are on).
+    """
+    CREATE TABLE IF NOT EXISTS knowledge_documents (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        chunks INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (agent_id, name)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS knowledge_chunks (
+        id TEXT PRIMARY KEY,
+        document_id TEXT NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        tokens INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS knowledge_chunks_document ON knowledge_chunks (document_id, n)",
+    """
+    CREATE TABLE IF NOT EXISTS knowledge_terms (
+        agent_id TEXT NOT NULL,
+        term TEXT NOT NULL,
+        chunk_id TEXT NOT NULL REFERENCES knowledge_chunks (id) ON DELETE CASCADE,
+        PRIMARY KEY (agent_id, term, chunk_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS knowledge_terms_chunk ON knowledge_terms (chunk_id)",
+)
+"""Version 7: agents' documents."""
+
+
 async def _run(db: aiosqlite.Connection, statements: tuple[str, ...]) -> None:
     for statement in statements:
         await change(db, statement)
@@ -402,6 +444,10 @@ async def _memories(db: aiosqlite.Connection) -> None:
     await _run(db, _MEMORIES)
 
 
+async def _knowledge(db: aiosqlite.Connection) -> None:
+    await _run(db, _KNOWLEDGE)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
@@ -409,6 +455,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _search,
     _leaner_writes,
     _memories,
+    _knowledge,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

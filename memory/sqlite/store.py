@@ -9,6 +9,7 @@ from memory.sqlite.conversations import SqliteConversations
 from memory.sqlite.coordination import SqliteCoordination
 from memory.sqlite.goal_checks import SqliteGoalChecks
 from memory.sqlite.journal import SqliteJournal
+from memory.sqlite.knowledge import SqliteKnowledge
 from memory.sqlite.memories import SqliteMemories
 from memory.sqlite.messages import SqliteMessages
 
@@ -23,6 +24,7 @@ class SqliteStore(
     SqliteCoordination,
     SqliteJournal,
     SqliteMemories,
+    SqliteKnowledge,
 ):
     """A :class:`~memory.base.ConversationStore` kept in one SQLite file.
 

@@ -19,6 +19,7 @@ from memory.base import (
     Coordination,
     GoalCheckRecords,
     JournalRecords,
+    KnowledgeRecords,
     MemoryRecords,
     MessageRecords,
     StoreLifecycle,
@@ -117,6 +118,7 @@ RECORD_PROTOCOLS: dict[type[Any], tuple[str, ...]] = {
     Coordination: ("mark_event_processed", "claim", "release_claim"),
     JournalRecords: ("journal_add", "journal_advance"),
     MemoryRecords: ("add_memories", "recall_memories", "forget_memories"),
+    KnowledgeRecords: ("put_document", "search_knowledge", "delete_document"),
 }
 
 
