@@ -876,8 +876,8 @@ class MemoryRecords(Protocol):
     async def forget_memories(
         self, *, ids: Sequence[str] = (), scope: MemoryScope | None = None
     ) -> int:
-        """Delete for good the memories with these ids, or all of ``scope``'s (history
-        included); returns how many were deleted."""
+        """Delete for good the memories with these ids and the ones each superseded (its
+        history), or all of ``scope``'s; returns how many were deleted."""
         ...
 
 

@@ -22,6 +22,9 @@ MAX_RECALL_SCAN = 1000
 """The newest current memories of a scope a recall ranks (older ones wait for a match in
 these to be deleted or superseded)."""
 
+MAX_HISTORY = 100
+"""Superseded memories followed back from one forgotten memory (its history)."""
+
 _WORD = re.compile(r"\w+")
 _STOPWORDS_TEXT = """
 a about after again all am an and any are as at be been before being but by can could

@@ -12,7 +12,7 @@ from pymongo import DESCENDING
 from memory.base import Memory, MemoryQuery, MemoryScope, NewMemory
 from memory.mongo.connection import Document, MongoConnection, utc
 from memory.mongo.schema import MEMORIES
-from memory.recall import MAX_RECALL_SCAN, rank
+from memory.recall import MAX_HISTORY, MAX_RECALL_SCAN, rank
 from memory.rules import fold, is_valid_id, wants_rows
 
 _NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
@@ -114,6 +114,17 @@ class MongoMemories(MongoConnection):
         with self._errors("forget memories"):
             if wanted:
                 gone += (await collection.delete_many({"_id": {"$in": wanted}})).deleted_count
+            replaced = wanted  # and the history each replaced
+            for _ in range(MAX_HISTORY):
+                if not replaced:
+                    break
+                older = await collection.find(
+                    {"superseded_by": {"$in": replaced}}, projection={"_id": 1}
+                ).to_list()
+                replaced = [doc["_id"] for doc in older]
+                if replaced:
+                    result = await collection.delete_many({"_id": {"$in": replaced}})
+                    gone += result.deleted_count
             if scope is not None:
                 gone += (await collection.delete_many(_scope(scope))).deleted_count
         return gone

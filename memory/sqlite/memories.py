@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 
 from memory.base import Memory, MemoryQuery, MemoryScope, NewMemory
-from memory.recall import MAX_RECALL_SCAN, rank
+from memory.recall import MAX_HISTORY, MAX_RECALL_SCAN, rank
 from memory.rules import fold, is_valid_id, wants_rows
 from memory.sqlite.connection import SqliteConnection
 from memory.sqlite.sql import fetch, from_ms, to_ms
@@ -143,6 +143,18 @@ class SqliteMemories(SqliteConnection):
             gone = 0
             for memory_id in wanted:
                 gone += db.execute("DELETE FROM memories WHERE id = ?", (memory_id,)).rowcount
+            # and the history each replaced, so nothing of a forgotten fact stays behind
+            replaced = list(wanted)
+            for _ in range(MAX_HISTORY):
+                if not replaced:
+                    break
+                marks = ", ".join("?" * len(replaced))
+                rows = db.execute(
+                    f"DELETE FROM memories WHERE superseded_by IN ({marks}) RETURNING id",  # noqa: S608
+                    replaced,
+                ).fetchall()
+                gone += len(rows)
+                replaced = [row["id"] for row in rows]
             if scope is not None:
                 gone += db.execute(f"DELETE FROM memories WHERE {_SCOPE}", _scope(scope)).rowcount  # noqa: S608
             return gone

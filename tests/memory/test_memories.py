@@ -222,6 +222,24 @@ async def test_forget_by_id_and_by_scope(store: ConversationStore, clock: FakeCl
     assert await store.forget_memories() == 0
 
 
+async def test_forgetting_a_fact_forgets_its_history(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    paris, lyon, berlin, cats = await remember(
+        store,
+        clock,
+        fact("Lives in Paris"),
+        fact("Lives in Lyon"),
+        fact("Moved to Berlin"),
+        fact("Has cats"),
+    )
+    await store.supersede_memories(scope=ADA, pairs=[(paris.id, lyon.id)])
+    await store.supersede_memories(scope=ADA, pairs=[(lyon.id, berlin.id)])
+    assert await store.forget_memories(ids=[berlin.id]) == 3
+    left = await store.list_memories(MemoryQuery(person="U_ADA", include_superseded=True))
+    assert [memory.id for memory in left] == [cats.id], "nothing of the forgotten fact stays"
+
+
 def test_memory_values_are_checked() -> None:
     with pytest.raises(ValidationError):
         fact("   ")
