@@ -22,9 +22,11 @@ from adapters.terminal import TerminalAdapter, TerminalSession
 from bot.catalog import AgentCatalog
 from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
 from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
+from bot.knowledge import Knowledge, count_with
 from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
+from bot.tokens import TokenCounter
 from config.agents import Agent, AgentsFile, load_agents
 from config.redact import redact_url
 from config.settings import Settings, load_settings
@@ -116,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key", help="the key's id or name")
     _memory_parser(commands)
+    knowledge = commands.add_parser("knowledge", help="index and list the agents' documents")
+    steps = knowledge.add_subparsers(dest="action", required=True, metavar="ACTION")
+    steps.add_parser("sync", help="index the agents' knowledge files that changed")
+    steps.add_parser("list", help="the indexed documents, per agent")
     return parser
 
 
@@ -457,7 +463,44 @@ def _limits(record: ApiKeyRecord) -> str:
 
 
 Command = Callable[[Loaded, argparse.Namespace, TextIO], int]
+
+
+def _knowledge_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_knowledge(loaded, args.action, out))
+
+
+async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
+    settings = loaded.settings
+    store = build_store(settings)
+    await store.open()
+    try:
+        if action == "list":
+            documents = await store.list_documents()
+            if not documents:
+                out.write("No documents.\n")
+            for document in documents:
+                out.write(
+                    f"{document.agent_id}  {document.name}  {document.source}  "
+                    f"{document.chunks} chunks  {document.size} bytes  "
+                    f"{document.updated_at:%Y-%m-%d %H:%M:%S}\n"
+                )
+            return EXIT_OK
+        tokens = TokenCounter()
+        report = await Knowledge(store).sync(
+            loaded.agents.agents,
+            settings.agents_file.parent,
+            lambda agent: count_with(tokens, agent.effective_model(settings.bot_model)),
+        )
+    finally:
+        await store.close()
+    out.write(report.line() + "\n")
+    for line in report.failed:
+        print(f"parley: {line}", file=sys.stderr)
+    return EXIT_FAILURE if report.failed else EXIT_OK
+
+
 _COMMANDS: dict[str, Command] = {
+    "knowledge": _knowledge_command,
     "check": _check,
     "run": _run_command,
     "chat": _chat,

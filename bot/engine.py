@@ -21,6 +21,7 @@ from bot.consolidation import Consolidation
 from bot.errors import NotFound, ParleyError
 from bot.goals import GOAL_SCHEMA, check_goal
 from bot.history import read_recent
+from bot.knowledge import Knowledge
 from bot.llm import ChatRequest, ModelClient, ModelError
 from bot.locks import KeyedLocks
 from bot.logs import context_of
@@ -223,6 +224,7 @@ class Engine:
         )
         self._turns: set[asyncio.Task[None]] = set()
         self._memory = PeopleMemory(store)
+        self._knowledge = Knowledge(store)
         self._consolidation = Consolidation(
             store=store,
             replies=self._replies,
@@ -241,6 +243,11 @@ class Engine:
     @property
     def agents(self) -> AgentCatalog:
         return self._agents
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """The agents' documents: indexing them, and the passages a turn is given."""
+        return self._knowledge
 
     @property
     def store(self) -> ConversationStore:
@@ -401,6 +408,9 @@ class Engine:
             query=incoming.text,
             count=lambda text: self.count_tokens(text, agent),
         )
+        passages = await self._knowledge.recall(
+            agent, incoming.text, lambda text: self.count_tokens(text, agent)
+        )
         answering = answering_agent(agent)
         prompt = build_prompt(
             agent=answering,
@@ -410,6 +420,7 @@ class Engine:
             new_author=incoming.author_name,
             count=lambda text: self.count_tokens(text, agent),
             memory=recalled.block if recalled is not None else "",
+            knowledge=passages.block,
         )
         request = ChatRequest(
             model=self.model_for(agent),
@@ -436,7 +447,12 @@ class Engine:
             if generated.error:
                 logger.warning("reply kept as raw text: %s", generated.error, extra=context)
         own_data, facts = take_facts(agent, generated.data)  # downstream sees its own shape
-        reply = await self._store_reply(conversation, agent, replace(generated, data=own_data))
+        reply = await self._store_reply(
+            conversation,
+            agent,
+            replace(generated, data=own_data),
+            sources=tuple(chunk.id for chunk in passages.chunks),
+        )
         learned = await self._memory.learn(
             recalled,
             facts,
@@ -499,7 +515,12 @@ class Engine:
         return conversation
 
     async def _store_reply(
-        self, conversation: Conversation, agent: Agent, generated: Generated
+        self,
+        conversation: Conversation,
+        agent: Agent,
+        generated: Generated,
+        *,
+        sources: tuple[str, ...] = (),
     ) -> Message:
         data = generated.data
         visible = generated.text
@@ -513,6 +534,7 @@ class Engine:
                 data=data,
                 token_count=self.count_tokens(counted, agent),
                 error=generated.error,
+                sources=sources,
             ),
         )
 

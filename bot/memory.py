@@ -150,10 +150,13 @@ class PeopleMemory:
                 break
             kept.append(memory)
             budget -= cost
-        if not kept:
-            return Recalled(scope, (), "", 0)
-        block = "\n".join([heading, *(f"- {memory.text}" for memory in kept)])
-        return Recalled(scope, tuple(kept), block, agent.memory_tokens - budget)
+        while kept:  # the estimate per fact is close; the block as sent is what counts
+            block = "\n".join([heading, *(f"- {memory.text}" for memory in kept)])
+            tokens = count(block)
+            if tokens <= agent.memory_tokens:
+                return Recalled(scope, tuple(kept), block, tokens)
+            kept.pop()
+        return Recalled(scope, (), "", 0)
 
     async def learn(
         self,

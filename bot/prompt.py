@@ -1,8 +1,8 @@
 """Prompt assembly: pure code, no I/O.
 
 Order of every prompt: a system message (the agent's context, its instructions, the response
-shape directive); what the agent remembers about the speaker, if anything; the agent's first
-message as the first assistant turn; the rolling summary
+shape directive); what the agent remembers about the speaker and passages of its documents,
+if any; the agent's first message as the first assistant turn; the rolling summary
 of older turns, if any; the most recent turns that fit the agent's ``context_tokens`` budget
 (dropped oldest first, in whole user/assistant turns); the new user message.
 """
@@ -108,17 +108,21 @@ def build_prompt(
     new_author: str,
     count: Callable[[str], int],
     memory: str = "",
+    knowledge: str = "",
 ) -> Prompt:
     """Assemble the prompt for one turn.
 
     ``history`` is the stored tail after the summary, oldest first. A message's stored
     ``token_count`` (the tokens of :func:`history_content`) spares counting it again on every
     turn; ``count`` counts tokens for the agent's model. ``memory`` is what the agent remembers
-    about the speaker (:mod:`bot.memory`), a system message after the agent's own.
+    about the speaker (:mod:`bot.memory`) and ``knowledge`` passages of its documents
+    (:mod:`bot.knowledge`), system messages after the agent's own.
     """
     fixed = [system_message(agent)]
     if memory.strip():  # what the agent remembers about the speaker (bot.memory)
         fixed.append(ChatMessage(role="system", content=memory.strip()))
+    if knowledge.strip():  # passages of the agent's documents (bot.knowledge)
+        fixed.append(ChatMessage(role="system", content=knowledge.strip()))
     fixed.append(ChatMessage(role="assistant", content=agent.first_message))
     if summary.strip():
         fixed.append(ChatMessage(role="system", content=f"{SUMMARY_HEADING}\n{summary.strip()}"))

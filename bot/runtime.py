@@ -270,6 +270,7 @@ class Runtime:
             }
             for model in sorted(models):
                 await asyncio.to_thread(self.tokens.warm, model)
+            await self._sync_knowledge()
             stack.push_async_callback(self.model.close)
             stack.push_async_callback(self._close_engine)
             stack.push_async_callback(self._stop_adapters)  # those :meth:`posters` started
@@ -285,6 +286,19 @@ class Runtime:
     ) -> None:
         exit_stack, self._exit = self._exit, AsyncExitStack()
         await exit_stack.aclose()
+
+    async def _sync_knowledge(self) -> None:
+        """Index the agents' knowledge files that changed since the last start. A document
+        that cannot be read is logged and left out; the bot starts anyway."""
+        engine = self.engine
+        report = await engine.knowledge.sync(
+            self.agents.agents,
+            self.settings.agents_file.parent,
+            lambda agent: lambda text: engine.count_tokens(text, agent),
+        )
+        logger.info(report.line())
+        for line in report.failed:
+            logger.warning("knowledge: %s", line)
 
     async def _close_engine(self) -> None:
         await self.engine.aclose(grace=self._grace_left())

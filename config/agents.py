@@ -366,6 +366,15 @@ class Agent(_Spec):
     memory: MemorySpec = Field(default_factory=MemorySpec)
     memory_tokens: int = Field(default=300, ge=0, le=100_000)
     """Prompt tokens for what the agent remembers about the speaker."""
+    knowledge: tuple[str, ...] = ()
+    """Documents (files or folders, relative to the agents file) the agent knows."""
+    knowledge_tokens: int = Field(default=800, ge=0, le=1_000_000)
+    """Prompt tokens for passages of the agent's documents."""
+
+    @field_validator("knowledge", mode="before")
+    @classmethod
+    def _paths(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
 
     @field_validator("response_shape", mode="before")
     @classmethod

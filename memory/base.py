@@ -56,6 +56,7 @@ __all__ = [
     "MAX_MEMORY_TEXT",
     "MAX_PAGE",
     "MAX_RESTRICTION",
+    "MAX_SOURCES",
     "SLACK_IM_CHANNEL",
     "UNSET",
     "WORKSPACE_PATTERN",
@@ -137,6 +138,8 @@ MAX_DOCUMENT_NAME = 200
 """Characters of a knowledge document's name."""
 MAX_CHUNK_TEXT = 8000
 """Characters of one knowledge chunk."""
+MAX_SOURCES = 100
+"""Knowledge chunks one reply may record as given to the model."""
 
 
 class _Value(BaseModel):
@@ -230,6 +233,8 @@ class Message(_Value):
     token_count: int = 0
     error: str | None = None
     """Why a reply failed (model down, invalid JSON), when it did."""
+    sources: tuple[str, ...] = ()
+    """The knowledge chunks the model was given for this reply (their ids)."""
 
 
 class NewMessage(_Value):
@@ -243,6 +248,7 @@ class NewMessage(_Value):
     platform_message_id: str | None = None
     token_count: int = Field(default=0, ge=0)
     error: str | None = None
+    sources: tuple[str, ...] = Field(default=(), max_length=MAX_SOURCES)
 
 
 class GoalCheck(_Value):

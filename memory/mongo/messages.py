@@ -64,6 +64,8 @@ class MongoMessages(MongoConnection):
                 "token_count": message.token_count,
                 "error": message.error,
             }
+            if message.sources:
+                doc["sources"] = list(message.sources)
             await self._collection(MESSAGES).insert_one(doc)
         return _message(doc)
 
@@ -108,4 +110,5 @@ def _message(doc: Document) -> Message:
         created_at=utc(doc["created_at"]),
         token_count=doc.get("token_count", 0),
         error=doc.get("error"),
+        sources=tuple(doc.get("sources") or ()),
     )

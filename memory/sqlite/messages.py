@@ -36,9 +36,9 @@ RETURNING message_count
 _INSERT_MESSAGE = """
 INSERT INTO messages (
     id, conversation_id, seq, role, author_id, author_name, text, data,
-    platform_message_id, created_at, token_count, error
+    platform_message_id, created_at, token_count, error, sources
 )
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _MESSAGES_WINDOW = """
@@ -86,6 +86,7 @@ class SqliteMessages(SqliteConnection):
                     now_ms,
                     message.token_count,
                     message.error,
+                    dumps(list(message.sources)) if message.sources else None,
                 ),
             )
         return Message(
@@ -133,4 +134,5 @@ def _message(row: sqlite3.Row) -> Message:
         created_at=from_ms(row["created_at"]),
         token_count=row["token_count"],
         error=row["error"],
+        sources=() if row["sources"] is None else tuple(json.loads(row["sources"])),
     )

@@ -400,6 +400,9 @@ _KNOWLEDGE = (
 )
 """Version 7: agents' documents."""
 
+_SOURCES = "ALTER TABLE messages ADD COLUMN sources TEXT"
+"""Version 8: the knowledge chunks each reply was given (a JSON list, NULL for none)."""
+
 
 async def _run(db: aiosqlite.Connection, statements: tuple[str, ...]) -> None:
     for statement in statements:
@@ -448,6 +451,12 @@ async def _knowledge(db: aiosqlite.Connection) -> None:
     await _run(db, _KNOWLEDGE)
 
 
+async def _sources(db: aiosqlite.Connection) -> None:
+    columns = {row["name"] for row in await fetch(db, "PRAGMA table_info(messages)")}
+    if "sources" not in columns:
+        await change(db, _SOURCES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
@@ -456,6 +465,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _leaner_writes,
     _memories,
     _knowledge,
+    _sources,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

@@ -9,6 +9,7 @@ import pytest
 from bot.errors import NotFound
 from memory.base import (
     ConversationStore,
+    NewMessage,
     PlatformKey,
     is_valid_id,
 )
@@ -150,3 +151,21 @@ async def test_concurrent_appends_to_one_conversation_get_distinct_seqs(
     messages = await store.list_messages(conversation_id=conversation.id)
     assert [m.seq for m in messages] == list(range(1, 51))
     assert sorted(int(m.text) for m in messages) == list(range(50))
+
+
+async def test_a_reply_keeps_the_knowledge_it_was_given(store: ConversationStore) -> None:
+    conversation, _ = await store.get_or_create_conversation(key=SOURCES_KEY, agent_id="chef")
+    sources = ("a" * 32, "b" * 32)
+    kept = await store.append_message(
+        conversation_id=conversation.id,
+        message=NewMessage(role="assistant", text="Boil it.", sources=sources),
+    )
+    plain = await store.append_message(
+        conversation_id=conversation.id, message=NewMessage(role="user", text="thanks")
+    )
+    assert (kept.sources, plain.sources) == (sources, ())
+    stored = await store.list_messages(conversation_id=conversation.id)
+    assert [message.sources for message in stored] == [sources, ()]
+
+
+SOURCES_KEY = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="9.0")
