@@ -18,6 +18,7 @@ from typing import Any
 from bot.errors import StoreError
 from config.agents import MEMORY_FIELD, Agent
 from memory.base import (
+    API_KEY_AUTHOR,
     MAX_MEMORY_TEXT,
     Memory,
     MemoryRecords,
@@ -47,8 +48,9 @@ FIELD_DESCRIPTION = (
 
 def memory_scope(agent: Agent, key: PlatformKey, person: str) -> MemoryScope | None:
     """Whose memories a turn with ``agent`` at ``key`` by ``person`` reads and writes; None
-    when the agent keeps none or the person is unknown."""
-    if not agent.memory.on or not person:
+    when the agent keeps none, or the author is unknown or an API key (a program speaking for
+    any number of people: their facts must not meet)."""
+    if not agent.memory.on or not person or person.startswith(API_KEY_AUTHOR):
         return None
     return MemoryScope(
         platform=key.platform,

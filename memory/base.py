@@ -41,6 +41,7 @@ from memory.rules import (
 )
 
 __all__ = [
+    "API_KEY_AUTHOR",
     "DISCORD_DM_WORKSPACE",
     "ID_PATTERN",
     "JOURNAL_POSITION_PATTERN",
@@ -140,6 +141,9 @@ MAX_CHUNK_TEXT = 8000
 """Characters of one knowledge chunk."""
 MAX_SOURCES = 100
 """Knowledge chunks one reply may record as given to the model."""
+API_KEY_AUTHOR = "api-key:"
+"""How a message sent through the HTTP API names its author: this and the key's id. A key is
+a program, not a person: no people memory is kept for it."""
 
 
 class _Value(BaseModel):

@@ -21,7 +21,14 @@ from bot.admission import Ticket
 from bot.engine import Engine, IncomingMessage, Turn, TurnResult
 from bot.errors import ParleyError, StoreError
 from bot.journal import Shown, TurnJournal, stored_messages
-from memory.base import ApiKeyRecord, Conversation, JournalEntry, NewJournalEntry, PlatformKey
+from memory.base import (
+    API_KEY_AUTHOR,
+    ApiKeyRecord,
+    Conversation,
+    JournalEntry,
+    NewJournalEntry,
+    PlatformKey,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +255,7 @@ def _incoming(
     return IncomingMessage(
         key=key,
         text=text,
-        author_id=f"api-key:{key_id}",
+        author_id=f"{API_KEY_AUTHOR}{key_id}",
         author_name=author,
         agent_id=agent_id,
         quota=key_id,

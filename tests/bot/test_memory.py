@@ -18,7 +18,14 @@ from bot.memory import (
     take_facts,
 )
 from config.agents import MEMORY_FIELD
-from memory.base import ConversationStore, MemoryQuery, MemoryScope, NewMemory, PlatformKey
+from memory.base import (
+    API_KEY_AUTHOR,
+    ConversationStore,
+    MemoryQuery,
+    MemoryScope,
+    NewMemory,
+    PlatformKey,
+)
 from tests.support.agents import agent, agents_file, chef, plain
 from tests.support.engines import EngineFactory
 from tests.support.fake_openai import FakeOpenAI, RecordedRequest
@@ -231,6 +238,10 @@ def test_memory_scope_follows_the_agent_and_the_speaker() -> None:
         platform="slack", workspace="T1", person="U_ADA", agent_id="chef"
     )
     assert memory_scope(on, key, "") is None, "an unknown speaker has no memories"
+    api = PlatformKey(platform="api", channel="c" * 32)
+    assert memory_scope(on, api, f"{API_KEY_AUTHOR}{'k' * 32}") is None, (
+        "an API key speaks for any number of people: none of their facts may meet"
+    )
     assert memory_scope(agent(), key, "U_ADA") is None, "memory off"
     shared = agent(memory={"extract": "inline", "shared": True})
     scope = memory_scope(shared, key, "U_ADA")
@@ -265,3 +276,15 @@ def test_an_agent_cannot_keep_memory_beside_a_field_of_that_name() -> None:
         agent(
             memory={"extract": "inline"}, response_shape={"answer": "String", "remember": "String"}
         )
+
+
+async def test_api_turns_keep_no_people_memory(
+    chef_engine: Engine, fake_openai: FakeOpenAI
+) -> None:
+    api = PlatformKey(platform="api", channel="c" * 32)
+    key_author = f"{API_KEY_AUTHOR}{'k' * 32}"
+    for text in ("I am allergic to peanuts.", "Ideas?"):
+        incoming = IncomingMessage(key=api, text=text, author_id=key_author, author_name="Ada")
+        await chef_engine.reply(incoming).result()
+        assert memory_message(fake_openai.chat_requests()[-1]) == ""
+    assert await chef_engine.store.list_memories(MemoryQuery()) == []

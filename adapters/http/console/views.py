@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config.agents import Agent
-from memory.base import ChannelBinding, Conversation, Message
+from memory.base import API_KEY_AUTHOR, ChannelBinding, Conversation, Message
 
 PLATFORM_LABELS = {"slack": "Slack", "discord": "Discord", "console": "Terminal", "api": "API"}
-API_AUTHOR = "api-key:"
+API_AUTHOR = API_KEY_AUTHOR
 
 
 def when(moment: datetime | None) -> str:
