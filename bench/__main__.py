@@ -1,7 +1,8 @@
 """``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only |
---journal-only] [--json PATH]``.
+--journal-only | --memory-only] [--json PATH]``.
 
-Runs every scenario of ``bench.engine_bench`` and ``bench.journal_bench`` for each store on
+Runs every scenario of ``bench.engine_bench``, ``bench.journal_bench`` and
+``bench.memory_bench`` (people memory; its quality workload on SQLite only) for each store on
 one asyncio event loop:
 SQLite on a file in a temporary directory, MongoDB through a SecantusDB subprocess started on
 a free loopback port (skipped, with the reason printed, when ``secantusd-py`` is missing).
@@ -26,6 +27,7 @@ from bench.api_bench import run_api
 from bench.engine_bench import Bench, concurrency, growth
 from bench.fake_model import InstantModel
 from bench.journal_bench import run_journal
+from bench.memory_bench import run_memory
 from bench.plan import Plan, plan_for
 from bench.report import Report, judge, load_average, machine, render, write_json
 from bench.secantus import SecantusServer, SecantusUnavailable
@@ -60,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     api.add_argument("--api-only", action="store_true", help="only the HTTP API benchmark (SQLite)")
     api.add_argument(
         "--journal-only", action="store_true", help="only the turn journal's benchmark, per store"
+    )
+    api.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the people memory benchmark: quality on SQLite, recall time per store",
     )
     parser.add_argument(
         "--slack",
@@ -135,22 +142,45 @@ async def _measure(
     quick: bool,
     *,
     journal_only: bool = False,
+    memory_only: bool = False,
 ) -> list[Row]:
     """Concurrency on one store, then growth on a fresh one (so the 1,000 conversations do
-    not weigh on the growing conversation)."""
+    not weigh on the growing conversation), then the journal and people memory, each on a
+    fresh store too."""
     plan = plan_for(name, quick=quick)
-    if not journal_only:  # the plan describes the engine's sections only
+    engine = not (journal_only or memory_only)
+    if engine:  # the plan describes the engine's sections only
         report.plans[name] = plan
     rows: list[Row] = []
-    for section, run in () if journal_only else (("concurrency", concurrency), ("growth", growth)):
+    for section, run in (("concurrency", concurrency), ("growth", growth)) if engine else ():
         rows += await _section(
             name=name, section=section, make_store=make_store, tokens=tokens, plan=plan, run=run
         )
+    if not memory_only:
+        rows += await _journal(name, make_store, report, tokens, quick)
+    if not journal_only:
+        memory_rows, targets, details = await run_memory(
+            make_store,
+            store_name=name,
+            quick=quick,
+            quality_here=name == "sqlite",
+            tokens=tokens,
+            progress=progress(name),
+        )
+        rows += memory_rows
+        report.targets += targets
+        report.details += details
+    return rows
+
+
+async def _journal(
+    name: str, make_store: StoreFactory, report: Report, tokens: TokenCounter, quick: bool
+) -> list[Row]:
     store = make_store("journal")
     await store.open()
     try:
         places, per_place = (50, 4) if quick else (200, 10)
-        journal_rows, targets = await run_journal(
+        rows, targets = await run_journal(
             store,
             store_name=name,
             tokens=tokens,
@@ -161,7 +191,7 @@ async def _measure(
     finally:
         await store.close()
     report.targets += targets
-    return rows + journal_rows
+    return rows
 
 
 async def run(args: argparse.Namespace) -> Report:
@@ -187,9 +217,18 @@ async def run(args: argparse.Namespace) -> Report:
         ],
         budget=CONTEXT_TOKENS,
     )
+    stores = [] if args.api_only or args.slack == "only" else args.stores
+    if stores and not args.journal_only:
+        report.setup.append(
+            "People memory: agent 'chef' with memory {extract: inline} and memory_tokens 300; "
+            "the fake model lists first-person sentences as facts and answers consolidations "
+            "by a fixed rule; quality on SQLite only"
+            + ("" if "sqlite" in stores else " (not selected: skipped)")
+            + "; recall time per store, keyword only (no embeddings)."
+        )
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         workdir = Path(tmp)
-        for name in [] if args.api_only or args.slack == "only" else args.stores:
+        for name in stores:
             if name == "sqlite":
                 from memory.sqlite import SqliteStore
 
@@ -197,7 +236,13 @@ async def run(args: argparse.Namespace) -> Report:
                     return SqliteStore(path=workdir / f"{section}.sqlite3")
 
                 report.rows += await _measure(
-                    name, sqlite_store, report, tokens, args.quick, journal_only=args.journal_only
+                    name,
+                    sqlite_store,
+                    report,
+                    tokens,
+                    args.quick,
+                    journal_only=args.journal_only,
+                    memory_only=args.memory_only,
                 )
                 continue
             from memory.mongo import MongoStore
@@ -215,12 +260,13 @@ async def run(args: argparse.Namespace) -> Report:
                         tokens,
                         args.quick,
                         journal_only=args.journal_only,
+                        memory_only=args.memory_only,
                     )
             except SecantusUnavailable as exc:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
     judge(report)
-    if args.slack != "off" and not (args.api_only or args.journal_only):
+    if args.slack != "off" and not (args.api_only or args.journal_only or args.memory_only):
         threads, rounds = (10, 3) if args.quick else (30, 5)
         rows, targets, setup = await run_slack_ack(
             threads=threads, rounds=rounds, rate=20.0, progress=progress("slack")
@@ -228,7 +274,7 @@ async def run(args: argparse.Namespace) -> Report:
         report.rows += rows
         report.targets += targets
         report.setup.append(setup)
-    if not (args.no_api or args.journal_only or args.slack == "only"):
+    if not (args.no_api or args.journal_only or args.memory_only or args.slack == "only"):
         rows, targets, setup = await run_api(quick=args.quick, progress=progress("api"))
         report.rows += rows
         report.targets += targets

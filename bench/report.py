@@ -48,6 +48,8 @@ class Report:
     elapsed_s: float = 0.0
     ratios: dict[str, dict[str, float]] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    """Figures that fit no table row (the memory benchmark's quality measures)."""
 
 
 def machine() -> dict[str, str]:
@@ -272,6 +274,8 @@ def render(report: Report) -> str:
     out += ["", *table(report.rows), ""]
     out += _throughput(report)
     out += _ratios(report)
+    if report.details:
+        out += ["", *report.details]
     out += ["", "Targets"]
     for target in report.targets:
         verdict = "met" if target.met else "NOT met"
@@ -333,5 +337,6 @@ def write_json(report: Report, path: Path) -> None:
         "rows": [asdict(row) for row in report.rows],
         "ratios": report.ratios,
         "targets": [asdict(target) for target in report.targets],
+        "details": report.details,
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
