@@ -19,6 +19,7 @@ from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy,
 from bot.catalog import AgentCatalog
 from bot.consolidation import Consolidation
 from bot.errors import NotFound, ParleyError
+from bot.extraction import BackgroundExtraction
 from bot.goals import GOAL_SCHEMA, check_goal
 from bot.history import read_recent
 from bot.knowledge import Knowledge
@@ -230,6 +231,14 @@ class Engine:
             replies=self._replies,
             model_for=self.model_for,
             settle=consolidation_settle,
+            max_pending=max_pending_turns,
+        )
+        self._extraction = BackgroundExtraction(
+            store=store,
+            memory=self._memory,
+            replies=self._replies,
+            model_for=self.model_for,
+            on_learned=self._consolidation.schedule,
             max_pending=max_pending_turns,
         )
         self._summary = RollingSummary(
@@ -462,6 +471,14 @@ class Engine:
         )
         if learned and recalled is not None:
             self._consolidation.schedule(recalled.scope, agent)
+        if recalled is not None and agent.memory.extract == "background":
+            self._extraction.turn_done(
+                agent,
+                recalled,
+                conversation_id=conversation.id,
+                name=incoming.author_name,
+                private=incoming.key.is_direct,
+            )
         if prompt.dropped_through > conversation.summary_seq:
             self._summary.schedule(conversation, agent, compaction_target(prompt))
         logger.debug(
@@ -655,7 +672,7 @@ class Engine:
     async def aclose(self, grace: float = 10.0) -> None:
         """Let running turns and summaries finish (up to ``grace`` seconds), then cancel.
         Memory consolidations waiting are cancelled at once (the next fact schedules them)."""
-        waiting = self._consolidation.tasks
+        waiting = [*self._consolidation.tasks, *self._extraction.tasks]
         for task in waiting:
             task.cancel()
         await asyncio.gather(*waiting, return_exceptions=True)

@@ -63,7 +63,7 @@ def memory_scope(agent: Agent, key: PlatformKey, person: str) -> MemoryScope | N
 def answering_agent(agent: Agent) -> Agent:
     """The agent as the model answers it: with memory on, its response shape gains the
     :data:`MEMORY_FIELD` list (an agent without a shape answers ``{answer, remember}``)."""
-    if not agent.memory.on:
+    if agent.memory.extract != "inline":
         return agent
     field = {"type": "array", "items": {"type": "string"}, "description": FIELD_DESCRIPTION}
     if agent.response_shape is None:
@@ -87,7 +87,7 @@ def take_facts(
     """Split a reply's data into the agent's own data (exactly its shape: None for an agent
     without one) and the new facts the model listed (cleaned, at most
     :data:`MAX_FACTS_PER_REPLY`)."""
-    if not agent.memory.on or data is None:
+    if agent.memory.extract != "inline" or data is None:
         return data, []
     listed = data.get(MEMORY_FIELD)
     own = (
@@ -95,12 +95,18 @@ def take_facts(
         if agent.response_shape is None
         else {name: value for name, value in data.items() if name != MEMORY_FIELD}
     )
+    return own, take_listed_facts(listed)
+
+
+def take_listed_facts(listed: object) -> list[str]:
+    """The facts a model listed (a list of strings): cleaned, distinct, at most
+    :data:`MAX_FACTS_PER_REPLY`."""
     facts: dict[str, str] = {}  # folded: as written, the first of each
     for item in listed if isinstance(listed, list) else ():
         text = " ".join(item.split())[:MAX_MEMORY_TEXT] if isinstance(item, str) else ""
         if text:
             facts.setdefault(fold(text), text)
-    return own, list(facts.values())[:MAX_FACTS_PER_REPLY]
+    return list(facts.values())[:MAX_FACTS_PER_REPLY]
 
 
 @dataclass(frozen=True, slots=True)

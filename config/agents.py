@@ -328,12 +328,13 @@ MEMORY_FIELD = "remember"
 class MemorySpec(_Spec):
     """What an agent remembers about people across conversations.
 
-    ``extract``: ``inline`` asks the model for new facts in its reply (no extra call), ``off``
-    keeps no memories. ``shared``: all agents of a workspace share a person's memories
-    instead of each keeping its own.
+    ``extract``: ``inline`` asks the model for new facts in its reply (no extra call);
+    ``background`` keeps replies plain and asks in one call every few turns of a person (for
+    models that handle the extra field badly); ``off`` keeps no memories. ``shared``: all
+    agents of a workspace share a person's memories instead of each keeping its own.
     """
 
-    extract: Literal["inline", "off"] = "off"
+    extract: Literal["inline", "background", "off"] = "off"
     shared: bool = False
 
     @property
@@ -395,7 +396,7 @@ class Agent(_Spec):
             reply_schema = properties[self.reply_field]
             if isinstance(reply_schema, dict) and reply_schema.get("type", "string") != "string":
                 raise ValueError(f"reply_field: field {self.reply_field!r} must be a string")
-        if self.memory.on and self.response_shape is not None:
+        if self.memory.extract == "inline" and self.response_shape is not None:
             properties = self.response_shape["properties"]
             if isinstance(properties, dict) and MEMORY_FIELD in properties:
                 raise ValueError(

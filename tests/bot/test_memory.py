@@ -9,6 +9,7 @@ import pytest
 from bot.consolidation import MEMORY_MARKER
 from bot.engine import Engine, IncomingMessage
 from bot.errors import ConfigError, StoreUnavailable
+from bot.extraction import EXTRACT_MARKER
 from bot.memory import (
     MAX_FACTS_PER_REPLY,
     MEMORY_HEADING,
@@ -288,3 +289,30 @@ async def test_api_turns_keep_no_people_memory(
         await chef_engine.reply(incoming).result()
         assert memory_message(fake_openai.chat_requests()[-1]) == ""
     assert await chef_engine.store.list_memories(MemoryQuery()) == []
+
+
+async def test_background_extraction_learns_every_few_turns_without_the_field(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI
+) -> None:
+    """For models that handle the extra field badly: replies stay the agent's own shape, and
+    one call every four turns of a person lists what they revealed."""
+    engine = make_engine(agents_file(chef(memory={"extract": "background"})))
+    key = thread(1)
+    for text in ("Hello.", "I am allergic to peanuts.", "Any soup ideas?"):
+        await engine.reply(said(text, key)).result()
+    request = fake_openai.chat_requests()[-1]
+    assert request.response_format is not None
+    assert MEMORY_FIELD not in request.response_format["json_schema"]["schema"]["properties"]
+    assert await engine.store.list_memories(MemoryQuery()) == [], "not before the fourth turn"
+    await engine.reply(said("Thanks!", key)).result()
+
+    async def learned() -> bool:
+        return bool(await engine.store.list_memories(MemoryQuery(person="U_ADA")))
+
+    await eventually(learned)
+    (kept,) = await engine.store.list_memories(MemoryQuery(person="U_ADA"))
+    assert kept.text == "I am allergic to peanuts."
+    extractions = [r for r in fake_openai.chat_requests() if EXTRACT_MARKER in r.system_text]
+    assert len(extractions) == 1, "one call for four turns"
+    block = await ask(engine, fake_openai, said("Dinner?", thread(2)))
+    assert "I am allergic to peanuts." in block

@@ -41,6 +41,7 @@ from tests.support.loopback import serve_on_loopback
 SUMMARY_MARKER = "[parley:summary]"
 GOAL_MARKER = "[parley:goal]"
 MEMORY_MARKER = "[parley:memory]"
+EXTRACT_MARKER = "[parley:extract]"
 JSON_SCHEMA_REFUSAL = "response_format json_schema is not supported by this server"
 JSON_OBJECT_REFUSAL = "response_format json_object is not supported by this server"
 
@@ -447,6 +448,7 @@ def brain_text(request: RecordedRequest) -> str:
       or prompt only): that schema filled by :func:`fill_schema` with the text above.
       JSON mode without a schema: ``{"answer": text}``. Anything else: the plain text.
     * ``[parley:memory]``: a consolidation's answer (see :func:`_replaced`).
+    * ``[parley:extract]``: a background extraction's answer: :func:`facts_in` of each line.
     * A schema with the memory field (``remember``): the facts :func:`facts_in` finds in the
       last user message.
     """
@@ -457,6 +459,8 @@ def brain_text(request: RecordedRequest) -> str:
     name = known_name(messages)
     if MEMORY_MARKER in system:
         return json.dumps({"replaced": _replaced(last_user)})
+    if EXTRACT_MARKER in system:  # one message per line, as the person wrote them
+        return json.dumps({"facts": [f for line in last_user.splitlines() for f in facts_in(line)]})
     if SUMMARY_MARKER in system:
         text = _summary(name, users)
     elif _NAME_QUESTION.search(last_user):
