@@ -567,6 +567,9 @@ async def _export(loaded: Loaded, conversation_id: str, fmt: str, out: TextIO) -
     return EXIT_OK
 
 
+RETRIEVAL = "memory and knowledge by keyword (no embeddings model: vector search is not built yet)"
+
+
 def describe(loaded: Loaded) -> str:
     """What is configured, for people: platforms, store, model, agents. Never a secret."""
     settings, agents = loaded.settings, loaded.agents
@@ -578,6 +581,7 @@ def describe(loaded: Loaded) -> str:
     lines.extend(f"  - {_describe_agent(agent, settings)}" for agent in agents.agents)
     lines.append(f"Model        {_describe_model(settings)}")
     lines.append(f"Store        {_describe_store(settings)}")
+    lines.append(f"Retrieval    {RETRIEVAL}")
     lines.append(f"Slack        {_describe_slack(settings)}")
     lines.append(f"Discord      {_describe_discord(settings)}")
     api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
@@ -603,6 +607,11 @@ def _describe_agent(agent: Agent, settings: Settings) -> str:
     ]
     if bound:
         parts.append("bound to " + ", ".join(bound))
+    if agent.memory.on:
+        shared = ", shared by the workspace's agents" if agent.memory.shared else ""
+        parts.append(f"remembers people ({agent.memory.extract}{shared})")
+    if agent.knowledge:
+        parts.append(f"knows {', '.join(agent.knowledge)}")
     return "; ".join(parts)
 
 
