@@ -22,7 +22,15 @@ from adapters.http.console import install_console
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.mounts import BODY_LIMITS, PlatformRoutes, mount
-from adapters.http.routes import agents, chat, conversations, health, memories, messages
+from adapters.http.routes import (
+    agents,
+    chat,
+    conversations,
+    documents,
+    health,
+    memories,
+    messages,
+)
 from adapters.http.security import SECURITY_HEADERS, inline_script_hashes, with_directives
 from adapters.http.services import Services
 from config.settings import Settings
@@ -61,8 +69,9 @@ def build_app(
     if services is not None:
         app.state.services = services
         api = APIRouter(prefix=API_PREFIX)
-        for module in (agents, conversations, messages, memories):
+        for module in (agents, documents, conversations, messages, memories):
             api.include_router(module.router)
+        limits[API_PREFIX + documents.UPLOAD_PATH] = documents.UPLOAD_LIMIT
         api.include_router(chat.router)
         app.include_router(api)
         app.include_router(chat.router)

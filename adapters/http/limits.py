@@ -1,7 +1,8 @@
 """Refuse request bodies over the limit, whether announced (Content-Length) or streamed.
 
 Limits belong to routes: the API keeps ``API_MAX_BODY`` while a platform's own route takes
-what the platform sends (an event carrying a 40,000-character message is well over 64 KB)."""
+what the platform sends (an event carrying a 40,000-character message is well over 64 KB),
+and an agent's document upload takes a whole document."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ class BodyLimit:
     raises :class:`BodyTooLarge` from ``receive`` once it passes the limit.
 
     ``limit`` applies everywhere except under the prefixes of ``by_path`` (the longest prefix
-    that matches a path, on a ``/`` boundary, wins). ``by_path`` is read at each request, so
-    routes mounted after the app was built (:mod:`adapters.http.mounts`) bring theirs."""
+    that matches a path, on a ``/`` boundary, wins). A prefix may name a route's parameters
+    as FastAPI does, ``/api/v1/agents/{agent_id}/documents``: each ``{...}`` segment matches
+    any one non-empty segment, and among prefixes as long a literal segment beats a parameter.
+    ``by_path`` is read at each request, so routes mounted after the app was built
+    (:mod:`adapters.http.mounts`) bring theirs."""
 
     def __init__(
         self, app: ASGIApp, *, limit: int, by_path: Mapping[str, int] | None = None
@@ -28,14 +32,13 @@ class BodyLimit:
         self._by_path: Mapping[str, int] = by_path if by_path is not None else {}
 
     def limit_for(self, path: str) -> int:
-        best: tuple[int, int] | None = None
+        segments = path.split("/")
+        best: tuple[int, int, int] | None = None
         for raw, value in self._by_path.items():
-            prefix = raw.rstrip("/")
-            if (path == prefix or path.startswith(prefix + "/")) and (
-                best is None or len(prefix) > best[0]
-            ):
-                best = (len(prefix), value)
-        return self._limit if best is None else best[1]
+            matched = _match(raw.rstrip("/").split("/"), segments)
+            if matched is not None and (best is None or matched > best[:2]):
+                best = (*matched, value)
+        return self._limit if best is None else best[2]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,3 +67,20 @@ class BodyLimit:
             return message
 
         await self._app(scope, limited, send)
+
+
+def _match(prefix: list[str], segments: list[str]) -> tuple[int, int] | None:
+    """How closely ``prefix`` (its segments) matches the start of a path's ``segments``:
+    (segments, literal segments), or None when it does not."""
+    if len(prefix) > len(segments):
+        return None
+    literal = 0
+    for wanted, given in zip(prefix, segments, strict=False):
+        if wanted.startswith("{") and wanted.endswith("}"):
+            if not given:
+                return None
+        elif wanted == given:
+            literal += 1
+        else:
+            return None
+    return len(prefix), literal

@@ -9,7 +9,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from config.agents import AGENT_ID, Agent
-from memory.base import MAX_MEMORY_PART, MAX_MEMORY_TEXT, MemoryScope, Message, Platform
+from memory.base import (
+    MAX_DOCUMENT_NAME,
+    MAX_MEMORY_PART,
+    MAX_MEMORY_TEXT,
+    MemoryScope,
+    Message,
+    Platform,
+)
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID)]
@@ -20,6 +27,11 @@ MemoryPart = Annotated[
 ]
 """The workspace or person of a memory scope: no control characters."""
 _ID = re.compile(r"^[0-9a-f]{32}$")
+_DOCUMENT_NAME = re.compile(r"^[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?$")
+DOCUMENT_NAME_RULE = (
+    f"1 to {MAX_DOCUMENT_NAME} characters with a known suffix (.md, .txt, .pdf...),"
+    " no control characters, no space at either end"
+)
 MAX_SEQ = 2**53
 """The largest message position (or other counter) a query parameter may name: far beyond any
 real one, well inside the stores' 64-bit integers and exact in JSON numbers. Larger values are
@@ -72,6 +84,12 @@ class KeyInfo(BaseModel):
 
 def valid_id(value: str) -> bool:
     return bool(_ID.fullmatch(value))
+
+
+def valid_document_name(value: str) -> bool:
+    """An uploaded document's name (slashes allowed: ``guides/pasta.md``); its suffix says
+    what kind of document it is."""
+    return len(value) <= MAX_DOCUMENT_NAME and bool(_DOCUMENT_NAME.fullmatch(value))
 
 
 class NewPersonMemory(_Body):
