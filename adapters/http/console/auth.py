@@ -14,7 +14,7 @@ from adapters.http.console.session import COOKIE, Session
 from adapters.http.console.state import console_of
 from adapters.http.errors import ApiError
 from adapters.http.ratelimit import RateLimiter
-from bot.keys import place_allowed, scope_allows
+from bot.keys import place_allowed, place_limited, scope_allows
 from memory.base import ApiKeyRecord
 
 
@@ -44,6 +44,12 @@ class ConsoleUser:
     def can_delete(self) -> bool:
         """Deleting (memories) needs ``admin``, as deleting through the API does."""
         return scope_allows(self.key.scope, "admin")
+
+    @property
+    def can_manage_agents(self) -> bool:
+        """Changing an agent (its documents) needs ``admin`` and every platform and
+        workspace, as through the API (:func:`adapters.http.routes.agents.check_manages`)."""
+        return self.can_delete and not place_limited(self.key)
 
     @property
     def can_chat(self) -> bool:

@@ -18,6 +18,7 @@ from adapters.http.console.auth import ConsoleUser, Editor, SignInRequired, User
 from adapters.http.console.csrf import HEADER, CsrfRefused, check_token, checked_form
 from adapters.http.console.errors import ConsoleRoute
 from adapters.http.console.pages import MAX_SEQ, MESSAGES_SHOWN, allowed_agents
+from adapters.http.console.sources import sources_of
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page, render
 from adapters.http.errors import ApiError, describe_validation
@@ -71,6 +72,7 @@ async def _chat_page(request: Request, user: ConsoleUser, conversation: Conversa
         section="chat",
         conversation=conversation,
         messages=shown.messages,
+        sources=await sources_of(services.store, messages),
         latest_data=latest.data if latest is not None else None,
         agent=await services.catalog.lookup(conversation.agent_id) or services.catalog.default,
     )
@@ -113,7 +115,8 @@ async def messages_fragment(
         conversation_id=conversation_id, after_seq=after, limit=FRAGMENT_LIMIT
     )
     shown = await console_of(request).markdown.messages(found)
-    html = render("_messages.html", messages=shown.messages, user=user)
+    sources = await sources_of(services.store, found)
+    html = render("_messages.html", messages=shown.messages, sources=sources, user=user)
     return Response(html, media_type="text/html; charset=utf-8")
 
 

@@ -1,9 +1,11 @@
-"""The pages that read: conversations (filtered, paged), one conversation, its export, agents."""
+"""The pages that read: conversations (filtered, paged), one conversation (with the passages
+each reply was given), its export, agents (with their documents)."""
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -14,14 +16,23 @@ from adapters.http.console import views
 from adapters.http.console.auth import ConsoleUser, User
 from adapters.http.console.chart import chart_since, daily_counts, goal_chart_svg
 from adapters.http.console.errors import ConsoleRoute
+from adapters.http.console.sources import sources_of
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
 from adapters.http.errors import ApiError
 from adapters.http.routes.conversations import export_download, load
 from adapters.http.services import Services
 from bot.keys import agent_allowed, visible_agent, visible_bindings, within_limits
+from bot.knowledge import MAX_DOCUMENT_BYTES, SUFFIXES
 from config.agents import AGENT_ID, Agent
-from memory.base import Conversation, ConversationQuery, Platform, utc_now
+from memory.base import (
+    MAX_DOCUMENT_NAME,
+    Conversation,
+    ConversationQuery,
+    KnowledgeDocument,
+    Platform,
+    utc_now,
+)
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -149,6 +160,7 @@ async def conversation_page(
         conversation=conversation,
         agent=agent,
         messages=shown.messages,
+        sources=await sources_of(services.store, messages),
         older_url=f"/console/conversations/{conversation.id}?before={older}" if older else None,
         checks=checks,
         form=values,
@@ -179,13 +191,29 @@ async def export(
     return await export_download(services, conversation_id, format)
 
 
-@router.get("/console/agents")
-async def agents(request: Request, user: User) -> Response:
+@dataclass(frozen=True)
+class UploadError:
+    """Why an upload to an agent's documents was refused, shown beside its form."""
+
+    agent_id: str
+    message: str
+
+
+async def agents_page(
+    request: Request,
+    user: ConsoleUser,
+    *,
+    status: int = 200,
+    upload_error: UploadError | None = None,
+) -> Response:
     services = console_of(request).services
     now = utc_now()
     since = chart_since(now)
     cards: list[dict[str, Any]] = []
     key = user.key
+    documents: dict[str, list[KnowledgeDocument]] = {}
+    for document in await services.store.list_documents():
+        documents.setdefault(document.agent_id, []).append(document)
     for agent in await allowed_agents(services, user):
         checks = await services.store.list_agent_goal_checks(
             agent_id=agent.id, since=since, platforms=key.platforms, workspaces=key.workspaces
@@ -203,9 +231,30 @@ async def agents(request: Request, user: User) -> Response:
                 "chart": goal_chart_svg(counts, label=f"Goal checks of {agent.name}"),
                 "checked": sum(count.total for count in counts),
                 "is_default": agent.id == services.catalog.default.id,
+                "documents": documents.get(agent.id, []),
+                "upload_error": (
+                    upload_error.message
+                    if upload_error is not None and upload_error.agent_id == agent.id
+                    else ""
+                ),
             }
         )
-    return page(request, "agents.html", user=user, section="agents", cards=cards)
+    return page(
+        request,
+        "agents.html",
+        user=user,
+        status=status,
+        section="agents",
+        cards=cards,
+        max_document_mb=MAX_DOCUMENT_BYTES // (1024 * 1024),
+        max_document_name=MAX_DOCUMENT_NAME,
+        document_suffixes=",".join(sorted(SUFFIXES)),
+    )
+
+
+@router.get("/console/agents")
+async def agents(request: Request, user: User) -> Response:
+    return await agents_page(request, user)
 
 
 @router.get("/console/{rest:path}")

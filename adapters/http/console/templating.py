@@ -20,6 +20,9 @@ NOTICES = {
     "goal-check-failed": "The goal check failed: the model did not answer. See below.",
     "saved": "Saved.",
     "memory-forgotten": "The memory is deleted.",
+    "document-uploaded": "The document is uploaded and indexed.",
+    "document-replaced": "The document is replaced and indexed again.",
+    "document-deleted": "The document is deleted.",
 }
 
 _ENV = Environment(
@@ -33,6 +36,7 @@ _ENV.filters["markdown"] = render_markdown
 _ENV.filters["when"] = views.when
 _ENV.filters["iso"] = views.iso
 _ENV.filters["pretty_json"] = views.pretty_json
+_ENV.filters["size"] = views.size
 _ENV.globals.update(
     place=views.place,
     author=views.author,
