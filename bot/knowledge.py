@@ -88,6 +88,10 @@ class _Text(HTMLParser):
 def document_text(name: str, content: bytes) -> str:
     """The text of a document, by its name's suffix. Raises :class:`DocumentError`."""
     suffix = Path(name).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DocumentError(
+            f"{name}: unknown kind of document (known: {', '.join(sorted(SUFFIXES))})"
+        )
     if len(content) > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"{name}: larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB")
     if suffix in PDF_SUFFIXES:
@@ -101,9 +105,7 @@ def document_text(name: str, content: bytes) -> str:
         parser.feed(text)
         parser.close()
         return html.unescape("".join(parser.parts))
-    if suffix in TEXT_SUFFIXES:
-        return text
-    raise DocumentError(f"{name}: unknown kind of document (known: {', '.join(sorted(SUFFIXES))})")
+    return text
 
 
 def _pdf_text(name: str, content: bytes) -> str:

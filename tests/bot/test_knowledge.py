@@ -61,6 +61,7 @@ def test_a_pdf_is_read_as_text() -> None:
     ("name", "content", "problem"),
     [
         ("a.docx", b"x", "unknown kind of document"),
+        ("tool.exe", b"\x00\xff\xfe", "unknown kind of document"),
         ("a.md", b"\xff\xfe\xfa", "not UTF-8 text"),
         ("a.pdf", b"%PDF-1.4 broken", "not a readable PDF"),
         ("a.md", b"x" * (MAX_DOCUMENT_BYTES + 1), "larger than 20 MB"),
