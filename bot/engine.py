@@ -97,6 +97,9 @@ class IncomingMessage:
     """The journal retries a message a process may have started: a user message already
     stored with this ``platform_message_id`` is used (not stored again), and a reply already
     stored after it is the turn's result (the model is not asked again)."""
+    person: str | None = None
+    """Whose people memory the turn reads and keeps when that is not its author: the user of
+    the caller's system an API conversation is with. None: the author."""
     admitted: Ticket | None = None
     """The turn's place in the engine, taken when the message arrived (:meth:`Engine.admit`:
     the API refuses at once instead of queueing); the turn keeps it instead of asking again."""
@@ -412,7 +415,7 @@ class Engine:
         recalled = await self._memory.recall(
             agent,
             incoming.key,
-            person=incoming.author_id,
+            person=incoming.author_id if incoming.person is None else incoming.person,
             name=incoming.author_name,
             query=incoming.text,
             count=lambda text: self.count_tokens(text, agent),
@@ -476,6 +479,7 @@ class Engine:
                 agent,
                 recalled,
                 conversation_id=conversation.id,
+                author_id=incoming.author_id,
                 name=incoming.author_name,
                 private=incoming.key.is_direct,
             )
@@ -597,6 +601,7 @@ class Engine:
         data: dict[str, Any] | None = None,
         source: str | None = None,
         tags: list[str] | None = None,
+        user: str | None = None,
     ) -> tuple[Conversation, bool]:
         """The open conversation at ``key``, or a new one whose history opens with the agent's
         first message. Returns it and whether it was created."""
@@ -623,6 +628,8 @@ class Engine:
                 changes["source"] = source
             if tags is not None:
                 changes["tags"] = tags
+            if user is not None:
+                changes["user"] = user
             updated = await self._store.update_conversation(
                 conversation_id=conversation.id, **changes
             )

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import StoreError
@@ -57,6 +58,16 @@ def extraction_instructions(name: str, known: list[str]) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """Where a person's messages are read from, and what is known of them."""
+
+    conversation_id: str
+    author_id: str
+    name: str
+    private: bool
+
+
 class BackgroundExtraction:
     """Counts a person's turns per conversation and extracts facts every ``every`` turns."""
 
@@ -87,7 +98,14 @@ class BackgroundExtraction:
         return list(self._tasks.values())
 
     def turn_done(
-        self, agent: Agent, recalled: Recalled, *, conversation_id: str, name: str, private: bool
+        self,
+        agent: Agent,
+        recalled: Recalled,
+        *,
+        conversation_id: str,
+        author_id: str,
+        name: str,
+        private: bool,
     ) -> None:
         """A turn of ``recalled.scope``'s person ended in the conversation; every
         ``every``-th schedules an extraction (unless one for the person is pending)."""
@@ -99,17 +117,14 @@ class BackgroundExtraction:
         if len(self._tasks) >= self._max_pending:
             logger.warning("memory: %d extractions waiting; one more skipped", self._max_pending)
             return
-        task = asyncio.create_task(
-            self._run(agent, recalled, conversation_id, name, private), name="memory extraction"
-        )
+        where = Said(conversation_id, author_id, name or "this person", private)
+        task = asyncio.create_task(self._run(agent, recalled, where), name="memory extraction")
         self._tasks[recalled.scope] = task
         task.add_done_callback(lambda _: self._tasks.pop(recalled.scope, None))
 
-    async def _run(
-        self, agent: Agent, recalled: Recalled, conversation_id: str, name: str, private: bool
-    ) -> None:
+    async def _run(self, agent: Agent, recalled: Recalled, where: Said) -> None:
         try:
-            learned = await self.extract(agent, recalled, conversation_id, name, private)
+            learned = await self.extract(agent, recalled, where)
         except (StoreError, ModelError) as exc:
             logger.warning("memory: extraction failed (%s)", exc)
             return
@@ -119,17 +134,16 @@ class BackgroundExtraction:
         if learned:
             self._on_learned(recalled.scope, agent)
 
-    async def extract(
-        self, agent: Agent, recalled: Recalled, conversation_id: str, name: str, private: bool
-    ) -> int:
+    async def extract(self, agent: Agent, recalled: Recalled, where: Said) -> int:
         """One extraction now; returns how many facts were kept."""
+        conversation_id = where.conversation_id
         latest = await self._store.list_messages(
             conversation_id=conversation_id, limit=READ_BACK, newest_first=True
         )
         said = [
             message.text
             for message in reversed(latest)
-            if message.role == "user" and message.author_id == recalled.scope.person
+            if message.role == "user" and message.author_id == where.author_id
         ][-self._every :]
         replies = [message for message in latest if message.role == "assistant"]
         if not said or not replies:
@@ -140,7 +154,7 @@ class BackgroundExtraction:
                 ChatMessage(
                     role="system",
                     content=extraction_instructions(
-                        name or "this person", [memory.text for memory in recalled.memories]
+                        where.name, [memory.text for memory in recalled.memories]
                     ),
                 ),
                 ChatMessage(role="user", content="\n".join(said)),
@@ -156,7 +170,7 @@ class BackgroundExtraction:
         kept = await self._memory.learn(
             recalled,
             facts,
-            private=private,
+            private=where.private,
             conversation_id=conversation_id,
             message_id=replies[0].id,
         )

@@ -219,6 +219,9 @@ class Conversation(_Value):
     goal: GoalState | None = None
     goal_pending: bool = False
     """True while messages arrived after the last goal check (or none ran yet)."""
+    user: str | None = None
+    """The user of the caller's system an API conversation is with (set when it is made):
+    its turns read and keep that user's memories."""
 
 
 class Message(_Value):
@@ -594,6 +597,7 @@ class ConversationRecords(Protocol):
         tags: Sequence[str] = UNSET,
         agent_id: str = UNSET,
         title: str = UNSET,
+        user: str | None = UNSET,
     ) -> Conversation | None:
         """Replace the given fields; returns the updated conversation or None if unknown."""
         ...

@@ -48,6 +48,15 @@ class NewConversation(_Body):
     data: dict[str, JsonValue] | None = None
     source: Annotated[str, StringConstraints(max_length=200)] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
+    user: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=MAX_MEMORY_PART, pattern=r"^[^\x00-\x1f]+$"),
+        ]
+        | None
+    ) = None
+    """The user of your system this conversation is with: agents that remember people keep
+    and use this user's memories here (none without it). Set once, here."""
 
 
 class ConversationChanges(_Body):

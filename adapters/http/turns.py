@@ -97,6 +97,7 @@ class ApiTurns:
                 author=author,
                 key_id=key.id,
                 agent_id=conversation.agent_id,
+                user=conversation.user,
             )
         )
         entry = NewJournalEntry(
@@ -108,6 +109,7 @@ class ApiTurns:
                 "author": author,
                 "key_id": key.id,
                 "agent_id": conversation.agent_id,
+                "user": conversation.user,
             },
         )
         waiter = _Waiter(turn=Turn(), ticket=ticket)
@@ -137,7 +139,7 @@ class ApiTurns:
         text, author, key_id = message.get("text"), message.get("author"), message.get("key_id")
         if not (isinstance(text, str) and isinstance(author, str) and isinstance(key_id, str)):
             return None
-        agent_id = message.get("agent_id")
+        agent_id, user = message.get("agent_id"), message.get("user")
         waiter = self._waiting.get(entry.id)
         return replace(
             _incoming(
@@ -146,6 +148,7 @@ class ApiTurns:
                 author=author,
                 key_id=key_id,
                 agent_id=agent_id if isinstance(agent_id, str) else None,
+                user=user if isinstance(user, str) else None,
             ),
             platform_message_id=entry.id,
             admitted=None if waiter is None or waiter.ticket.released else waiter.ticket,
@@ -250,9 +253,18 @@ class ApiTurns:
 
 
 def _incoming(
-    key: PlatformKey, text: str, *, author: str, key_id: str, agent_id: str | None
+    key: PlatformKey,
+    text: str,
+    *,
+    author: str,
+    key_id: str,
+    agent_id: str | None,
+    user: str | None = None,
 ) -> IncomingMessage:
+    """An API message: authored by the key, and for the people memory of the conversation's
+    user when it has one (a key alone keeps none: see ``memory.base.API_KEY_AUTHOR``)."""
     return IncomingMessage(
+        person=user,
         key=key,
         text=text,
         author_id=f"{API_KEY_AUTHOR}{key_id}",

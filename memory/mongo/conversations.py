@@ -150,10 +150,13 @@ class MongoConversations(MongoConnection):
         tags: Sequence[str] = UNSET,
         agent_id: str = UNSET,
         title: str = UNSET,
+        user: str | None = UNSET,
     ) -> Conversation | None:
         if not is_valid_id(conversation_id):
             return None
         changes: Document = {"updated_at": self._now()}
+        if user is not UNSET:
+            changes["user"] = user
         if data is not UNSET:
             changes["data"] = dump_json(data)
         if tags is not UNSET:
@@ -347,6 +350,7 @@ def conversation_from_doc(doc: Document) -> Conversation:
         last_message_at=utc_or_none(doc.get("last_message_at")),
         goal=None if goal is None else _goal_state(goal),
         goal_pending=doc.get("goal_pending", False),
+        user=doc.get("user"),
     )
 
 

@@ -48,7 +48,8 @@ UPDATE conversations SET
     source = CASE WHEN :set_source THEN :source ELSE source END,
     tags = CASE WHEN :set_tags THEN :tags ELSE tags END,
     agent_id = CASE WHEN :set_agent_id THEN :agent_id ELSE agent_id END,
-    title = CASE WHEN :set_title THEN :title ELSE title END
+    title = CASE WHEN :set_title THEN :title ELSE title END,
+    user = CASE WHEN :set_user THEN :user ELSE user END
 WHERE id = :id
 RETURNING *
 """
@@ -125,6 +126,7 @@ class SqliteConversations(SqliteConnection):
         tags: Sequence[str] = UNSET,
         agent_id: str = UNSET,
         title: str = UNSET,
+        user: str | None = UNSET,
     ) -> Conversation | None:
         if not is_valid_id(conversation_id):
             return None
@@ -142,6 +144,8 @@ class SqliteConversations(SqliteConnection):
             "agent_id": None if agent_id is UNSET else agent_id,
             "set_title": title is not UNSET,
             "title": None if title is UNSET else title,
+            "set_user": user is not UNSET,
+            "user": None if user is UNSET else user,
         }
         async with self._write() as db:
             rows = await fetch(db, _UPDATE_CONVERSATION, params)
@@ -259,4 +263,5 @@ def conversation_from_row(row: sqlite3.Row) -> Conversation:
         last_message_at=optional_time(row["last_message_at"]),
         goal=_goal(row["goal"]),
         goal_pending=bool(row["goal_pending"]),
+        user=row["user"],
     )

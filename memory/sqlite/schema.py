@@ -401,6 +401,8 @@ _KNOWLEDGE = (
 """Version 7: agents' documents."""
 
 _SOURCES = "ALTER TABLE messages ADD COLUMN sources TEXT"
+_USER = "ALTER TABLE conversations ADD COLUMN user TEXT"
+"""Version 9: the user of the caller's system an API conversation is with."""
 """Version 8: the knowledge chunks each reply was given (a JSON list, NULL for none)."""
 
 
@@ -457,6 +459,12 @@ async def _sources(db: aiosqlite.Connection) -> None:
         await change(db, _SOURCES)
 
 
+async def _user(db: aiosqlite.Connection) -> None:
+    columns = {row["name"] for row in await fetch(db, "PRAGMA table_info(conversations)")}
+    if "user" not in columns:
+        await change(db, _USER)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
@@ -466,6 +474,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _memories,
     _knowledge,
     _sources,
+    _user,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

@@ -18,6 +18,7 @@ from memory.base import (
 from memory.sqlite import SqliteStore
 from tests.memory.helpers import DISCORD, SLACK_A, SLACK_B, user
 from tests.support.clock import FakeClock
+from tests.support.stores import StoreFactory
 
 
 async def test_get_or_create_creates_once(store: ConversationStore, clock: FakeClock) -> None:
@@ -347,3 +348,19 @@ async def test_sqlite_listing_reads_indexes(tmp_path: Path, query: ConversationQ
                 assert "TEMP B-TREE" not in plan, plan
     finally:
         check.close()
+
+
+async def test_an_api_conversation_keeps_its_user(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    key = PlatformKey(platform="api", channel="d" * 32)
+    conversation, _ = await store.get_or_create_conversation(key=key, agent_id="chef")
+    assert conversation.user is None
+    updated = await store.update_conversation(conversation_id=conversation.id, user="crm-42")
+    assert updated is not None
+    assert updated.user == "crm-42"
+    again = await (await store_factory()).get_conversation(conversation_id=conversation.id)
+    assert again is not None
+    assert again.user == "crm-42"
+    titled = await store.update_conversation(conversation_id=conversation.id, title="Hello")
+    assert titled is not None
+    assert titled.user == "crm-42", "other changes leave it"

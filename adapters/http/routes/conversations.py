@@ -78,6 +78,7 @@ async def open_api_conversation(
         data=body.data,
         source=body.source,
         tags=list(body.tags),
+        user=body.user,
     )
     return conversation
 
