@@ -139,15 +139,7 @@ class Consolidation:
 
     async def consolidate(self, scope: MemoryScope, agent: Agent) -> int:
         """One consolidation of ``scope`` now; returns how many facts were superseded."""
-        newest = await self._store.list_memories(
-            MemoryQuery(
-                platform=scope.platform,
-                workspace=scope.workspace,
-                person=scope.person,
-                agent_id=scope.agent_id,
-                limit=CONSOLIDATE_AT_MOST,
-            )
-        )
+        newest = await self._store.list_memories(MemoryQuery.of(scope, limit=CONSOLIDATE_AT_MOST))
         if len(newest) < 2:
             return 0
         memories = list(reversed(newest))  # oldest first, as the model reads them

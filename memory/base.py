@@ -505,6 +505,17 @@ class MemoryQuery(_Value):
     include_superseded: bool = False
     limit: int = Field(default=50, ge=0, le=MAX_PAGE)
 
+    @classmethod
+    def of(cls, scope: MemoryScope, *, limit: int = 50) -> MemoryQuery:
+        """Exactly ``scope``'s current memories."""
+        return cls(
+            platform=scope.platform,
+            workspace=scope.workspace,
+            person=scope.person,
+            agent_id=scope.agent_id,
+            limit=limit,
+        )
+
 
 DocumentSource = Literal["file", "upload"]
 

@@ -96,8 +96,8 @@ class PersonMemories:
         if not 1 <= number <= len(shown):
             return Refused(OUT_OF_RANGE.format(number=number, prefix=prefix, last=len(shown)))
         memory = shown[number - 1]
-        ids = await self._with_history(scope, memory)
-        if not await self._store.forget_memories(ids=ids):
+        # the store forgets the older versions it superseded with it (its history)
+        if not await self._store.forget_memories(ids=[memory.id]):
             return Refused(ALREADY_GONE)
         logger.info("memory %s forgotten at its person's request", memory.id)
         return Said(FORGOTTEN.format(text=_shown(memory.text, SHOWN_TEXT)))
@@ -110,36 +110,7 @@ class PersonMemories:
         return Said(ALL_FORGOTTEN.format(count=count))
 
     async def _current(self, scope: MemoryScope, limit: int) -> list[Memory]:
-        return await self._store.list_memories(_query(scope, limit=limit))
-
-    async def _with_history(self, scope: MemoryScope, memory: Memory) -> list[str]:
-        """``memory`` and the older versions it superseded (kept as history, never recalled):
-        forgetting a fact forgets what it replaced."""
-        everything = await self._store.list_memories(
-            _query(scope, limit=MAX_PAGE, include_superseded=True)
-        )
-        replaced: dict[str, list[str]] = {}
-        for one in everything:
-            if one.superseded_by is not None:
-                replaced.setdefault(one.superseded_by, []).append(one.id)
-        ids, waiting = [memory.id], [memory.id]
-        while waiting:
-            for older in replaced.pop(waiting.pop(), ()):
-                ids.append(older)
-                waiting.append(older)
-        return ids
-
-
-def _query(scope: MemoryScope, *, limit: int, include_superseded: bool = False) -> MemoryQuery:
-    """Exactly ``scope``'s memories."""
-    return MemoryQuery(
-        platform=scope.platform,
-        workspace=scope.workspace,
-        person=scope.person,
-        agent_id=scope.agent_id,
-        include_superseded=include_superseded,
-        limit=limit,
-    )
+        return await self._store.list_memories(MemoryQuery.of(scope, limit=limit))
 
 
 def _remembers(agent: Agent) -> str:
