@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=60.0, gt=0)
     openai_max_retries: int = Field(default=2, ge=0, le=10)
     bot_model: str = "gpt-4o-mini"
+    embedding_model: str | None = None
+    """An embeddings model (the OpenAI-compatible embeddings endpoint): memory and knowledge
+    are then also found by vector similarity. Without it, by keyword only."""
+    embedding_base_url: str | None = None
+    """Where the embeddings model is served; default: ``OPENAI_BASE_URL``."""
+    embedding_api_key: SecretStr | None = None
+    """Its key; default: ``OPENAI_API_KEY``."""
 
     mongodb_uri: SecretStr | None = None
     mongodb_db: str = Field(default="parley", pattern=r"^[A-Za-z0-9_-]{1,63}$")
@@ -202,6 +209,7 @@ class Settings(BaseSettings):
         """The secret values that are set, for redacting logs."""
         fields = (
             self.openai_api_key,
+            self.embedding_api_key,
             self.mongodb_uri,
             self.slack_bot_token,
             self.slack_app_token,
@@ -222,6 +230,7 @@ class Settings(BaseSettings):
         show them through :func:`config.redact.redact_url`)."""
         return {
             "openai_base_url": self.openai_base_url,
+            "embedding_base_url": self.embedding_base_url,
             "slack_api_url": self.slack_api_url,
             "discord_api_url": self.discord_api_url,
         }

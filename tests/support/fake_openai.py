@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import re
@@ -36,6 +37,7 @@ import pytest
 from aiohttp import web
 
 from config.agents import MEMORY_FIELD
+from memory.recall import terms
 from tests.support.loopback import serve_on_loopback
 
 SUMMARY_MARKER = "[parley:summary]"
@@ -146,6 +148,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         runner, port = await serve_on_loopback(app)
         self._stopping.clear()
@@ -199,6 +202,24 @@ class FakeOpenAI:
             for model in self.models
         ]
         return web.json_response({"object": "list", "data": data})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """``POST /v1/embeddings``: one :func:`concept_vector` per input, in order."""
+        recorded, ok = await self._record(request)
+        given = recorded.body.get("input")
+        texts = [given] if isinstance(given, str) else given
+        if not ok or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _error_response(Reply(status=400, error_message="input: strings wanted"))
+        data = [
+            {"object": "embedding", "index": n, "embedding": concept_vector(text)}
+            for n, text in enumerate(texts)
+        ]
+        usage = {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": 0}
+        body = {"object": "list", "data": data, "model": recorded.body.get("model"), "usage": usage}
+        return web.json_response(body)
+
+    def embedding_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
 
     async def _unknown(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -528,6 +549,49 @@ def _replaced(listing: str) -> list[dict[str, int]]:
 
 def _words(text: str) -> set[str]:
     return {word for word in re.findall(r"\w+", text.casefold()) if len(word) > 2}
+
+
+EMBEDDING_DIMENSIONS = 32
+CONCEPTS = {
+    # words that mean the same thing to the fake embeddings model, by the concept they share
+    "name": "name",
+    "called": "name",
+    "who": "name",
+    "am": "name",
+    "peanut": "nut",
+    "peanuts": "nut",
+    "nut": "nut",
+    "nuts": "nut",
+    "allergic": "allergy",
+    "allergy": "allergy",
+    "allergies": "allergy",
+    "live": "home",
+    "lives": "home",
+    "living": "home",
+    "home": "home",
+    "city": "home",
+    "moved": "home",
+    "risotto": "rice",
+    "rice": "rice",
+    "carnaroli": "rice",
+    "arborio": "rice",
+    "dessert": "sweet",
+    "tiramisu": "sweet",
+    "cake": "sweet",
+    "sweet": "sweet",
+}
+
+
+def concept_vector(text: str) -> list[float]:
+    """The fake embeddings model: each word (or the concept it stands for, in
+    :data:`CONCEPTS`) adds one to a dimension picked by its hash, so texts sharing words or
+    concepts point the same way. Deterministic across runs."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in sorted(terms(text)):  # folded, common words left out, as keyword search
+        concept = CONCEPTS.get(word, word)
+        digest = hashlib.sha256(concept.encode()).digest()
+        vector[digest[0] % EMBEDDING_DIMENSIONS] += 1.0
+    return vector
 
 
 def _summary(name: str | None, user_texts: list[str]) -> str:
