@@ -871,9 +871,19 @@ class JournalRecords(Protocol):
 class MemoryRecords(Protocol):
     """Durable facts about people, learned in conversations (see :mod:`memory.recall`)."""
 
-    async def add_memories(self, memories: Sequence[NewMemory]) -> list[Memory]:
+    async def add_memories(
+        self, memories: Sequence[NewMemory], vectors: Sequence[bytes | None] = ()
+    ) -> list[Memory]:
         """Keep the memories (one write); each one naming ``supersedes`` marks that memory,
-        when it is of the same scope, as superseded by it: kept as history, never recalled."""
+        when it is of the same scope, as superseded by it: kept as history, never recalled.
+        ``vectors`` (when given, one per memory) are their embeddings."""
+        ...
+
+    async def memory_vectors(
+        self, scope: MemoryScope, *, include_private: bool, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """(id, embedding) of ``scope``'s newest current memories that have one, as
+        :meth:`recall_memories` would consider them."""
         ...
 
     async def recall_memories(
@@ -912,10 +922,19 @@ class KnowledgeRecords(Protocol):
     :mod:`memory.recall`'s ``terms``)."""
 
     async def put_document(
-        self, document: NewDocument, chunks: Sequence[NewChunk]
+        self,
+        document: NewDocument,
+        chunks: Sequence[NewChunk],
+        vectors: Sequence[bytes | None] = (),
     ) -> KnowledgeDocument:
         """Keep the document and exactly these chunks (those of an earlier version with the
-        same agent and name are replaced), atomically for readers of one store."""
+        same agent and name are replaced), atomically for readers of one store. ``vectors``
+        (when given, one per chunk) are their embeddings."""
+        ...
+
+    async def chunk_vectors(self, *, agent_id: str, limit: int) -> list[tuple[str, bytes]]:
+        """(id, embedding) of up to ``limit`` of the agent's chunks that have one, by
+        document and position."""
         ...
 
     async def get_document(self, *, agent_id: str, name: str) -> KnowledgeDocument | None: ...

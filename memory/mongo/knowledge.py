@@ -15,18 +15,24 @@ from memory.mongo.schema import KNOWLEDGE_CHUNKS, KNOWLEDGE_DOCUMENTS
 from memory.recall import MAX_KNOWLEDGE_SCAN, query_terms, terms
 from memory.rules import is_valid_id, wants_rows
 
-_CHUNK_FIELDS = {"terms": False}
+_CHUNK_FIELDS = {"terms": False, "embedding": False}
 
 
 class MongoKnowledge(MongoConnection):
     """Agents' documents and their chunks."""
 
     async def put_document(
-        self, document: NewDocument, chunks: Sequence[NewChunk]
+        self,
+        document: NewDocument,
+        chunks: Sequence[NewChunk],
+        vectors: Sequence[bytes | None] = (),
     ) -> KnowledgeDocument:
         """The new chunks are written first, then the document points at them, then the old
         chunks go: a search meanwhile finds the old or the new text (briefly both)."""
         now = self._now()
+        embeddings = list(vectors) or [None] * len(chunks)
+        if len(embeddings) != len(chunks):
+            raise ValueError("vectors: one per chunk, or none")
         documents, pieces = (
             self._collection(KNOWLEDGE_DOCUMENTS),
             self._collection(KNOWLEDGE_CHUNKS),
@@ -50,6 +56,7 @@ class MongoKnowledge(MongoConnection):
                             "text": chunk.text,
                             "tokens": chunk.tokens,
                             "terms": sorted(terms(chunk.text)),
+                            "embedding": embeddings[n],
                         }
                         for n, chunk in enumerate(chunks)
                     ]
@@ -112,7 +119,10 @@ class MongoKnowledge(MongoConnection):
         with self._errors("search knowledge"):
             found = await (
                 self._collection(KNOWLEDGE_CHUNKS)
-                .find({"agent_id": agent_id, "terms": {"$in": words}})
+                .find(
+                    {"agent_id": agent_id, "terms": {"$in": words}},
+                    projection={"embedding": False},
+                )
                 .limit(MAX_KNOWLEDGE_SCAN)
                 .to_list()
             )
@@ -131,6 +141,34 @@ class MongoKnowledge(MongoConnection):
         ]
         scored.sort(key=lambda pair: (-pair[0], pair[1]["document_name"], pair[1]["n"]))
         return [_chunk(doc) for _, doc in scored[:limit]]
+
+    async def chunk_vectors(self, *, agent_id: str, limit: int) -> list[tuple[str, bytes]]:
+        """Only chunks of a document's current version (an upload being replaced may leave
+        the old ones for a moment)."""
+        if not wants_rows(limit):
+            return []
+        with self._errors("read chunk vectors"):
+            versions = {
+                doc["_id"]: doc["version"]
+                async for doc in self._collection(KNOWLEDGE_DOCUMENTS).find(
+                    {"agent_id": agent_id}, projection={"version": 1}
+                )
+            }
+            docs = await (
+                self._collection(KNOWLEDGE_CHUNKS)
+                .find(
+                    {"agent_id": agent_id, "embedding": {"$ne": None}},
+                    projection={"embedding": 1, "document_id": 1, "version": 1},
+                    sort=[("document_name", ASCENDING), ("n", ASCENDING)],
+                )
+                .limit(limit)
+                .to_list()
+            )
+        return [
+            (doc["_id"], bytes(doc["embedding"]))
+            for doc in docs
+            if versions.get(doc["document_id"]) == doc.get("version")
+        ]
 
     async def get_chunks(self, *, ids: Sequence[str]) -> list[KnowledgeChunk]:
         wanted = [chunk_id for chunk_id in ids if is_valid_id(chunk_id)]

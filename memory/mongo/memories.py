@@ -21,16 +21,26 @@ _NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 class MongoMemories(MongoConnection):
     """Facts about people."""
 
-    async def add_memories(self, memories: Sequence[NewMemory]) -> list[Memory]:
+    async def add_memories(
+        self, memories: Sequence[NewMemory], vectors: Sequence[bytes | None] = ()
+    ) -> list[Memory]:
         if not memories:
             return []
+        embeddings = list(vectors) or [None] * len(memories)
+        if len(embeddings) != len(memories):
+            raise ValueError("vectors: one per memory, or none")
         now = self._now()
         added = [
             Memory(**memory.model_dump(), id=uuid4().hex, created_at=now) for memory in memories
         ]
         collection = self._collection(MEMORIES)
         with self._errors("keep memories"):
-            await collection.insert_many([_document(memory) for memory in added])
+            await collection.insert_many(
+                [
+                    _document(memory, embedding)
+                    for memory, embedding in zip(added, embeddings, strict=True)
+                ]
+            )
             for memory in added:
                 if memory.supersedes is not None:
                     await collection.update_one(
@@ -59,6 +69,23 @@ class MongoMemories(MongoConnection):
                 .to_list()
             )
         return rank((_memory(doc) for doc in docs), query, limit)
+
+    async def memory_vectors(
+        self, scope: MemoryScope, *, include_private: bool, limit: int
+    ) -> list[tuple[str, bytes]]:
+        if not wants_rows(limit):
+            return []
+        conditions: Document = {**_scope(scope), "superseded_by": None, "embedding": {"$ne": None}}
+        if not include_private:
+            conditions["private"] = False
+        with self._errors("read memory vectors"):
+            docs = await (
+                self._collection(MEMORIES)
+                .find(conditions, projection={"embedding": 1}, sort=_NEWEST)
+                .limit(min(limit, MAX_RECALL_SCAN))
+                .to_list()
+            )
+        return [(doc["_id"], bytes(doc["embedding"])) for doc in docs]
 
     async def list_memories(self, query: MemoryQuery) -> list[Memory]:
         if not wants_rows(query.limit):
@@ -139,8 +166,9 @@ def _scope(scope: MemoryScope) -> Document:
     }
 
 
-def _document(memory: Memory) -> Document:
+def _document(memory: Memory, embedding: bytes | None = None) -> Document:
     return {
+        "embedding": embedding,
         "_id": memory.id,
         **_scope(memory.scope),
         "text": memory.text,

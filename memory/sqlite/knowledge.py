@@ -30,10 +30,16 @@ class SqliteKnowledge(SqliteConnection):
     """Agents' documents and their chunks."""
 
     async def put_document(
-        self, document: NewDocument, chunks: Sequence[NewChunk]
+        self,
+        document: NewDocument,
+        chunks: Sequence[NewChunk],
+        vectors: Sequence[bytes | None] = (),
     ) -> KnowledgeDocument:
         now = to_ms(self._now())
         new_id = uuid.uuid4().hex
+        embeddings = list(vectors) or [None] * len(chunks)
+        if len(embeddings) != len(chunks):
+            raise ValueError("vectors: one per chunk, or none")
         rows = [(uuid.uuid4().hex, n, chunk) for n, chunk in enumerate(chunks)]
 
         def write(db: sqlite3.Connection) -> sqlite3.Row:
@@ -54,11 +60,12 @@ class SqliteKnowledge(SqliteConnection):
             document_id = kept["id"]
             db.execute("DELETE FROM knowledge_chunks WHERE document_id = ?", (document_id,))
             db.executemany(
-                "INSERT INTO knowledge_chunks (id, document_id, agent_id, n, text, tokens)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO knowledge_chunks"
+                " (id, document_id, agent_id, n, text, tokens, embedding)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (chunk_id, document_id, document.agent_id, n, chunk.text, chunk.tokens)
-                    for chunk_id, n, chunk in rows
+                    (chunk_id, document_id, document.agent_id, n, chunk.text, chunk.tokens, vector)
+                    for (chunk_id, n, chunk), vector in zip(rows, embeddings, strict=True)
                 ],
             )
             db.executemany(
@@ -125,6 +132,19 @@ class SqliteKnowledge(SqliteConnection):
         async with self._connection() as db:
             found = await fetch(db, sql, (agent_id, *words, MAX_KNOWLEDGE_SCAN, limit))
         return [_chunk(row) for row in found]
+
+    async def chunk_vectors(self, *, agent_id: str, limit: int) -> list[tuple[str, bytes]]:
+        if not wants_rows(limit):
+            return []
+        async with self._connection() as db:
+            rows = await fetch(
+                db,
+                "SELECT c.id, c.embedding FROM knowledge_chunks AS c"
+                " JOIN knowledge_documents AS d ON d.id = c.document_id"
+                " WHERE c.agent_id = ? AND c.embedding IS NOT NULL ORDER BY d.name, c.n LIMIT ?",
+                (agent_id, limit),
+            )
+        return [(row["id"], bytes(row["embedding"])) for row in rows]
 
     async def get_chunks(self, *, ids: Sequence[str]) -> list[KnowledgeChunk]:
         wanted = [chunk_id for chunk_id in ids if is_valid_id(chunk_id)]

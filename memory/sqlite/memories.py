@@ -16,8 +16,8 @@ from memory.sqlite.sql import fetch, from_ms, to_ms
 _INSERT = """
 INSERT INTO memories (
     id, platform, workspace, person, agent_id, text, folded, private, conversation_id,
-    message_id, supersedes, created_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    message_id, supersedes, created_at, embedding
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _SUPERSEDE = """
@@ -39,9 +39,14 @@ LIMIT ?
 class SqliteMemories(SqliteConnection):
     """Facts about people."""
 
-    async def add_memories(self, memories: Sequence[NewMemory]) -> list[Memory]:
+    async def add_memories(
+        self, memories: Sequence[NewMemory], vectors: Sequence[bytes | None] = ()
+    ) -> list[Memory]:
         if not memories:
             return []
+        embeddings = list(vectors) or [None] * len(memories)
+        if len(embeddings) != len(memories):
+            raise ValueError("vectors: one per memory, or none")
         now = self._now()
         added = [
             Memory(**memory.model_dump(), id=uuid.uuid4().hex, created_at=now)
@@ -49,7 +54,7 @@ class SqliteMemories(SqliteConnection):
         ]
 
         def write(db: sqlite3.Connection) -> None:
-            for memory in added:
+            for memory, embedding in zip(added, embeddings, strict=True):
                 scope = memory.scope
                 db.execute(
                     _INSERT,
@@ -66,6 +71,7 @@ class SqliteMemories(SqliteConnection):
                         memory.message_id,
                         memory.supersedes,
                         to_ms(now),
+                        embedding,
                     ),
                 )
                 if memory.supersedes is not None:
@@ -82,6 +88,21 @@ class SqliteMemories(SqliteConnection):
         async with self._connection() as db:
             rows = await fetch(db, _RECALL, (*_scope(scope), include_private, MAX_RECALL_SCAN))
         return rank((_memory(row) for row in rows), query, limit)
+
+    async def memory_vectors(
+        self, scope: MemoryScope, *, include_private: bool, limit: int
+    ) -> list[tuple[str, bytes]]:
+        if not wants_rows(limit):
+            return []
+        async with self._connection() as db:
+            rows = await fetch(
+                db,
+                f"SELECT id, embedding FROM memories WHERE {_SCOPE} AND superseded_by IS NULL"  # noqa: S608
+                " AND (private = 0 OR ?) AND embedding IS NOT NULL"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*_scope(scope), include_private, min(limit, MAX_RECALL_SCAN)),
+            )
+        return [(row["id"], bytes(row["embedding"])) for row in rows]
 
     async def list_memories(self, query: MemoryQuery) -> list[Memory]:
         if not wants_rows(query.limit):

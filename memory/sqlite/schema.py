@@ -402,6 +402,11 @@ _KNOWLEDGE = (
 
 _SOURCES = "ALTER TABLE messages ADD COLUMN sources TEXT"
 _USER = "ALTER TABLE conversations ADD COLUMN user TEXT"
+_EMBEDDINGS = (
+    ("memories", "ALTER TABLE memories ADD COLUMN embedding BLOB"),
+    ("knowledge_chunks", "ALTER TABLE knowledge_chunks ADD COLUMN embedding BLOB"),
+)
+"""Version 10: embeddings of memories and chunks (unit-length float32 bytes, NULL for none)."""
 """Version 9: the user of the caller's system an API conversation is with."""
 """Version 8: the knowledge chunks each reply was given (a JSON list, NULL for none)."""
 
@@ -465,6 +470,13 @@ async def _user(db: aiosqlite.Connection) -> None:
         await change(db, _USER)
 
 
+async def _embeddings(db: aiosqlite.Connection) -> None:
+    for table, statement in _EMBEDDINGS:
+        columns = {row["name"] for row in await fetch(db, f"PRAGMA table_info({table})")}
+        if "embedding" not in columns:
+            await change(db, statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
@@ -475,6 +487,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _knowledge,
     _sources,
     _user,
+    _embeddings,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

@@ -143,3 +143,21 @@ def test_document_values_are_checked() -> None:
         NewDocument(agent_id="chef", name="a", source="file", content_hash="nothex", size=0)
     with pytest.raises(ValidationError):
         NewChunk(text="", tokens=0)
+
+
+async def test_chunks_keep_their_vectors(store: ConversationStore) -> None:
+    await store.put_document(document("b.md"), chunks("two", "three"), [b"\x02" * 8, None])
+    await store.put_document(document("a.md"), chunks("one"), [b"\x01" * 8])
+    await store.put_document(document("c.md", "tutor"), chunks("other"), [b"\x09" * 8])
+    found = await store.chunk_vectors(agent_id="chef", limit=10)
+    hits = await store.get_chunks(ids=[chunk_id for chunk_id, _ in found])
+    assert [(hit.text, vector) for hit, (_, vector) in zip(hits, found, strict=True)] == [
+        ("one", b"\x01" * 8),
+        ("two", b"\x02" * 8),
+    ]
+    await store.put_document(document("a.md", content="v2"), chunks("uno"), [b"\x05" * 8])
+    again = await store.chunk_vectors(agent_id="chef", limit=10)
+    assert [vector for _, vector in again] == [b"\x05" * 8, b"\x02" * 8], "the old version goes"
+    assert len(await store.chunk_vectors(agent_id="chef", limit=1)) == 1
+    with pytest.raises(ValueError, match="one per chunk"):
+        await store.put_document(document("d.md"), chunks("x", "y"), [None])

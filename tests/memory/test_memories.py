@@ -254,3 +254,20 @@ def test_memory_values_are_checked() -> None:
 def test_terms_fold_and_drop_common_words() -> None:
     assert terms("The CATS are allergic to Peanuts!") == {"cat", "allergic", "peanut"}
     assert terms("Straße") == terms("STRASSE")
+
+
+async def test_memories_keep_their_vectors(store: ConversationStore, clock: FakeClock) -> None:
+    clock.advance(1)
+    first, second = await store.add_memories(
+        [fact("Likes basil"), fact("A secret", private=True)], [b"\x01" * 8, b"\x02" * 8]
+    )
+    clock.advance(1)
+    await store.add_memories([fact("No vector")])
+    bob = ADA.model_copy(update={"person": "U_BOB"})
+    await store.add_memories([fact("Bob's", bob)], [b"\x03" * 8])
+    public = await store.memory_vectors(ADA, include_private=False, limit=10)
+    assert public == [(first.id, b"\x01" * 8)]
+    every = await store.memory_vectors(ADA, include_private=True, limit=10)
+    assert sorted(every) == sorted([(first.id, b"\x01" * 8), (second.id, b"\x02" * 8)])
+    with pytest.raises(ValueError, match="one per memory"):
+        await store.add_memories([fact("x"), fact("y")], [b"\x01" * 8])
