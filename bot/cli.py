@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from adapters.terminal import TerminalAdapter, TerminalSession
 from bot.catalog import AgentCatalog
+from bot.embeddings import build_embedder
 from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
 from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
 from bot.knowledge import Knowledge, count_with
@@ -486,11 +487,16 @@ async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
                 )
             return EXIT_OK
         tokens = TokenCounter()
-        report = await Knowledge(store).sync(
-            loaded.agents.agents,
-            settings.agents_file.parent,
-            lambda agent: count_with(tokens, agent.effective_model(settings.bot_model)),
-        )
+        embedder = build_embedder(settings)
+        try:
+            report = await Knowledge(store, embedder).sync(
+                loaded.agents.agents,
+                settings.agents_file.parent,
+                lambda agent: count_with(tokens, agent.effective_model(settings.bot_model)),
+            )
+        finally:
+            if embedder is not None:
+                await embedder.close()
     finally:
         await store.close()
     out.write(report.line() + "\n")
@@ -567,7 +573,8 @@ async def _export(loaded: Loaded, conversation_id: str, fmt: str, out: TextIO) -
     return EXIT_OK
 
 
-RETRIEVAL = "memory and knowledge by keyword (no embeddings model: vector search is not built yet)"
+RETRIEVAL_WORDS = "memory and knowledge by keyword only (set EMBEDDING_MODEL for vectors too)"
+RETRIEVAL_VECTORS = "memory and knowledge by keyword and by vectors from {model} at {where}"
 
 
 def describe(loaded: Loaded) -> str:
@@ -581,7 +588,7 @@ def describe(loaded: Loaded) -> str:
     lines.extend(f"  - {_describe_agent(agent, settings)}" for agent in agents.agents)
     lines.append(f"Model        {_describe_model(settings)}")
     lines.append(f"Store        {_describe_store(settings)}")
-    lines.append(f"Retrieval    {RETRIEVAL}")
+    lines.append(f"Retrieval    {_describe_retrieval(settings)}")
     lines.append(f"Slack        {_describe_slack(settings)}")
     lines.append(f"Discord      {_describe_discord(settings)}")
     api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
@@ -613,6 +620,14 @@ def _describe_agent(agent: Agent, settings: Settings) -> str:
     if agent.knowledge:
         parts.append(f"knows {', '.join(agent.knowledge)}")
     return "; ".join(parts)
+
+
+def _describe_retrieval(settings: Settings) -> str:
+    if not settings.embedding_model:
+        return RETRIEVAL_WORDS
+    url = settings.embedding_base_url or settings.openai_base_url or ""
+    where = redact_url(url) or "OpenAI (api.openai.com)"
+    return RETRIEVAL_VECTORS.format(model=settings.embedding_model, where=where)
 
 
 def _describe_model(settings: Settings) -> str:

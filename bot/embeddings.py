@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
 import openai
 from openai import AsyncOpenAI
 
@@ -47,6 +46,8 @@ class Embedder(Protocol):
 
 def pack(values: Sequence[float]) -> Vector:
     """A vector as unit-length float32 bytes (a zero vector stays zero)."""
+    import numpy as np  # only configurations with an embeddings model pay for numpy
+
     array = np.asarray(values, dtype=np.float32)
     norm = float(np.linalg.norm(array))
     return (array / norm if norm else array).astype(np.float32).tobytes()
@@ -55,6 +56,8 @@ def pack(values: Sequence[float]) -> Vector:
 def ranked(query: Vector, candidates: Sequence[tuple[str, Vector]], limit: int) -> list[str]:
     """The ids of the ``limit`` candidates most similar to ``query`` (cosine), best first;
     candidates of another dimension are left out. CPU work: call it in a worker thread."""
+    import numpy as np
+
     wanted = np.frombuffer(query, dtype=np.float32)
     usable = [(key, vector) for key, vector in candidates if len(vector) == len(query)]
     if not usable or limit < 1:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy, KeyBusy, Ticket
 from bot.catalog import AgentCatalog
 from bot.consolidation import Consolidation
+from bot.embeddings import Embedder, Vector
 from bot.errors import NotFound, ParleyError
 from bot.extraction import BackgroundExtraction
 from bot.goals import GOAL_SCHEMA, check_goal
@@ -209,6 +210,7 @@ class Engine:
         max_queued_per_conversation: int = 8,
         summary_concurrency: int = 2,
         consolidation_settle: float = 5.0,
+        embedder: Embedder | None = None,
     ) -> None:
         """The turn limits are those of :class:`bot.admission.Admission`: ``max_pending_turns``
         in all, ``api_turns_per_key`` per API key, ``max_queued_per_conversation`` per
@@ -227,8 +229,9 @@ class Engine:
             api_share=api_turn_share,
         )
         self._turns: set[asyncio.Task[None]] = set()
-        self._memory = PeopleMemory(store)
-        self._knowledge = Knowledge(store)
+        self._embedder = embedder
+        self._memory = PeopleMemory(store, embedder)
+        self._knowledge = Knowledge(store, embedder)
         self._consolidation = Consolidation(
             store=store,
             replies=self._replies,
@@ -412,6 +415,7 @@ class Engine:
             return await self._close_politely(conversation, agent, user_message)
 
         history = await self._recent(conversation, agent, before_seq=user_message.seq)
+        vector = await self._query_vector(agent, incoming.text, context)
         recalled = await self._memory.recall(
             agent,
             incoming.key,
@@ -419,9 +423,10 @@ class Engine:
             name=incoming.author_name,
             query=incoming.text,
             count=lambda text: self.count_tokens(text, agent),
+            vector=vector,
         )
         passages = await self._knowledge.recall(
-            agent, incoming.text, lambda text: self.count_tokens(text, agent)
+            agent, incoming.text, lambda text: self.count_tokens(text, agent), vector
         )
         answering = answering_agent(agent)
         prompt = build_prompt(
@@ -499,6 +504,23 @@ class Engine:
             data=reply.data,
             failed=failed,
         )
+
+    async def _query_vector(
+        self, agent: Agent, text: str, context: Mapping[str, str]
+    ) -> Vector | None:
+        """The message's embedding, when an embeddings model is configured and the agent has
+        memories or documents to search; None otherwise or when the model fails (the turn
+        then searches by words only; logged)."""
+        if self._embedder is None or (agent.knowledge_tokens <= 0 and not agent.memory.on):
+            return None
+        if not agent.memory.on and not await self._knowledge.has_documents(agent):
+            return None
+        try:
+            (vector,) = await self._embedder.embed([text])
+        except ModelError as exc:
+            logger.warning("embedding failed, searching by words only: %s", exc, extra=context)
+            return None
+        return vector
 
     async def _stored_turn(
         self, conversation: Conversation, incoming: IncomingMessage

@@ -9,13 +9,16 @@ message are marked private and reach only direct-message prompts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
+from bot.embeddings import Embedder, Vector, fuse, ranked
 from bot.errors import StoreError
+from bot.llm import ModelError
 from config.agents import MEMORY_FIELD, Agent
 from memory.base import (
     API_KEY_AUTHOR,
@@ -26,6 +29,7 @@ from memory.base import (
     NewMemory,
     PlatformKey,
 )
+from memory.recall import MAX_RECALL_SCAN, terms
 from memory.rules import fold
 
 logger = logging.getLogger(__name__)
@@ -123,8 +127,9 @@ class Recalled:
 class PeopleMemory:
     """Recalls the speaker's memories for a prompt and keeps the facts a reply lists."""
 
-    def __init__(self, store: MemoryRecords) -> None:
+    def __init__(self, store: MemoryRecords, embedder: Embedder | None = None) -> None:
         self._store = store
+        self._embedder = embedder
 
     async def recall(
         self,
@@ -135,17 +140,23 @@ class PeopleMemory:
         name: str,
         query: str,
         count: Callable[[str], int],
+        vector: Vector | None = None,
     ) -> Recalled | None:
-        """The speaker's memories most relevant to ``query``, within ``agent.memory_tokens``;
-        None when the agent keeps no memories. A store failure recalls nothing (the turn goes
-        on without memory; it is logged)."""
+        """The speaker's memories most relevant to ``query``, within ``agent.memory_tokens``:
+        by shared words, fused with vector similarity to ``vector`` (the message's embedding)
+        when there is one. None when the agent keeps no memories. A store failure recalls
+        nothing (the turn goes on without memory; it is logged)."""
         scope = memory_scope(agent, key, person)
         if scope is None:
             return None
+        private = key.is_direct
         try:
-            found = await self._store.recall_memories(
-                scope, query=query, include_private=key.is_direct, limit=RECALL_CANDIDATES
-            )
+            if vector is None:
+                found = await self._store.recall_memories(
+                    scope, query=query, include_private=private, limit=RECALL_CANDIDATES
+                )
+            else:
+                found = await self._fused(scope, query, vector, private=private)
         except StoreError as exc:
             logger.warning("memory: recall failed, answering without it (%s)", exc)
             found = []
@@ -165,6 +176,24 @@ class PeopleMemory:
                 return Recalled(scope, tuple(kept), block, tokens)
             kept.pop()
         return Recalled(scope, (), "", 0)
+
+    async def _fused(
+        self, scope: MemoryScope, query: str, vector: Vector, *, private: bool
+    ) -> list[Memory]:
+        """The scope's memories by shared words, fused with those nearest ``vector``."""
+        every = await self._store.recall_memories(
+            scope, query=query, include_private=private, limit=MAX_RECALL_SCAN
+        )
+        vectors = await self._store.memory_vectors(
+            scope, include_private=private, limit=MAX_RECALL_SCAN
+        )
+        similar = await asyncio.to_thread(ranked, vector, vectors, RECALL_CANDIDATES)
+        wanted = terms(query)
+        by_words = [m.id for m in every if wanted & terms(m.text)][:RECALL_CANDIDATES]
+        known = {memory.id: memory for memory in every}
+        order = fuse([by_words, similar], RECALL_CANDIDATES)
+        order += [m.id for m in every if m.id not in set(order)]  # the rest, newest first
+        return [known[memory_id] for memory_id in order[:RECALL_CANDIDATES] if memory_id in known]
 
     async def learn(
         self,
@@ -193,8 +222,14 @@ class PeopleMemory:
         ]
         if not new:
             return []
+        vectors: list[Vector | None] = []
+        if self._embedder is not None:
+            try:
+                vectors = list(await self._embedder.embed([memory.text for memory in new]))
+            except ModelError as exc:  # kept without: found by its words until re-learned
+                logger.warning("memory: facts kept without embeddings (%s)", exc)
         try:
-            return await self._store.add_memories(new)
+            return await self._store.add_memories(new, vectors)
         except StoreError as exc:
             logger.warning("memory: %d new facts not kept (%s)", len(new), exc)
             return []

@@ -16,6 +16,7 @@ from adapters.base import AdapterHealth, FailureHook, PlatformAdapter
 from adapters.http.host import WebHost
 from adapters.http.services import Services
 from bot.catalog import AgentCatalog
+from bot.embeddings import build_embedder
 from bot.engine import Engine
 from bot.errors import StoreError
 from bot.journal import TurnJournal
@@ -108,6 +109,7 @@ class Runtime:
         self.model = model or build_model_client(settings)
         self.tokens = tokens or TokenCounter()
         self.catalog = AgentCatalog(agents, self.store)
+        self.embedder = build_embedder(settings)
         self.engine = Engine(
             store=self.store,
             agents=self.catalog,
@@ -117,6 +119,7 @@ class Runtime:
             api_turns_per_key=settings.api_turns_per_key,
             api_turn_share=settings.api_turn_share,
             max_queued_per_conversation=settings.max_queued_per_conversation,
+            embedder=self.embedder,
         )
         lease = settings.journal_lease_seconds
         self.journal = TurnJournal(
@@ -272,6 +275,8 @@ class Runtime:
                 await asyncio.to_thread(self.tokens.warm, model)
             await self._sync_knowledge()
             stack.push_async_callback(self.model.close)
+            if self.embedder is not None:
+                stack.push_async_callback(self.embedder.close)
             stack.push_async_callback(self._close_engine)
             stack.push_async_callback(self._stop_adapters)  # those :meth:`posters` started
             self._exit = stack.pop_all()

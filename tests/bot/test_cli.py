@@ -50,7 +50,7 @@ def test_check_describes_a_good_configuration(workdir: Path) -> None:
     assert "tutor (Maths Tutor)" in out
     assert "Model        gpt-4o-mini via OpenAI (api.openai.com) (key set)" in out
     assert "Store        SQLite (data/parley.sqlite3)" in out
-    assert "Retrieval    memory and knowledge by keyword (no embeddings model" in out
+    assert "Retrieval    memory and knowledge by keyword only (set EMBEDDING_MODEL" in out
     assert "Slack        off" in out
     assert "Discord      on" in out
     assert OPENAI_KEY not in out + result.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.embeddings import Embedder
 from bot.engine import Engine
 from bot.llm import OpenAIModelClient
 from bot.tokens import TokenCounter
@@ -48,6 +49,7 @@ async def make_engine(
         max_pending_turns: int = 10_000,
         api_turn_share: float = 0.5,
         consolidation_settle: float = 0.05,
+        embedder: Embedder | None = None,
     ) -> Engine:
         model = OpenAIModelClient(
             api_key="test-key",
@@ -64,6 +66,7 @@ async def make_engine(
             max_pending_turns=max_pending_turns,
             api_turn_share=api_turn_share,
             consolidation_settle=consolidation_settle,
+            embedder=embedder,
         )
         made.append((engine, model))
         return engine
