@@ -69,11 +69,14 @@ async def test_a_fact_told_in_one_thread_follows_its_teller_only(
     request: pytest.FixtureRequest,
 ) -> None:
     (tmp_path / "agents.yaml").write_text(yaml.safe_dump(AGENTS))
-    where: dict[str, str] = {"BOT_DATA_DIR": str(tmp_path / "data")}
+    where: dict[str, str] = {
+        "BOT_DATA_DIR": str(tmp_path / "data"),
+        "EMBEDDING_MODEL": "fake-embed",
+    }
     if store == "mongo":
         uri: str = request.getfixturevalue("secantus_uri")
         database: str = request.getfixturevalue("mongo_database")
-        where = {"MONGODB_URI": uri, "MONGODB_DB": database}
+        where = {"MONGODB_URI": uri, "MONGODB_DB": database}  # and no embeddings model
     env = bot_environment(
         tmp_path,
         SLACK_BOT_TOKEN=fake_slack.bot_token,
@@ -115,3 +118,10 @@ async def test_a_fact_told_in_one_thread_follows_its_teller_only(
     log = (await errors).decode()
     assert code == 0, log
     assert "Traceback" not in log
+    embedded = fake_openai.embedding_requests()
+    if "EMBEDDING_MODEL" in where:  # the fact and every question, through the settings alone
+        assert embedded
+        assert all(r.body["model"] == "fake-embed" for r in embedded)
+        assert all(r.headers["authorization"] == "Bearer sk-memory-process" for r in embedded)
+    else:
+        assert embedded == []
