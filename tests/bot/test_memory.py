@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.commands.memories import PersonMemories
+from bot.commands.outcomes import Said
 from bot.consolidation import MEMORY_MARKER
 from bot.engine import Engine, IncomingMessage
 from bot.errors import ConfigError, StoreUnavailable
@@ -316,3 +318,19 @@ async def test_background_extraction_learns_every_few_turns_without_the_field(
     assert len(extractions) == 1, "one call for four turns"
     block = await ask(engine, fake_openai, said("Dinner?", thread(2)))
     assert "I am allergic to peanuts." in block
+
+
+async def test_a_forgotten_fact_is_gone_from_the_next_thread(
+    chef_engine: Engine, fake_openai: FakeOpenAI
+) -> None:
+    """What ``/agent memory forget`` does (bot.commands.memories) reaches the prompts: the
+    next new thread no longer knows the fact."""
+    await ask(chef_engine, fake_openai, said("I am allergic to peanuts.", thread(1)))
+    assert "peanuts" in await ask(chef_engine, fake_openai, said("Ideas?", thread(2)))
+    agent = chef_engine.agents.default
+    forgotten = await PersonMemories(chef_engine.store).run(
+        agent, key=thread(3), person="U_ADA", argument="forget 1", prefix="/agent "
+    )
+    assert isinstance(forgotten, Said)
+    assert forgotten.text == "Forgotten: “I am allergic to peanuts.”."
+    assert await ask(chef_engine, fake_openai, said("Ideas?", thread(4))) == ""
