@@ -141,10 +141,10 @@ async def test_unknown_routes_answer_404_and_are_recorded(
     fake_openai: FakeOpenAI, client: AsyncOpenAI
 ) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        await client.embeddings.create(model="fake-model", input="hello")
+        await client.moderations.create(model="fake-model", input="hello")
 
-    assert "no route /v1/embeddings" in caught.value.message
-    assert fake_openai.requests[-1].path == "/v1/embeddings"
+    assert "no route /v1/moderations" in caught.value.message
+    assert fake_openai.requests[-1].path == "/v1/moderations"
 
 
 async def test_streaming_reassembles_content_and_sends_usage(
