@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -225,3 +225,12 @@ def journal_changes(
             raise ValueError("error: must be a string or None")
         changes["error"] = None if error is None else error[:MAX_JOURNAL_ERROR]
     return changes
+
+
+def paired_vectors(count: int, vectors: Sequence[bytes | None], what: str) -> list[bytes | None]:
+    """One embedding (or None) for each of ``count`` records kept together: ``vectors`` as
+    given, or none at all. Raises ValueError for any other number."""
+    paired = list(vectors) or [None] * count
+    if len(paired) != count:
+        raise ValueError(f"vectors: one per {what}, or none")
+    return paired

@@ -13,7 +13,7 @@ from memory.base import KnowledgeChunk, KnowledgeDocument, NewChunk, NewDocument
 from memory.mongo.connection import Document, MongoConnection, utc
 from memory.mongo.schema import KNOWLEDGE_CHUNKS, KNOWLEDGE_DOCUMENTS
 from memory.recall import MAX_KNOWLEDGE_SCAN, query_terms, terms
-from memory.rules import is_valid_id, wants_rows
+from memory.rules import is_valid_id, paired_vectors, wants_rows
 
 _CHUNK_FIELDS = {"terms": False, "embedding": False}
 
@@ -30,9 +30,7 @@ class MongoKnowledge(MongoConnection):
         """The new chunks are written first, then the document points at them, then the old
         chunks go: a search meanwhile finds the old or the new text (briefly both)."""
         now = self._now()
-        embeddings = list(vectors) or [None] * len(chunks)
-        if len(embeddings) != len(chunks):
-            raise ValueError("vectors: one per chunk, or none")
+        embeddings = paired_vectors(len(chunks), vectors, "chunk")
         documents, pieces = (
             self._collection(KNOWLEDGE_DOCUMENTS),
             self._collection(KNOWLEDGE_CHUNKS),

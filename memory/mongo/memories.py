@@ -13,7 +13,7 @@ from memory.base import Memory, MemoryQuery, MemoryScope, NewMemory
 from memory.mongo.connection import Document, MongoConnection, utc
 from memory.mongo.schema import MEMORIES
 from memory.recall import MAX_HISTORY, MAX_RECALL_SCAN, rank
-from memory.rules import fold, is_valid_id, wants_rows
+from memory.rules import fold, is_valid_id, paired_vectors, wants_rows
 
 _NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
@@ -26,9 +26,7 @@ class MongoMemories(MongoConnection):
     ) -> list[Memory]:
         if not memories:
             return []
-        embeddings = list(vectors) or [None] * len(memories)
-        if len(embeddings) != len(memories):
-            raise ValueError("vectors: one per memory, or none")
+        embeddings = paired_vectors(len(memories), vectors, "memory")
         now = self._now()
         added = [
             Memory(**memory.model_dump(), id=uuid4().hex, created_at=now) for memory in memories

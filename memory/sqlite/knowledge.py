@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from memory.base import KnowledgeChunk, KnowledgeDocument, NewChunk, NewDocument
 from memory.recall import MAX_KNOWLEDGE_SCAN, query_terms, terms
-from memory.rules import is_valid_id, wants_rows
+from memory.rules import is_valid_id, paired_vectors, wants_rows
 from memory.sqlite.connection import SqliteConnection
 from memory.sqlite.sql import fetch, from_ms, to_ms
 
@@ -37,9 +37,7 @@ class SqliteKnowledge(SqliteConnection):
     ) -> KnowledgeDocument:
         now = to_ms(self._now())
         new_id = uuid.uuid4().hex
-        embeddings = list(vectors) or [None] * len(chunks)
-        if len(embeddings) != len(chunks):
-            raise ValueError("vectors: one per chunk, or none")
+        embeddings = paired_vectors(len(chunks), vectors, "chunk")
         rows = [(uuid.uuid4().hex, n, chunk) for n, chunk in enumerate(chunks)]
 
         def write(db: sqlite3.Connection) -> sqlite3.Row:

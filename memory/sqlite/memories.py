@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from memory.base import Memory, MemoryQuery, MemoryScope, NewMemory
 from memory.recall import MAX_HISTORY, MAX_RECALL_SCAN, rank
-from memory.rules import fold, is_valid_id, wants_rows
+from memory.rules import fold, is_valid_id, paired_vectors, wants_rows
 from memory.sqlite.connection import SqliteConnection
 from memory.sqlite.sql import fetch, from_ms, to_ms
 
@@ -44,9 +44,7 @@ class SqliteMemories(SqliteConnection):
     ) -> list[Memory]:
         if not memories:
             return []
-        embeddings = list(vectors) or [None] * len(memories)
-        if len(embeddings) != len(memories):
-            raise ValueError("vectors: one per memory, or none")
+        embeddings = paired_vectors(len(memories), vectors, "memory")
         now = self._now()
         added = [
             Memory(**memory.model_dump(), id=uuid.uuid4().hex, created_at=now)
