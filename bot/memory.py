@@ -192,7 +192,8 @@ class PeopleMemory:
         by_words = [m.id for m in every if wanted & terms(m.text)][:RECALL_CANDIDATES]
         known = {memory.id: memory for memory in every}
         order = fuse([by_words, similar], RECALL_CANDIDATES)
-        order += [m.id for m in every if m.id not in set(order)]  # the rest, newest first
+        placed = set(order)
+        order += [m.id for m in every if m.id not in placed]  # the rest, newest first
         return [known[memory_id] for memory_id in order[:RECALL_CANDIDATES] if memory_id in known]
 
     async def learn(
