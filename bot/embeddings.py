@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import openai
@@ -79,6 +79,30 @@ def fuse(rankings: Sequence[Sequence[str]], limit: int) -> list[str]:
             first_seen.setdefault(key, len(first_seen))
     order = sorted(scores, key=lambda key: (-scores[key], first_seen[key]))
     return order[:limit]
+
+
+class QueryVector:
+    """A turn's message embedding, asked of the model only when something needs it (the
+    speaker's memories, or an agent whose documents have vectors) and then once; None when
+    the model fails (the turn searches by words; logged by ``on_error``)."""
+
+    def __init__(
+        self, embedder: Embedder, text: str, on_error: Callable[[ModelError], None]
+    ) -> None:
+        self._embedder = embedder
+        self._text = text
+        self._on_error = on_error
+        self._asked = False
+        self._vector: Vector | None = None
+
+    async def get(self) -> Vector | None:
+        if not self._asked:
+            self._asked = True
+            try:
+                (self._vector,) = await self._embedder.embed([self._text])
+            except ModelError as exc:
+                self._on_error(exc)
+        return self._vector
 
 
 class OpenAIEmbedder:

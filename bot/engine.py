@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy, KeyBusy, Ticket
 from bot.catalog import AgentCatalog
 from bot.consolidation import Consolidation
-from bot.embeddings import Embedder, Vector
+from bot.embeddings import Embedder, QueryVector
 from bot.errors import NotFound, ParleyError
 from bot.extraction import BackgroundExtraction
 from bot.goals import GOAL_SCHEMA, check_goal
@@ -415,7 +415,15 @@ class Engine:
             return await self._close_politely(conversation, agent, user_message)
 
         history = await self._recent(conversation, agent, before_seq=user_message.seq)
-        vector = await self._query_vector(agent, incoming.text, context)
+        vector = None
+        if self._embedder is not None:
+            vector = QueryVector(
+                self._embedder,
+                incoming.text,
+                lambda exc: logger.warning(
+                    "embedding failed, searching by words only: %s", exc, extra=context
+                ),
+            )
         recalled = await self._memory.recall(
             agent,
             incoming.key,
@@ -504,23 +512,6 @@ class Engine:
             data=reply.data,
             failed=failed,
         )
-
-    async def _query_vector(
-        self, agent: Agent, text: str, context: Mapping[str, str]
-    ) -> Vector | None:
-        """The message's embedding, when an embeddings model is configured and the agent has
-        memories or documents to search; None otherwise or when the model fails (the turn
-        then searches by words only; logged)."""
-        if self._embedder is None or (agent.knowledge_tokens <= 0 and not agent.memory.on):
-            return None
-        if not agent.memory.on and not await self._knowledge.has_documents(agent):
-            return None
-        try:
-            (vector,) = await self._embedder.embed([text])
-        except ModelError as exc:
-            logger.warning("embedding failed, searching by words only: %s", exc, extra=context)
-            return None
-        return vector
 
     async def _stored_turn(
         self, conversation: Conversation, incoming: IncomingMessage

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from bot.embeddings import Embedder, Vector, fuse, ranked
+from bot.embeddings import Embedder, QueryVector, Vector, fuse, ranked
 from bot.errors import StoreError
 from bot.llm import ModelError
 from bot.lru import BoundedLRU
@@ -250,13 +250,6 @@ class Knowledge:
         """Per agent: its documents' versions and its chunks' vectors, read once per change
         (there is no vector index to ask: the vectors are ranked here)."""
 
-    async def has_documents(self, agent: Agent) -> bool:
-        """Whether the agent has any document (one small read)."""
-        try:
-            return bool(await self._store.list_documents(agent_id=agent.id))
-        except StoreError:
-            return False
-
     async def put(
         self, agent: Agent, name: str, content: bytes, *, source: str, count: Count
     ) -> tuple[NewDocument, int]:
@@ -308,7 +301,7 @@ class Knowledge:
         return report
 
     async def recall(
-        self, agent: Agent, query: str, count: Count, vector: Vector | None = None
+        self, agent: Agent, query: str, count: Count, vector: QueryVector | None = None
     ) -> Passages:
         """The chunks most relevant to ``query`` within ``agent.knowledge_tokens``: by shared
         words, fused with vector similarity to ``vector`` (the message's embedding) when
@@ -341,13 +334,15 @@ class Knowledge:
         return Passages((), "")
 
     async def _with_vectors(
-        self, agent: Agent, by_words: list[KnowledgeChunk], vector: Vector
+        self, agent: Agent, by_words: list[KnowledgeChunk], vector: QueryVector
     ) -> list[KnowledgeChunk]:
-        """``by_words`` fused with the agent's chunks most similar to ``vector``."""
+        """``by_words`` fused with the agent's chunks most similar to the message (embedded
+        only when the agent has chunk vectors)."""
         candidates = await self._agent_vectors(agent)
-        if not candidates:
+        meaning = await vector.get() if candidates else None
+        if meaning is None:
             return by_words
-        similar = await asyncio.to_thread(ranked, vector, candidates, VECTOR_CANDIDATES)
+        similar = await asyncio.to_thread(ranked, meaning, candidates, VECTOR_CANDIDATES)
         order = fuse([[chunk.id for chunk in by_words], similar], SEARCH_CANDIDATES)
         known = {chunk.id: chunk for chunk in by_words}
         missing = [chunk_id for chunk_id in order if chunk_id not in known]

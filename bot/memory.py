@@ -16,7 +16,7 @@ from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
-from bot.embeddings import Embedder, Vector, fuse, ranked
+from bot.embeddings import Embedder, QueryVector, Vector, fuse, ranked
 from bot.errors import StoreError
 from bot.llm import ModelError
 from config.agents import MEMORY_FIELD, Agent
@@ -140,7 +140,7 @@ class PeopleMemory:
         name: str,
         query: str,
         count: Callable[[str], int],
-        vector: Vector | None = None,
+        vector: QueryVector | None = None,
     ) -> Recalled | None:
         """The speaker's memories most relevant to ``query``, within ``agent.memory_tokens``:
         by shared words, fused with vector similarity to ``vector`` (the message's embedding)
@@ -151,12 +151,13 @@ class PeopleMemory:
             return None
         private = key.is_direct
         try:
-            if vector is None:
+            meaning = None if vector is None else await vector.get()
+            if meaning is None:
                 found = await self._store.recall_memories(
                     scope, query=query, include_private=private, limit=RECALL_CANDIDATES
                 )
             else:
-                found = await self._fused(scope, query, vector, private=private)
+                found = await self._fused(scope, query, meaning, private=private)
         except StoreError as exc:
             logger.warning("memory: recall failed, answering without it (%s)", exc)
             found = []

@@ -122,3 +122,23 @@ async def test_a_failing_embeddings_model_leaves_keyword_search(
         assert "Allergic to peanuts" in block
     finally:
         await broken.close()
+
+
+async def test_the_message_is_embedded_only_when_something_needs_it(
+    make_engine: EngineFactory, fake_openai: FakeOpenAI, embedder: OpenAIEmbedder
+) -> None:
+    engine = make_engine(agents_file(chef()), embedder=embedder)  # no memory
+    await ask(engine, "How do I cook a risotto?")
+    assert fake_openai.embedding_requests() == [], "no documents, no memory: nothing to compare"
+    agent = engine.agents.default
+    await engine.knowledge.put(
+        agent,
+        "kitchen.md",
+        b"Use Carnaroli for the creamiest result.",
+        source="upload",
+        count=lambda text: engine.count_tokens(text, agent),
+    )
+    indexed = len(fake_openai.embedding_requests())
+    await ask(engine, "And a second risotto question?")
+    asked = fake_openai.embedding_requests()[indexed:]
+    assert [r.body["input"] for r in asked] == [["And a second risotto question?"]]
