@@ -413,6 +413,10 @@ class JournalEntry(_Value):
     shown_ref: str | None = None
     """The platform's id of the message showing the reply (Slack ts, Discord message id)."""
     error: str | None = None
+    prior_touch: datetime | None = None
+    """Set only on an entry :meth:`JournalRecords.journal_advance` just took: its
+    ``updated_at`` before the take. On a retry, what the platform shows from after this moment
+    in the entry's place was posted by the attempt that died (see ``bot.journal``)."""
 
     @property
     def unfinished(self) -> bool:

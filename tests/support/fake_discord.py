@@ -226,6 +226,10 @@ class FakeDiscord:
         self.members: dict[int, dict[int, dict[str, Any]]] = {}
         self.channels: dict[int, dict[str, Any]] = {}
         self.messages: dict[int, dict[str, Any]] = {}
+        self.held_answers: dict[str, asyncio.Event] = {}
+        """Requests (``"POST /channels/(\\d+)/messages"``, a pattern) that take effect at once
+        but are answered only once the event is set: a caller that dies meanwhile never
+        learns what its request did."""
         self.deleted: set[int] = set()
         self.uploads: dict[int, list[UploadedFile]] = {}
         self.attachments: dict[int, bytes] = {}
@@ -1013,6 +1017,9 @@ class FakeDiscord:
             response = _error(refusal.status, refusal.message, refusal.code)
         call.status = response.status
         await self._notify()
+        for pattern, answer in self.held_answers.items():
+            if re.fullmatch(pattern, f"{call.method} {path}"):
+                await answer.wait()  # done, but the caller hears of it only later, if ever
         return response
 
     async def _read_body(self, request: web.Request, call: Call) -> None:
@@ -1057,6 +1064,7 @@ class FakeDiscord:
             ("PUT", r"/applications/(\d+)/commands", self._put_commands),
             ("PUT", r"/applications/(\d+)/guilds/(\d+)/commands", self._put_guild_commands),
             ("GET", r"/channels/(\d+)", self._get_channel),
+            ("GET", r"/channels/(\d+)/messages", self._get_messages),
             ("POST", r"/channels/(\d+)/messages", self._post_message),
             ("GET", r"/channels/(\d+)/messages/(\d+)", self._get_message),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._patch_message),
@@ -1185,6 +1193,23 @@ class FakeDiscord:
 
     def _uploaded(self, call: Call) -> list[dict[str, Any]]:
         return [self.add_attachment(f.filename, f.content, f.content_type) for f in call.files]
+
+    async def _get_messages(self, call: Call, channel_id: str) -> web.Response:
+        """A channel's history as Discord pages it: with ``after``, the ``limit`` messages
+        just after it; else those just before ``before`` (or the latest). Newest first."""
+        self._channel(channel_id)
+        limit = min(max(int(call.query.get("limit") or 50), 1), 100)
+        after, before = call.query.get("after"), call.query.get("before")
+        found = sorted(
+            message_id
+            for message_id, message in self.messages.items()
+            if message["channel_id"] == channel_id
+            and message_id not in self.deleted
+            and (after is None or message_id > int(after))
+            and (before is None or message_id < int(before))
+        )
+        page = found[:limit] if after is not None else found[-limit:]
+        return _json(200, [self.messages[message_id] for message_id in reversed(page)])
 
     async def _get_message(self, call: Call, channel_id: str, message_id: str) -> web.Response:
         return _json(200, self._stored(channel_id, message_id))
