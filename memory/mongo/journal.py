@@ -131,9 +131,7 @@ class MongoJournal(MongoCoordination):
                 )
             if before is not None:  # the entry as it was, moved as the update moved it
                 taken = {**before, "attempts": before.get("attempts", 0) + 1, "updated_at": now}
-                return _journal_entry(taken).model_copy(
-                    update={"prior_touch": utc(before["updated_at"])}
-                )
+                return _journal_entry(taken, prior_touch=utc(before["updated_at"]))
             await self.release_claim(key=lease, owner=owner)
             if await self.journal_next(key=key) is None:
                 return None
@@ -236,7 +234,7 @@ class MongoJournal(MongoCoordination):
         return result.deleted_count
 
 
-def _journal_entry(doc: Document) -> JournalEntry:
+def _journal_entry(doc: Document, prior_touch: datetime | None = None) -> JournalEntry:
     return JournalEntry(
         id=doc["_id"],
         key=PlatformKey.from_canonical(doc["place"]),
@@ -251,6 +249,7 @@ def _journal_entry(doc: Document) -> JournalEntry:
         reply_message_id=doc.get("reply_message_id"),
         shown_ref=doc.get("shown_ref"),
         error=doc.get("error"),
+        prior_touch=prior_touch,
     )
 
 

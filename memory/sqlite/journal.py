@@ -178,7 +178,7 @@ class SqliteJournal(SqliteConnection):
         if found is None:
             return None
         row, prior_touch = found
-        return _journal_entry(row).model_copy(update={"prior_touch": from_ms(prior_touch)})
+        return _journal_entry(row, prior_touch=from_ms(prior_touch))
 
     async def journal_update(
         self,
@@ -258,7 +258,7 @@ def _update_params(
     return params
 
 
-def _journal_entry(row: sqlite3.Row) -> JournalEntry:
+def _journal_entry(row: sqlite3.Row, prior_touch: datetime | None = None) -> JournalEntry:
     return JournalEntry(
         id=row["id"],
         key=PlatformKey.from_canonical(row["place"]),
@@ -273,4 +273,5 @@ def _journal_entry(row: sqlite3.Row) -> JournalEntry:
         reply_message_id=row["reply_message_id"],
         shown_ref=row["shown_ref"],
         error=row["error"],
+        prior_touch=prior_touch,
     )
