@@ -529,8 +529,9 @@ MAX_USAGE_LABEL = 200
 """Characters of a usage record's purpose or model name."""
 MAX_USAGE_BATCH = 1000
 """Usage records at most in one :meth:`UsageRecords.add_usage` call."""
-UsageGroup = Literal["agent", "conversation", "purpose", "model", "day"]
-USAGE_GROUPS: tuple[UsageGroup, ...] = ("agent", "conversation", "purpose", "model", "day")
+UsageGroup = Literal["day", "agent", "conversation", "purpose", "model"]
+USAGE_GROUPS: tuple[UsageGroup, ...] = ("day", "agent", "conversation", "purpose", "model")
+"""What usage totals group by, in the order their groups are sorted."""
 
 
 class NewUsage(_Value):
@@ -1037,8 +1038,8 @@ class UsageRecords(Protocol):
         ...
 
     async def usage_totals(self, query: UsageQuery) -> list[UsageTotal]:
-        """Totals per group, ordered by the grouped fields (day, agent, conversation, purpose,
-        model, missing values first); at most ``query.limit`` groups."""
+        """Totals per group, ordered by the grouped fields in :data:`USAGE_GROUPS` order
+        (missing values first); at most ``query.limit`` groups."""
         ...
 
 
