@@ -355,14 +355,19 @@ def _label(total: UsageTotal, groups: tuple[UsageGroup, ...]) -> list[str]:
     return words
 
 
+def calls(count: int) -> str:
+    """``1 call``, ``2,000 calls``."""
+    return f"{count:,} call" if count == 1 else f"{count:,} calls"
+
+
 def _amounts(row: CostedTotal, currency: str) -> str:
     t = row.total
     text = (
-        f"{t.calls} calls, {t.input_tokens} in ({t.cached_input_tokens} cached),"
-        f" {t.output_tokens} out, cost {format_cost(row.cost, currency)}"
+        f"{calls(t.calls)}, {t.input_tokens:,} in ({t.cached_input_tokens:,} cached),"
+        f" {t.output_tokens:,} out, cost {format_cost(row.cost, currency)}"
     )
     if t.estimated_calls:
-        text += f", {t.estimated_calls} estimated"
+        text += f", {t.estimated_calls:,} estimated"
     if row.unpriced:
         text += f" (no price for {', '.join(row.unpriced)})"
     return text

@@ -59,12 +59,16 @@ async def test_usage_by_agent_with_cost(workdir: Path) -> None:
     assert done.code == 0, done.err
     lines = done.out.splitlines()
     assert lines[0] == "Usage from the start to now, by agent:"
-    assert lines[1] == ("agent=chef: 1 calls, 1000000 in (0 cached), 1000000 out, cost 0.7500 USD")
+    assert lines[1] == (
+        "agent=chef: 1 call, 1,000,000 in (0 cached), 1,000,000 out, cost 0.7500 USD"
+    )
     assert lines[2] == (
-        "agent=tutor: 1 calls, 10 in (0 cached), 5 out, cost unknown, 1 estimated"
+        "agent=tutor: 1 call, 10 in (0 cached), 5 out, cost unknown, 1 estimated"
         " (no price for house-llm)"
     )
-    assert lines[3].startswith("total: 2 calls, 1000010 in (0 cached), 1000005 out, cost unknown")
+    assert lines[3].startswith(
+        "total: 2 calls, 1,000,010 in (0 cached), 1,000,005 out, cost unknown"
+    )
 
 
 async def test_usage_filtered_by_time_and_grouped_by_day(workdir: Path) -> None:
@@ -76,7 +80,7 @@ async def test_usage_filtered_by_time_and_grouped_by_day(workdir: Path) -> None:
     assert lines[0] == (
         "Usage from 2026-03-02T00:00:00+00:00 to 2026-03-03T00:00:00+00:00, by day, purpose:"
     )
-    assert lines[1].startswith("day=2026-03-02 purpose=goal_check: 1 calls, 10 in")
+    assert lines[1].startswith("day=2026-03-02 purpose=goal_check: 1 call, 10 in")
     assert len(lines) == 3
 
 
