@@ -667,12 +667,26 @@ def describe(loaded: Loaded) -> str:
     lines.append(f"Model        {_describe_model(settings)}")
     lines.append(f"Store        {_describe_store(settings)}")
     lines.append(f"Retrieval    {_describe_retrieval(settings)}")
+    lines.append(f"Prices       {_describe_prices(settings, agents)}")
     lines.append(f"Slack        {_describe_slack(settings)}")
     lines.append(f"Discord      {_describe_discord(settings)}")
     api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
     lines.append(f"HTTP         {settings.host}:{settings.port}; API {api}")
     lines.append(f"Logging      {settings.log_level}, {settings.log_format}")
     return "\n".join(lines) + "\n"
+
+
+def _describe_prices(settings: Settings, agents: AgentsFile) -> str:
+    """The price file (checked), and the agents' models it has no price for."""
+    if settings.prices_file is None:
+        return "none (set PRICES_FILE): costs are shown as unknown"
+    prices = load_prices(settings.prices_file)
+    models = sorted({agent.effective_model(settings.bot_model) for agent in agents.agents})
+    unpriced = [model for model in models if prices.of(model) is None]
+    text = f"{settings.prices_file} ({len(prices.models)} models, {prices.currency})"
+    if unpriced:
+        text += f"; no price for {', '.join(unpriced)} (cost unknown)"
+    return text
 
 
 def _describe_agent(agent: Agent, settings: Settings) -> str:
@@ -692,6 +706,8 @@ def _describe_agent(agent: Agent, settings: Settings) -> str:
     ]
     if bound:
         parts.append("bound to " + ", ".join(bound))
+    if agent.daily_token_budget is not None:
+        parts.append(f"daily budget {agent.daily_token_budget:,} tokens")
     if agent.memory.on:
         shared = ", shared by the workspace's agents" if agent.memory.shared else ""
         parts.append(f"remembers people ({agent.memory.extract}{shared})")
