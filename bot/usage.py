@@ -180,6 +180,8 @@ class UsageRecorder:
                     logger.warning(
                         "%d usage records lost: the store failed (%s)", len(self._writing), exc
                     )
+                except Exception:  # the writer's edge: say what was lost, keep recording
+                    logger.exception("%d usage records lost", len(self._writing))
                 finally:
                     self._writing = []
 

@@ -217,3 +217,18 @@ def test_a_prices_file_is_read_and_checked(tmp_path: Path) -> None:
         load_prices(typo)
     with pytest.raises(ConfigError, match="file not found"):
         load_prices(tmp_path / "missing.yaml")
+
+
+async def test_a_store_failure_is_logged_with_what_was_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from memory.sqlite import SqliteStore
+
+    closed = SqliteStore(path=tmp_path / "closed.sqlite3")  # never opened: every write fails
+    recorder = UsageRecorder(store=closed, count=lambda text, model: 1)
+    request = ChatRequest(model="m", messages=(ChatMessage(role="user", content="hi"),))
+    recorder.record(request, None, "ok")
+    with caplog.at_level(logging.WARNING, logger="bot.usage"):
+        await recorder.aclose()
+    assert "1 usage records lost: the store failed" in caplog.text
+    assert recorder.buffered == 0
