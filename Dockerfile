@@ -19,7 +19,7 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-COPY --chown=parley:parley pyproject.toml README.md agents.yaml ./
+COPY --chown=parley:parley pyproject.toml README.md agents.yaml prices.yaml ./
 COPY --chown=parley:parley bot ./bot
 COPY --chown=parley:parley adapters ./adapters
 COPY --chown=parley:parley memory ./memory

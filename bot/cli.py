@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -28,17 +29,22 @@ from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from bot.tokens import TokenCounter
+from bot.usage import report_lines, usage_report
 from config.agents import Agent, AgentsFile, load_agents
+from config.pricing import Prices, load_prices
 from config.redact import redact_url
 from config.settings import Settings, load_settings
 from memory.base import (
     MAX_KEY_LIMITS,
     MAX_PAGE,
+    USAGE_GROUPS,
     ApiKeyRecord,
     Memory,
     MemoryQuery,
     MemoryScope,
     Platform,
+    UsageGroup,
+    UsageQuery,
 )
 from memory.export import export_conversation
 from memory.factory import build_store
@@ -119,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key", help="the key's id or name")
     _memory_parser(commands)
+    _usage_parser(commands)
     knowledge = commands.add_parser("knowledge", help="index and list the agents' documents")
     steps = knowledge.add_subparsers(dest="action", required=True, metavar="ACTION")
     steps.add_parser("sync", help="index the agents' knowledge files that changed")
@@ -151,6 +158,44 @@ def _memory_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     whose.add_argument(
         "--shared", action="store_true", help="the memories all agents share of the person"
     )
+
+
+def _usage_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    usage = commands.add_parser("usage", help="tokens the model used and what they cost")
+    usage.add_argument("--agent", help="only this agent")
+    usage.add_argument("--conversation", help="only this conversation (its id)")
+    usage.add_argument(
+        "--from", dest="since", type=_moment, help="from this UTC date or time (inclusive)"
+    )
+    usage.add_argument(
+        "--to", dest="until", type=_moment, help="to this UTC date or time (not included)"
+    )
+    usage.add_argument(
+        "--by",
+        type=_groups,
+        default=("agent",),
+        help=f"comma-separated, of {','.join(USAGE_GROUPS)}; '' for one total (default: agent)",
+    )
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is not a date or time (2026-12-01, 2026-12-01T09:30)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _groups(text: str) -> tuple[UsageGroup, ...]:
+    items = _items(text)
+    for item in items:
+        if item not in USAGE_GROUPS:
+            raise argparse.ArgumentTypeError(
+                f"{item[:40]!r} is not a grouping; use {', '.join(USAGE_GROUPS)}"
+            )
+    return tuple(group for group in USAGE_GROUPS if group in items)
 
 
 def _limit(text: str) -> int:
@@ -404,6 +449,38 @@ def _forget_scope(args: argparse.Namespace) -> tuple[MemoryScope | None, str]:
     return scope, ""
 
 
+def _usage_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        query = UsageQuery(
+            agent_id=args.agent,
+            conversation_id=args.conversation,
+            since=args.since,
+            until=args.until,
+            group_by=args.by,
+        )
+    except ValidationError as exc:
+        print(f"parley: usage: {_first_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    prices = load_prices(loaded.settings.prices_file)
+    return asyncio.run(_usage_report(loaded, prices, query, out))
+
+
+async def _usage_report(loaded: Loaded, prices: Prices, query: UsageQuery, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        report = await usage_report(store, prices, query)
+    finally:
+        await store.close()
+    since = query.since.isoformat() if query.since else "the start"
+    until = query.until.isoformat() if query.until else "now"
+    by = ", ".join(query.group_by) or "nothing"
+    out.write(f"Usage from {since} to {until}, by {by}:\n")
+    for line in report_lines(report):
+        out.write(line + "\n")
+    return EXIT_OK
+
+
 def _first_error(exc: ValidationError) -> str:
     """``--text: String should have at most 200 characters``: the option and the problem."""
     error = exc.errors()[0]
@@ -514,6 +591,7 @@ _COMMANDS: dict[str, Command] = {
     "summarize": _summarize_command,
     "keys": _keys_command,
     "memory": _memory_command,
+    "usage": _usage_command,
 }
 
 
@@ -589,12 +667,26 @@ def describe(loaded: Loaded) -> str:
     lines.append(f"Model        {_describe_model(settings)}")
     lines.append(f"Store        {_describe_store(settings)}")
     lines.append(f"Retrieval    {_describe_retrieval(settings)}")
+    lines.append(f"Prices       {_describe_prices(settings, agents)}")
     lines.append(f"Slack        {_describe_slack(settings)}")
     lines.append(f"Discord      {_describe_discord(settings)}")
     api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
     lines.append(f"HTTP         {settings.host}:{settings.port}; API {api}")
     lines.append(f"Logging      {settings.log_level}, {settings.log_format}")
     return "\n".join(lines) + "\n"
+
+
+def _describe_prices(settings: Settings, agents: AgentsFile) -> str:
+    """The price file (checked), and the agents' models it has no price for."""
+    if settings.prices_file is None:
+        return "none (set PRICES_FILE): costs are shown as unknown"
+    prices = load_prices(settings.prices_file)
+    models = sorted({agent.effective_model(settings.bot_model) for agent in agents.agents})
+    unpriced = [model for model in models if prices.of(model) is None]
+    text = f"{settings.prices_file} ({len(prices.models)} models, {prices.currency})"
+    if unpriced:
+        text += f"; no price for {', '.join(unpriced)} (cost unknown)"
+    return text
 
 
 def _describe_agent(agent: Agent, settings: Settings) -> str:
@@ -614,6 +706,8 @@ def _describe_agent(agent: Agent, settings: Settings) -> str:
     ]
     if bound:
         parts.append("bound to " + ", ".join(bound))
+    if agent.daily_token_budget is not None:
+        parts.append(f"daily budget {agent.daily_token_budget:,} tokens")
     if agent.memory.on:
         shared = ", shared by the workspace's agents" if agent.memory.shared else ""
         parts.append(f"remembers people ({agent.memory.extract}{shared})")

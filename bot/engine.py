@@ -19,7 +19,7 @@ from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy,
 from bot.catalog import AgentCatalog
 from bot.consolidation import Consolidation
 from bot.embeddings import Embedder, QueryVector
-from bot.errors import NotFound, ParleyError
+from bot.errors import NotFound, ParleyError, StoreError
 from bot.extraction import BackgroundExtraction
 from bot.goals import GOAL_SCHEMA, check_goal
 from bot.history import read_recent
@@ -32,6 +32,7 @@ from bot.prompt import build_prompt, user_content
 from bot.structured import Generated, StructuredReplies
 from bot.summary import RollingSummary, compaction_target
 from bot.tokens import TokenCounter
+from bot.usage import UsageLedger
 from config.agents import Agent, AgentsFile
 from memory.base import (
     Conversation,
@@ -211,10 +212,14 @@ class Engine:
         summary_concurrency: int = 2,
         consolidation_settle: float = 5.0,
         embedder: Embedder | None = None,
+        usage: UsageLedger | None = None,
     ) -> None:
         """The turn limits are those of :class:`bot.admission.Admission`: ``max_pending_turns``
         in all, ``api_turns_per_key`` per API key, ``max_queued_per_conversation`` per
-        conversation, and API turns together at most ``api_turn_share`` of the total."""
+        conversation, and API turns together at most ``api_turn_share`` of the total.
+        ``usage`` reports usage and what agents used today, for their ``daily_token_budget``
+        (one without prices, reading the store, by default)."""
+        self._usage = usage or UsageLedger(store=store)
         self._store = store
         self._agents = agents if isinstance(agents, AgentCatalog) else AgentCatalog(agents, store)
         self._model = model
@@ -267,6 +272,11 @@ class Engine:
     @property
     def store(self) -> ConversationStore:
         return self._store
+
+    @property
+    def usage(self) -> UsageLedger:
+        """Token usage and its cost."""
+        return self._usage
 
     @property
     def pending_turns(self) -> int:
@@ -413,6 +423,10 @@ class Engine:
             )
         if agent.max_turns is not None and (user_message.seq + 1) // 2 > agent.max_turns:
             return await self._close_politely(conversation, agent, user_message)
+        if await self._over_budget(conversation, agent):
+            return await self._answer_plainly(
+                conversation, agent, user_message, agent.budget_message
+            )
 
         history = await self._recent(conversation, agent, before_seq=user_message.seq)
         vector = None
@@ -452,7 +466,11 @@ class Engine:
             messages=prompt.messages,
             temperature=agent.temperature,
             max_tokens=agent.max_output_tokens,
-            metadata={"conversation_id": conversation.id, "purpose": "reply"},
+            metadata={
+                "conversation_id": conversation.id,
+                "agent_id": agent.id,
+                "purpose": "reply",
+            },
         )
         try:
             generated = await self._replies.generate(
@@ -591,6 +609,44 @@ class Engine:
             text=closing,
             data=None,
             closed=True,
+        )
+
+    async def _over_budget(self, conversation: Conversation, agent: Agent) -> bool:
+        """True when the agent has used its ``daily_token_budget`` today (UTC)."""
+        limit = agent.daily_token_budget
+        if limit is None:
+            return False
+        try:
+            spent = await self._usage.spent_today(agent.id)
+        except StoreError as exc:  # the reply matters more than the budget
+            logger.warning(
+                "daily token budget not read (%s); answering", exc, extra=context_of(conversation)
+            )
+            return False
+        if spent < limit:
+            return False
+        logger.info(
+            "daily token budget spent (%d of %d); answering without the model",
+            spent,
+            limit,
+            extra=context_of(conversation),
+        )
+        return True
+
+    async def _answer_plainly(
+        self, conversation: Conversation, agent: Agent, user_message: Message, text: str
+    ) -> TurnResult:
+        """Store ``text`` as the reply, without calling the model (so it uses no tokens)."""
+        reply = await self._store.append_message(
+            conversation_id=conversation.id,
+            message=NewMessage(role="assistant", text=text, author_name=agent.name),
+        )
+        return TurnResult(
+            conversation=conversation,
+            user_message=user_message,
+            reply=reply,
+            text=text,
+            data=None,
         )
 
     async def _recent(

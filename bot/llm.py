@@ -18,6 +18,7 @@ from openai import AsyncOpenAI
 
 from bot.errors import ParleyError
 from bot.prompt import ChatMessage
+from bot.usage import UsageSink, reported_usage
 from config.redact import redact_url
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class ChatRequest:
     max_tokens: int | None = None
     response_format: ResponseFormat | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-    """For logs only (conversation id, purpose); never sent."""
+    """For logs and usage records (conversation id, agent id, purpose); never sent."""
 
 
 class ModelClient(Protocol):
@@ -86,8 +87,11 @@ class OpenAIModelClient:
         base_url: str | None,
         timeout: float,
         max_retries: int,
+        usage: UsageSink | None = None,
     ) -> None:
+        """``usage`` is told what each call used (streams then ask for the usage chunk)."""
         self._base_url = base_url
+        self._usage = usage
         self._client = AsyncOpenAI(
             api_key=api_key or "unused",
             base_url=base_url,
@@ -103,27 +107,42 @@ class OpenAIModelClient:
         return f"OpenAIModelClient({self.description})"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        extra: dict[str, Any] = {}
+        if self._usage is not None:
+            extra["stream_options"] = {"include_usage": True}
+        pieces: list[str] = []
+        reported: Any = None
+        answered = False
         try:
             response = await self._client.chat.completions.create(
-                **self._params(request), stream=True
+                **self._params(request), stream=True, **extra
             )
+            answered = True
             async with response:
                 async for chunk in response:
+                    reported = chunk.usage or reported
                     if chunk.choices and chunk.choices[0].delta.content:
+                        pieces.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
         except Exception as exc:  # transport errors mid-stream vary by SDK version
             raise ModelError(f"the model's stream broke ({exc.__class__.__name__})") from exc
+        finally:  # a stream cut short was still paid for: its usage is estimated
+            if answered and self._usage is not None:
+                self._usage.record(request, reported_usage(reported), "".join(pieces))
 
     async def complete(self, request: ChatRequest) -> str:
         try:
             response = await self._client.chat.completions.create(**self._params(request))
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
+        content = (response.choices[0].message.content or "") if response.choices else ""
+        if self._usage is not None:
+            self._usage.record(request, reported_usage(response.usage), content)
         if not response.choices:
             raise ModelError("the model returned no choices")
-        return response.choices[0].message.content or ""
+        return content
 
     async def close(self) -> None:
         await self._client.close()

@@ -24,7 +24,9 @@ from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
 from bot.looplag import LoopLagMonitor
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
 from bot.tokens import TokenCounter
+from bot.usage import UsageLedger, UsageRecorder, UsageSink
 from config.agents import Agent, AgentsFile
+from config.pricing import load_prices
 from config.settings import Settings
 from memory.base import ConversationStore
 from memory.factory import build_store
@@ -36,13 +38,14 @@ JOURNAL_SWEEP_SECONDS = 5.0
 under twice this)."""
 
 
-def build_model_client(settings: Settings) -> ModelClient:
+def build_model_client(settings: Settings, usage: UsageSink | None = None) -> ModelClient:
     key = settings.openai_api_key
     client = OpenAIModelClient(
         api_key=key.get_secret_value() if key is not None else None,
         base_url=settings.openai_base_url,
         timeout=settings.openai_timeout,
         max_retries=settings.openai_max_retries,
+        usage=usage,
     )
     return BoundedModelClient(client, limit=settings.model_concurrency)
 
@@ -106,8 +109,15 @@ class Runtime:
         self.settings = settings
         self.agents = agents
         self.store = store or build_store(settings)
-        self.model = model or build_model_client(settings)
         self.tokens = tokens or TokenCounter()
+        self.recorder = UsageRecorder(
+            store=self.store, count=self.tokens.count, limit=settings.usage_buffer
+        )
+        """Given to the model client built here; a model passed in records no usage."""
+        self.usage = UsageLedger(
+            store=self.store, prices=load_prices(settings.prices_file), recorder=self.recorder
+        )
+        self.model = model or build_model_client(settings, usage=self.recorder)
         self.catalog = AgentCatalog(agents, self.store)
         self.embedder = build_embedder(settings)
         self.engine = Engine(
@@ -120,6 +130,7 @@ class Runtime:
             api_turn_share=settings.api_turn_share,
             max_queued_per_conversation=settings.max_queued_per_conversation,
             embedder=self.embedder,
+            usage=self.usage,
         )
         lease = settings.journal_lease_seconds
         self.journal = TurnJournal(
@@ -268,6 +279,7 @@ class Runtime:
         async with AsyncExitStack() as stack:
             await self.store.open()
             stack.push_async_callback(self.store.close)
+            stack.push_async_callback(self.recorder.aclose)  # after every model call ended
             models = {
                 agent.effective_model(self.settings.bot_model) for agent in self.agents.agents
             }

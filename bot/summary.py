@@ -112,7 +112,11 @@ class RollingSummary:
                 ),
                 temperature=0.2,
                 max_tokens=SUMMARY_MAX_TOKENS,
-                metadata={"conversation_id": conversation.id, "purpose": "summary"},
+                metadata={
+                    "conversation_id": conversation.id,
+                    "agent_id": agent.id,
+                    "purpose": "summary",
+                },
             )
             summary = (await self._model.complete(request)).strip() or summary
         return summary

@@ -36,6 +36,9 @@ _POST_TO = re.compile(r"^(thread|slack:(T[A-Z0-9]+:)?[CGD][A-Z0-9]+|discord:[0-9
 _MAX_ERRORS = 5
 
 DEFAULT_APOLOGY = "Sorry, I couldn't answer just now. Please try again in a moment."
+DEFAULT_BUDGET_MESSAGE = (
+    "I have used up today's budget and cannot answer now. Please try again tomorrow."
+)
 DEFAULT_CLOSING = (
     "We have reached the end of this conversation. Thank you! "
     "Send a new message any time to start a fresh one."
@@ -363,6 +366,11 @@ class Agent(_Spec):
     """What the user sees when the model fails after its retries."""
     closing_message: str = Field(default=DEFAULT_CLOSING, min_length=1)
     """The polite last line once ``max_turns`` is passed."""
+    daily_token_budget: int | None = Field(default=None, gt=0, le=10_000_000_000)
+    """Tokens (input and output, every purpose) the agent may use per UTC day; past it the
+    agent answers with ``budget_message`` and calls no model."""
+    budget_message: str = Field(default=DEFAULT_BUDGET_MESSAGE, min_length=1, max_length=500)
+    """The short line people see once the day's budget is spent."""
     bindings: Bindings = Field(default_factory=Bindings)
     memory: MemorySpec = Field(default_factory=MemorySpec)
     memory_tokens: int = Field(default=300, ge=0, le=100_000)

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     """Requests a key may make at once before ``api_rate`` applies."""
     agents_refresh_seconds: float = Field(default=30.0, ge=1)
     """How often stored agents are re-read for the goal-check schedule."""
+    prices_file: Path | None = None
+    """Model prices per million tokens (:mod:`config.pricing`); without it costs are unknown."""
+    usage_buffer: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Usage records waiting to be stored at most; past it new ones are dropped and logged."""
     console_enabled: bool = True
     """The web console at ``/console`` (needs the API)."""
     console_secret: SecretStr | None = None

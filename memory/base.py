@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
@@ -58,8 +58,11 @@ __all__ = [
     "MAX_PAGE",
     "MAX_RESTRICTION",
     "MAX_SOURCES",
+    "MAX_USAGE_BATCH",
+    "MAX_USAGE_LABEL",
     "SLACK_IM_CHANNEL",
     "UNSET",
+    "USAGE_GROUPS",
     "WORKSPACE_PATTERN",
     "AgentRecords",
     "ApiKeyRecord",
@@ -98,12 +101,17 @@ __all__ = [
     "NewJournalEntry",
     "NewMemory",
     "NewMessage",
+    "NewUsage",
     "Platform",
     "PlatformKey",
     "Role",
     "Scope",
     "StoreLifecycle",
     "StoredAgent",
+    "UsageGroup",
+    "UsageQuery",
+    "UsageRecords",
+    "UsageTotal",
     "WorkspaceId",
     "is_valid_id",
     "is_valid_journal_id",
@@ -519,6 +527,67 @@ class MemoryQuery(_Value):
             agent_id=scope.agent_id,
             limit=limit,
         )
+
+
+MAX_USAGE_LABEL = 200
+"""Characters of a usage record's purpose or model name."""
+MAX_USAGE_BATCH = 1000
+"""Usage records at most in one :meth:`UsageRecords.add_usage` call."""
+UsageGroup = Literal["day", "agent", "conversation", "purpose", "model"]
+USAGE_GROUPS: tuple[UsageGroup, ...] = ("day", "agent", "conversation", "purpose", "model")
+"""What usage totals group by, in the order their groups are sorted."""
+
+
+class NewUsage(_Value):
+    """The tokens one model call used, as the model reported them (or as counted here,
+    ``estimated``, when it reported none)."""
+
+    at: datetime
+    agent_id: str = Field(default="", max_length=MAX_MEMORY_PART)
+    """Empty when the call served no one agent."""
+    conversation_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    purpose: str = Field(min_length=1, max_length=MAX_USAGE_LABEL)
+    model: str = Field(min_length=1, max_length=MAX_USAGE_LABEL)
+    input_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    """Of ``input_tokens``, those the server read from its prompt cache."""
+    output_tokens: int = Field(ge=0)
+    estimated: bool = False
+
+
+class UsageQuery(_Value):
+    """Totals of usage records with ``since <= at < until``, per distinct value of the
+    ``group_by`` fields (one row for all when empty). ``agent_ids`` is an API key's limit
+    (empty: none); a filter outside it matches nothing."""
+
+    agent_id: str | None = None
+    conversation_id: str | None = None
+    agent_ids: tuple[str, ...] = Field(default=(), max_length=MAX_RESTRICTION)
+    since: datetime | None = None
+    until: datetime | None = None
+    group_by: tuple[UsageGroup, ...] = ()
+    limit: int = Field(default=MAX_PAGE, ge=0, le=10 * MAX_PAGE)
+
+
+class UsageTotal(_Value):
+    """One group of :class:`UsageQuery`: the grouped fields are set, the others None."""
+
+    agent_id: str | None = None
+    conversation_id: str | None = None
+    purpose: str | None = None
+    model: str | None = None
+    day: date | None = None
+    """The UTC day."""
+    calls: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    estimated_calls: int = 0
+    """Calls whose counts are estimated (the server reported none)."""
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 DocumentSource = Literal["file", "upload"]
@@ -965,6 +1034,20 @@ class KnowledgeRecords(Protocol):
 
 
 @runtime_checkable
+class UsageRecords(Protocol):
+    """Tokens the model used, per call, and their totals."""
+
+    async def add_usage(self, records: Sequence[NewUsage]) -> int:
+        """Store up to :data:`MAX_USAGE_BATCH` records at once; returns how many."""
+        ...
+
+    async def usage_totals(self, query: UsageQuery) -> list[UsageTotal]:
+        """Totals per group, ordered by the grouped fields in :data:`USAGE_GROUPS` order
+        (missing values first); at most ``query.limit`` groups."""
+        ...
+
+
+@runtime_checkable
 class ConversationStore(
     StoreLifecycle,
     ConversationRecords,
@@ -977,6 +1060,7 @@ class ConversationStore(
     JournalRecords,
     MemoryRecords,
     KnowledgeRecords,
+    UsageRecords,
     Protocol,
 ):
     """Every record type over one connection, so that writes spanning types stay atomic.

@@ -30,6 +30,7 @@ from adapters.http.routes import (
     health,
     memories,
     messages,
+    usage,
 )
 from adapters.http.security import SECURITY_HEADERS, inline_script_hashes, with_directives
 from adapters.http.services import Services
@@ -69,7 +70,7 @@ def build_app(
     if services is not None:
         app.state.services = services
         api = APIRouter(prefix=API_PREFIX)
-        for module in (agents, documents, conversations, messages, memories):
+        for module in (agents, documents, conversations, messages, memories, usage):
             api.include_router(module.router)
         limits[API_PREFIX + documents.UPLOAD_PATH] = documents.UPLOAD_LIMIT
         api.include_router(chat.router)

@@ -40,6 +40,7 @@ SEARCH = "conversation_search"
 MEMORIES = "memories"
 KNOWLEDGE_DOCUMENTS = "knowledge_documents"
 KNOWLEDGE_CHUNKS = "knowledge_chunks"
+USAGE = "usage"
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
@@ -217,12 +218,24 @@ async def _knowledge(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _usage(db: AsyncDatabase[Document]) -> None:
+    """Version 6: model usage per call, summed by agent or conversation over a time range."""
+    await db[USAGE].create_indexes(
+        [
+            IndexModel([("agent_id", ASCENDING), ("at", ASCENDING)]),
+            IndexModel([("conversation_id", ASCENDING), ("at", ASCENDING)]),
+            IndexModel([("at", ASCENDING)]),
+        ]
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _indexes,
     _search_grams,
     _search_apart,
     _memories,
     _knowledge,
+    _usage,
 )
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""
 

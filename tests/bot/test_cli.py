@@ -51,10 +51,25 @@ def test_check_describes_a_good_configuration(workdir: Path) -> None:
     assert "Model        gpt-4o-mini via OpenAI (api.openai.com) (key set)" in out
     assert "Store        SQLite (data/parley.sqlite3)" in out
     assert "Retrieval    memory and knowledge by keyword only (set EMBEDDING_MODEL" in out
+    assert "Prices       none (set PRICES_FILE): costs are shown as unknown" in out
     assert "Slack        off" in out
     assert "Discord      on" in out
     assert OPENAI_KEY not in out + result.stderr
     assert DISCORD_TOKEN not in out + result.stderr
+
+
+def test_check_reads_the_price_file(workdir: Path) -> None:
+    shutil.copy(REPO / "prices.yaml", workdir / "prices.yaml")
+    result = bot(workdir, "check", PRICES_FILE="prices.yaml", BOT_MODEL="house-llm")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Prices       prices.yaml (5 models, USD); no price for house-llm (cost unknown)"
+        in result.stdout
+    )
+    (workdir / "prices.yaml").write_text("models: [gpt-4o-mini]\n", encoding="utf-8")
+    result = bot(workdir, "check", PRICES_FILE="prices.yaml")
+    assert result.returncode == 2
+    assert result.stderr.startswith("parley: prices.yaml: models: ")
 
 
 def test_check_names_mongodb_without_its_password(workdir: Path) -> None:

@@ -23,6 +23,7 @@ from memory.base import (
     MemoryRecords,
     MessageRecords,
     StoreLifecycle,
+    UsageRecords,
 )
 from memory.export import export_conversation
 from tests.memory.helpers import (
@@ -119,6 +120,7 @@ RECORD_PROTOCOLS: dict[type[Any], tuple[str, ...]] = {
     JournalRecords: ("journal_add", "journal_advance"),
     MemoryRecords: ("add_memories", "recall_memories", "forget_memories"),
     KnowledgeRecords: ("put_document", "search_knowledge", "delete_document"),
+    UsageRecords: ("add_usage", "usage_totals"),
 }
 
 

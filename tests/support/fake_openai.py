@@ -5,7 +5,8 @@ fake is a real aiohttp server on a free loopback port. Point a client at ``fake.
 
 It speaks the wire protocol: ``chat.completion`` JSON, server-sent ``chat.completion.chunk``
 events ending in ``data: [DONE]`` (with a usage chunk when ``stream_options.include_usage``
-is set) and OpenAI-style error bodies. Every request is recorded.
+is set; ``report_usage = False`` sends none, like servers without usage) and OpenAI-style
+error bodies. Every request is recorded.
 
 Each chat request is answered by, in order: a refusal of an unsupported ``response_format``
 (``reject_json_schema`` / ``reject_json_object``), the next scripted :class:`Reply`, the
@@ -99,6 +100,9 @@ class Reply:
     drop_after_chunks: int | None = None
     """Close the connection after this many stream events (the role chunk counts as one).
     On a request that does not stream, the connection is closed without any answer."""
+    usage: dict[str, Any] | None = None
+    """The ``usage`` object to report (``prompt_tokens``, ``completion_tokens``,
+    ``prompt_tokens_details``...); None: words counted by :func:`_usage`."""
 
 
 Handler = Callable[[RecordedRequest], Reply | Awaitable[Reply]]
@@ -120,6 +124,8 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.reject_json_schema = False
         self.reject_json_object = False
+        self.report_usage = True
+        """False: like servers that report no usage (no ``usage`` field, no usage chunk)."""
         self.base_url = ""
         self._script: deque[Reply] = deque()
         self._handler: Handler | None = None
@@ -237,9 +243,7 @@ class FakeOpenAI:
         if not recorded.stream:
             if reply.drop_after_chunks is not None:
                 return _drop(request)
-            return web.json_response(
-                self._completion(recorded, reply.content), headers=reply.headers
-            )
+            return web.json_response(self._completion(recorded, reply), headers=reply.headers)
         return await self._stream(request, recorded, reply)
 
     def _refusal(self, recorded: RecordedRequest) -> Reply | None:
@@ -290,8 +294,9 @@ class FakeOpenAI:
         self._ids += 1
         return f"chatcmpl-fake{self._ids:06d}"
 
-    def _completion(self, recorded: RecordedRequest, content: str) -> dict[str, Any]:
-        return {
+    def _completion(self, recorded: RecordedRequest, reply: Reply) -> dict[str, Any]:
+        content = reply.content
+        completion = {
             "id": self._next_id(),
             "object": "chat.completion",
             "created": int(time.time()),
@@ -304,13 +309,17 @@ class FakeOpenAI:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": _usage(recorded, content),
+            "usage": reply.usage or _usage(recorded, content),
         }
+        if not self.report_usage:
+            del completion["usage"]
+        return completion
 
     def _events(self, recorded: RecordedRequest, reply: Reply) -> list[str]:
         """The JSON of every ``chat.completion.chunk`` of the reply, in order."""
         options = recorded.body.get("stream_options")
         with_usage = isinstance(options, dict) and options.get("include_usage") is True
+        with_usage = with_usage and self.report_usage
         base: dict[str, Any] = {
             "id": self._next_id(),
             "object": "chat.completion.chunk",
@@ -330,7 +339,8 @@ class FakeOpenAI:
         events += [chunk({"content": text[i : i + size]}) for i in range(0, len(text), size)]
         events.append(chunk({}, "stop"))
         if with_usage:
-            events.append(json.dumps({**base, "choices": [], "usage": _usage(recorded, text)}))
+            usage = reply.usage or _usage(recorded, text)
+            events.append(json.dumps({**base, "choices": [], "usage": usage}))
         return events
 
 
