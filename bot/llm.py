@@ -9,19 +9,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import openai
 from openai import AsyncOpenAI
 
 from bot.errors import ParleyError
+from bot.model_params import RefusedParameters
 from bot.prompt import ChatMessage
 from config.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 FormatKind = Literal["json_schema", "json_object"]
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "schema")
 
@@ -94,6 +96,7 @@ class OpenAIModelClient:
             timeout=timeout,
             max_retries=max_retries,
         )
+        self._refused = RefusedParameters()
 
     @property
     def description(self) -> str:
@@ -104,8 +107,8 @@ class OpenAIModelClient:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
         try:
-            response = await self._client.chat.completions.create(
-                **self._params(request), stream=True
+            response = await self._sent(
+                request, lambda params: self._client.chat.completions.create(**params, stream=True)
             )
             async with response:
                 async for chunk in response:
@@ -118,7 +121,9 @@ class OpenAIModelClient:
 
     async def complete(self, request: ChatRequest) -> str:
         try:
-            response = await self._client.chat.completions.create(**self._params(request))
+            response = await self._sent(
+                request, lambda params: self._client.chat.completions.create(**params)
+            )
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
         if not response.choices:
@@ -127,6 +132,22 @@ class OpenAIModelClient:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def _sent(
+        self, request: ChatRequest, create: Callable[[dict[str, Any]], Awaitable[T]]
+    ) -> T:
+        """``create`` called with the request's parameters as its model takes them; a
+        parameter the model refuses (``max_tokens`` on reasoning models) is remembered and
+        the call made again without it."""
+        while True:
+            params = self._refused.adjusted(request.model, self._params(request))
+            try:
+                return await create(params)
+            except openai.BadRequestError as exc:
+                refused = self._refused.learn(request.model, exc, params)
+                if refused is None:
+                    raise
+                logger.info("model %s refused %s; sending without it", request.model, refused)
 
     @staticmethod
     def _params(request: ChatRequest) -> dict[str, Any]:
