@@ -249,7 +249,7 @@ class Engine:
         )
         self._summary = RollingSummary(
             store=store,
-            model=model,
+            replies=self._replies,
             model_for=self.model_for,
             concurrency=summary_concurrency,
             max_pending=max_pending_turns,

@@ -19,6 +19,7 @@ from pydantic_core import from_json
 
 from bot.llm import ChatRequest, FormatRejected, ModelClient, ModelError, ResponseFormat
 from bot.prompt import ChatMessage
+from bot.thinking import ThinkingFilter, without_thinking
 
 logger = logging.getLogger(__name__)
 
@@ -197,20 +198,20 @@ class StructuredReplies:
         reply_field: str | None,
         stream: bool,
     ) -> str:
+        """The model's answer, without the reasoning a local model writes before it."""
         if not stream:
-            return await self._model.complete(request)
-        pieces: list[str] = []
+            return without_thinking(await self._model.complete(request))
+        thinking = ThinkingFilter()
         shown = ""
         async for piece in self._model.stream(request):
-            pieces.append(piece)
+            raw = thinking.feed(piece)
             if on_text is None:
                 continue
-            raw = "".join(pieces)
             visible = raw if reply_field is None else partial_field(raw, reply_field)
             if visible and visible != shown:
                 shown = visible
                 on_text(visible)
-        return "".join(pieces)
+        return thinking.finish()
 
     async def _validated(
         self,
@@ -250,7 +251,7 @@ class StructuredReplies:
             ),
         )
         try:
-            repaired = await self._model.complete(repair)
+            repaired = await self._run(repair, None, None, stream=False)
         except ModelError as exc:
             logger.warning("repair request failed: %s", exc)
             repaired = ""
