@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError
+from config.schemas import schema_problems
 
 AGENT_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -285,7 +286,7 @@ def normalise_response_shape(shape: object) -> dict[str, Any]:
             "must be a mapping of field names to descriptions, or a JSON Schema object"
         )
     if "properties" in shape or shape.get("type") == "object":
-        return _check_schema(shape)
+        return _checked(_check_schema(shape))
     properties: dict[str, Any] = {}
     for name, spec in shape.items():
         if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
@@ -296,12 +297,22 @@ def normalise_response_shape(shape: object) -> dict[str, Any]:
             properties[name] = spec
         else:
             raise ValueError(f"field {name!r}: give a description string or a JSON Schema")
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+    return _checked(
+        {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+    )
+
+
+def _checked(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, once JSON Schema itself finds nothing wrong with it."""
+    problems = schema_problems(schema)
+    if problems:
+        raise ValueError("; ".join(problems[:3]))
+    return schema
 
 
 def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:

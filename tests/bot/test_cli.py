@@ -125,6 +125,25 @@ def test_check_refuses_a_broken_agents_file(workdir: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_check_refuses_a_typo_in_a_response_shape_with_a_hint(workdir: Path) -> None:
+    text = (workdir / "agents.yaml").read_text(encoding="utf-8")
+    typo = text.replace(
+        '      answer: "String, your reply to the person, in Markdown"\n',
+        '      answer: {tpye: string, description: "your reply"}\n',
+        1,
+    )
+    assert typo != text
+    (workdir / "agents.yaml").write_text(typo, encoding="utf-8")
+
+    result = bot(workdir, "check")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "parley: agents.yaml: agent 'chef': response_shape: unknown JSON Schema keyword 'tpye' "
+        "at properties.answer (did you mean 'type'?)"
+    )
+
+
 def test_check_refuses_bad_settings_without_echoing_secrets(workdir: Path) -> None:
     result = bot(workdir, "check", PORT="eighty", SLACK_BOT_TOKEN="xoxb-secret-slack")
     assert result.returncode == 2
