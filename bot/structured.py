@@ -3,23 +3,33 @@ visible field out of partial JSON, and never lose a reply.
 
 The order of attempts is strict ``json_schema``, then ``json_object`` (JSON mode) with the
 schema in the prompt, then the schema in the prompt alone. A server that refuses a format is
-remembered per model, so later turns start with what works.
+remembered per model, so later turns start with what works. Every reply is validated with
+JSON Schema (``jsonschema``), so ``anyOf``, ``pattern`` or ``minItems`` hold in the fallback
+modes too; broken JSON is first mended locally (``json-repair``), and only when that does not
+give a valid object is the model asked once for a repair.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import json_repair
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 from pydantic_core import from_json
 
 from bot.llm import ChatRequest, FormatRejected, ModelClient, ModelError, ResponseFormat
+from bot.lru import BoundedLRU
 from bot.prompt import ChatMessage
 from bot.thinking import ThinkingFilter, without_thinking
+from config.schemas import schema_key, validator
 
 logger = logging.getLogger(__name__)
 
@@ -90,47 +100,70 @@ def parse_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
+def mend_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in broken ``text`` as json-repair mends it (unclosed brackets, trailing
+    commas, single quotes...), or None when what it finds is not one object. Runs in a worker
+    thread: it is pure Python and a long reply takes it a while."""
+    candidate = json_start(text).strip()
+    if not candidate:
+        return None
+    try:
+        value = json_repair.repair_json(candidate.removesuffix("```"), return_objects=True)
+    except Exception:  # json-repair gives up on some inputs in its own ways
+        logger.debug("json-repair could not mend the reply", exc_info=True)
+        return None
+    return value if isinstance(value, dict) and value else None
 
 
-def schema_problems(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """What does not match the schema: types, required and extra fields, enums, items.
+_VALIDATORS: BoundedLRU[str, Validator] = BoundedLRU(_MEMORY)
+"""Validators by schema: the agents' shapes and the engine's own, built once each."""
+_MAX_PROBLEM = 160
 
-    Covers the subset of JSON Schema that response shapes use; unknown keywords are ignored.
-    """
-    problems: list[str] = []
-    name = where or "the reply"
-    expected = schema.get("type")
-    if isinstance(expected, str | list):
-        allowed = [expected] if isinstance(expected, str) else expected
-        kinds = tuple(t for kind in allowed for t in _TYPES.get(str(kind), ()))
-        is_bool = isinstance(value, bool)
-        if kinds and (not isinstance(value, kinds) or (is_bool and "boolean" not in allowed)):
-            return [f"{name} must be {' or '.join(map(str, allowed))}"]
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{name} must be one of {schema['enum']}")
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for required in schema.get("required", []):
-            if required not in value:
-                problems.append(f"missing field {required!r}")
-        if schema.get("additionalProperties") is False:
-            problems += [f"unexpected field {key!r}" for key in value if key not in properties]
-        for key, sub in properties.items():
-            if key in value and isinstance(sub, dict):
-                problems += schema_problems(value[key], sub, f"field {key!r}")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            problems += schema_problems(item, schema["items"], f"{name}[{index}]")
-    return problems
+
+def reply_problems(value: Any, schema: dict[str, Any]) -> list[str]:
+    """What in ``value`` does not match ``schema`` (JSON Schema 2020-12: types, required and
+    extra fields, enums, ``anyOf``, ``pattern``, ``minItems``...), in short lines a model can
+    act on; empty when it matches."""
+    key = schema_key(schema)
+    checker = _VALIDATORS.get(key)
+    if checker is None:
+        checker = validator(schema)
+        _VALIDATORS.put(key, checker)
+    problems = [_problem(error) for error in checker.iter_errors(value)]
+    return list(dict.fromkeys(line for group in problems for line in group))
+
+
+def _problem(error: ValidationError) -> list[str]:
+    """One validation error as lines naming the field (``field 'recipes[0]'``)."""
+    path = list(error.absolute_path)
+    name = f"field {_field(path)!r}" if path else "the reply"
+    kind, expected, instance = error.validator, error.validator_value, error.instance
+    if kind == "type":
+        allowed = [expected] if isinstance(expected, str) else list(expected)
+        return [f"{name} must be {' or '.join(map(str, allowed))}"]
+    if kind == "required" and isinstance(instance, dict):
+        return [f"missing field {_field([*path, k])!r}" for k in expected if k not in instance]
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {})
+        patterns = error.schema.get("patternProperties", {})
+        return [
+            f"unexpected field {_field([*path, k])!r}"
+            for k in instance
+            if k not in known and not any(re.search(p, k) for p in patterns)
+        ]
+    if kind == "enum":
+        return [f"{name} must be one of {expected}"]
+    message = error.message
+    if len(message) > _MAX_PROBLEM:
+        message = message[: _MAX_PROBLEM - 3] + "..."
+    return [f"{name}: {message}"]
+
+
+def _field(path: list[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 class StructuredReplies:
@@ -224,8 +257,16 @@ class StructuredReplies:
         on_text: Callable[[str], None] | None,
     ) -> Generated:
         data = parse_object(raw)
+        if data is None:  # broken JSON: mended here if that is enough, before a repair call
+            mended = await asyncio.to_thread(mend_object, raw)
+            if mended is not None and not reply_problems(mended, schema):
+                logger.info("model %s returned broken JSON, mended locally", request.model)
+                text = _visible(mended, reply_field, raw)
+                if on_text is not None:
+                    on_text(text)
+                return Generated(text=text, data=mended, raw=raw, mode=mode)
         problems = (
-            ["the reply is not a JSON object"] if data is None else schema_problems(data, schema)
+            ["the reply is not a JSON object"] if data is None else reply_problems(data, schema)
         )
         if not problems and data is not None:
             return Generated(text=_visible(data, reply_field, raw), data=data, raw=raw, mode=mode)
@@ -256,7 +297,9 @@ class StructuredReplies:
             logger.warning("repair request failed: %s", exc)
             repaired = ""
         data = parse_object(repaired)
-        if data is not None and not schema_problems(data, schema):
+        if data is None and repaired:
+            data = await asyncio.to_thread(mend_object, repaired)
+        if data is not None and not reply_problems(data, schema):
             text = _visible(data, reply_field, repaired)
             if on_text is not None:
                 on_text(text)
