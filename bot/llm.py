@@ -59,6 +59,8 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     response_format: ResponseFormat | None = None
+    provider: str | None = None
+    """The configured model provider that answers it (``bot.providers``); None: the default."""
     metadata: dict[str, str] = field(default_factory=dict)
     """For logs only (conversation id, purpose); never sent."""
 

@@ -113,6 +113,7 @@ class RollingSummary:
                 ),
                 temperature=0.2,
                 max_tokens=SUMMARY_MAX_TOKENS,
+                provider=agent.provider,
                 metadata={"conversation_id": conversation.id, "purpose": "summary"},
             )
             folded = await self._replies.generate(
