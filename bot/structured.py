@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -36,7 +35,7 @@ logger = logging.getLogger(__name__)
 Mode = Literal["json_schema", "json_object", "prompt"]
 MODES: tuple[Mode, ...] = ("json_schema", "json_object", "prompt")
 _MEMORY = 256
-"""How many models' refused formats are remembered."""
+"""How many models' refused formats (and schemas' validators) are remembered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,20 +170,20 @@ class StructuredReplies:
 
     def __init__(self, model: ModelClient) -> None:
         self._model = model
-        self._refused: OrderedDict[str, set[Mode]] = OrderedDict()
+        self._refused: BoundedLRU[tuple[str | None, str], frozenset[Mode]] = BoundedLRU(_MEMORY)
+        """Formats refused, by provider and model: one model name may be served by two
+        providers that differ (OpenAI and a gateway, say)."""
 
-    def modes_for(self, model: str, schema: dict[str, Any]) -> list[Mode]:
-        refused = self._refused.get(model, set())
+    def modes_for(self, request: ChatRequest, schema: dict[str, Any]) -> list[Mode]:
+        refused = self._refused.get((request.provider, request.model)) or frozenset()
         modes = [mode for mode in MODES if mode not in refused]
         if not strict_schema_ok(schema) and "json_schema" in modes:
             modes.remove("json_schema")
         return modes
 
-    def _remember_refusal(self, model: str, mode: Mode) -> None:
-        self._refused.setdefault(model, set()).add(mode)
-        self._refused.move_to_end(model)
-        while len(self._refused) > _MEMORY:
-            self._refused.popitem(last=False)
+    def _remember_refusal(self, request: ChatRequest, mode: Mode) -> None:
+        key = (request.provider, request.model)
+        self._refused.put(key, (self._refused.get(key) or frozenset()) | {mode})
 
     async def generate(
         self,
@@ -204,13 +203,13 @@ class StructuredReplies:
             raw = await self._run(request, on_text, None, stream)
             return Generated(text=raw.strip(), data=None, raw=raw)
         last_refusal: FormatRejected | None = None
-        for mode in self.modes_for(request.model, schema):
+        for mode in self.modes_for(request, schema):
             attempt = replace(request, response_format=_format(mode, schema))
             try:
                 raw = await self._run(attempt, on_text, reply_field, stream)
             except FormatRejected as exc:
                 logger.info("model %s refused %s output; falling back", request.model, mode)
-                self._remember_refusal(request.model, mode)
+                self._remember_refusal(request, mode)
                 last_refusal = exc
                 continue
             return await self._validated(

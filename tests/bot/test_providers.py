@@ -166,3 +166,22 @@ async def test_an_agent_on_an_unknown_provider_apologises(
 
     assert result.failed
     assert result.text == agents.default.apology
+
+
+async def test_a_format_one_provider_refuses_is_remembered_for_that_provider_only(
+    tmp_path: Path, fake_openai: FakeOpenAI, local_model: FakeOpenAI, clean_env: pytest.MonkeyPatch
+) -> None:
+    local_model.reject_json_schema = True
+    agents = agents_file(chef(), chef(id="local-chef", provider="local", model="gpt-4o-mini"))
+    async with Runtime(settings_for(tmp_path, fake_openai, local_model), agents) as runtime:
+        for thread, agent_id in (("1.1", "local-chef"), ("2.2", "chef"), ("1.1", "local-chef")):
+            incoming = said("hello", thread)
+            await runtime.engine.reply(
+                IncomingMessage(key=incoming.key, text="hello", author_id="U1", agent_id=agent_id)
+            ).result()
+
+    def formats(fake: FakeOpenAI) -> list[str | None]:
+        return [(r.response_format or {}).get("type") for r in fake.chat_requests()]
+
+    assert formats(local_model) == ["json_schema", "json_object", "json_object"]
+    assert formats(fake_openai) == ["json_schema"], "the same model name elsewhere is not affected"
