@@ -3,10 +3,11 @@ visible field out of partial JSON, and never lose a reply.
 
 The order of attempts is strict ``json_schema``, then ``json_object`` (JSON mode) with the
 schema in the prompt, then the schema in the prompt alone. A server that refuses a format is
-remembered per model, so later turns start with what works. Every reply is validated with
-JSON Schema (``jsonschema``), so ``anyOf``, ``pattern`` or ``minItems`` hold in the fallback
-modes too; broken JSON is first mended locally (``json-repair``), and only when that does not
-give a valid object is the model asked once for a repair.
+remembered per provider and model, so later turns start with what works. Every reply is
+validated with JSON Schema (``jsonschema``), so ``anyOf``, ``pattern`` or ``minItems`` hold in
+the fallback modes too; broken JSON is first mended locally (``json-repair``), and only when
+that does not give a valid object is the model asked once for a repair. The reasoning local
+models write before their answer (``<think>...</think>``) is never shown, parsed or stored.
 """
 
 from __future__ import annotations
