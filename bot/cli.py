@@ -569,7 +569,9 @@ async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
             report = await Knowledge(store, embedder).sync(
                 loaded.agents.agents,
                 settings.agents_file.parent,
-                lambda agent: count_with(tokens, agent.effective_model(settings.bot_model)),
+                lambda agent: count_with(
+                    tokens, agent.effective_model(settings.bot_model, settings.provider_models)
+                ),
             )
         finally:
             if embedder is not None:
@@ -597,7 +599,8 @@ _COMMANDS: dict[str, Command] = {
 
 def _load(env_file: Path) -> Loaded:
     settings = load_settings(env_file)
-    return Loaded(settings=settings, agents=load_agents(settings.agents_file))
+    agents = load_agents(settings.agents_file, providers=settings.provider_names)
+    return Loaded(settings=settings, agents=agents)
 
 
 async def _run(loaded: Loaded, out: TextIO) -> int:
@@ -665,6 +668,7 @@ def describe(loaded: Loaded) -> str:
     )
     lines.extend(f"  - {_describe_agent(agent, settings)}" for agent in agents.agents)
     lines.append(f"Model        {_describe_model(settings)}")
+    lines.extend(f"  - {_describe_provider(name, settings)}" for name in settings.model_providers)
     lines.append(f"Store        {_describe_store(settings)}")
     lines.append(f"Retrieval    {_describe_retrieval(settings)}")
     lines.append(f"Prices       {_describe_prices(settings, agents)}")
@@ -690,7 +694,10 @@ def _describe_prices(settings: Settings, agents: AgentsFile) -> str:
 
 
 def _describe_agent(agent: Agent, settings: Settings) -> str:
-    parts = [f"{agent.id} ({agent.name}): model {agent.effective_model(settings.bot_model)}"]
+    model = agent.effective_model(settings.bot_model, settings.provider_models)
+    parts = [f"{agent.id} ({agent.name}): model {model}"]
+    if agent.provider is not None:
+        parts.append(f"provider {agent.provider}")
     if agent.response_shape is not None:
         properties = agent.response_shape.get("properties")
         fields = ", ".join(properties) if isinstance(properties, dict) else ""
@@ -730,6 +737,18 @@ def _describe_model(settings: Settings) -> str:
         return f"{settings.bot_model}: NOT configured (set OPENAI_API_KEY, or OPENAI_BASE_URL)"
     key = "key set" if settings.openai_api_key is not None else "no key"
     return f"{settings.bot_model} via {where} ({key})"
+
+
+def _describe_provider(name: str, settings: Settings) -> str:
+    """One more model provider: its model, server, whether a key is set, its cap."""
+    provider = settings.model_providers[name]
+    where = redact_url(provider.base_url or "") or "OpenAI (api.openai.com)"
+    key = "key set" if provider.api_key is not None else "no key"
+    limit = provider.concurrency or settings.model_concurrency
+    return (
+        f"provider {name}: {provider.model or settings.bot_model} via {where} ({key}), "
+        f"{limit} calls at once"
+    )
 
 
 def _describe_store(settings: Settings) -> str:

@@ -150,6 +150,7 @@ class Consolidation:
                 ChatMessage(role="user", content=numbered(memories)),
             ),
             temperature=0,
+            provider=agent.provider,
             metadata={"agent_id": agent.id, "purpose": "memory"},
         )
         self.calls += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -205,6 +205,7 @@ class Engine:
         model: ModelClient,
         tokens: TokenCounter,
         default_model: str,
+        provider_models: Mapping[str, str] | None = None,
         max_pending_turns: int = 10_000,
         api_turns_per_key: int = 4,
         api_turn_share: float = 0.5,
@@ -226,6 +227,7 @@ class Engine:
         self._replies = StructuredReplies(model)
         self._tokens = tokens
         self._default_model = default_model
+        self._provider_models = dict(provider_models or {})
         self._locks = KeyedLocks()
         self._admission = Admission(
             total=max_pending_turns,
@@ -254,7 +256,7 @@ class Engine:
         )
         self._summary = RollingSummary(
             store=store,
-            model=model,
+            replies=self._replies,
             model_for=self.model_for,
             concurrency=summary_concurrency,
             max_pending=max_pending_turns,
@@ -311,7 +313,7 @@ class Engine:
         return agent
 
     def model_for(self, agent: Agent) -> str:
-        return agent.effective_model(self._default_model)
+        return agent.effective_model(self._default_model, self._provider_models)
 
     def count_tokens(self, text: str, agent: Agent) -> int:
         return self._tokens.count(text, self.model_for(agent))
@@ -466,6 +468,7 @@ class Engine:
             messages=prompt.messages,
             temperature=agent.temperature,
             max_tokens=agent.max_output_tokens,
+            provider=agent.provider,
             metadata={
                 "conversation_id": conversation.id,
                 "agent_id": agent.id,

@@ -160,6 +160,7 @@ class BackgroundExtraction:
                 ChatMessage(role="user", content="\n".join(said)),
             ),
             temperature=0,
+            provider=agent.provider,
             metadata={
                 "conversation_id": conversation_id,
                 "agent_id": agent.id,

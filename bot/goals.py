@@ -69,6 +69,7 @@ async def check_goal(
             ChatMessage(role="user", content=transcript(conversation.summary, history, agent)),
         ),
         temperature=0,
+        provider=agent.provider,
         metadata={
             "conversation_id": conversation.id,
             "agent_id": agent.id,

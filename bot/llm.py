@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import openai
 from openai import AsyncOpenAI
 
 from bot.errors import ParleyError
+from bot.model_params import RefusedParameters
 from bot.prompt import ChatMessage
 from bot.usage import UsageSink, reported_usage
 from config.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 FormatKind = Literal["json_schema", "json_object"]
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "schema")
 
@@ -58,6 +60,8 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     response_format: ResponseFormat | None = None
+    provider: str | None = None
+    """The configured model provider that answers it (``bot.providers``); None: the default."""
     metadata: dict[str, str] = field(default_factory=dict)
     """For logs and usage records (conversation id, agent id, purpose); never sent."""
 
@@ -98,6 +102,7 @@ class OpenAIModelClient:
             timeout=timeout,
             max_retries=max_retries,
         )
+        self._refused = RefusedParameters()
 
     @property
     def description(self) -> str:
@@ -114,8 +119,9 @@ class OpenAIModelClient:
         reported: Any = None
         answered = False
         try:
-            response = await self._client.chat.completions.create(
-                **self._params(request), stream=True, **extra
+            response = await self._sent(
+                request,
+                lambda params: self._client.chat.completions.create(**params, stream=True, **extra),
             )
             answered = True
             async with response:
@@ -134,7 +140,9 @@ class OpenAIModelClient:
 
     async def complete(self, request: ChatRequest) -> str:
         try:
-            response = await self._client.chat.completions.create(**self._params(request))
+            response = await self._sent(
+                request, lambda params: self._client.chat.completions.create(**params)
+            )
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
         content = (response.choices[0].message.content or "") if response.choices else ""
@@ -146,6 +154,22 @@ class OpenAIModelClient:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def _sent(
+        self, request: ChatRequest, create: Callable[[dict[str, Any]], Awaitable[T]]
+    ) -> T:
+        """``create`` called with the request's parameters as its model takes them; a
+        parameter the model refuses (``max_tokens`` on reasoning models) is remembered and
+        the call made again without it."""
+        while True:
+            params = self._refused.adjusted(request.model, self._params(request))
+            try:
+                return await create(params)
+            except openai.BadRequestError as exc:
+                refused = self._refused.learn(request.model, exc, params)
+                if refused is None:
+                    raise
+                logger.info("model %s refused %s; sending without it", request.model, refused)
 
     @staticmethod
     def _params(request: ChatRequest) -> dict[str, Any]:

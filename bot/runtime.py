@@ -12,6 +12,8 @@ from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from types import TracebackType
 
+from pydantic import SecretStr
+
 from adapters.base import AdapterHealth, FailureHook, PlatformAdapter
 from adapters.http.host import WebHost
 from adapters.http.services import Services
@@ -22,12 +24,13 @@ from bot.errors import StoreError
 from bot.journal import TurnJournal
 from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
 from bot.looplag import LoopLagMonitor
+from bot.providers import ModelRouter
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
 from bot.tokens import TokenCounter
 from bot.usage import UsageLedger, UsageRecorder, UsageSink
 from config.agents import Agent, AgentsFile
 from config.pricing import load_prices
-from config.settings import Settings
+from config.settings import DEFAULT_PROVIDER, Settings
 from memory.base import ConversationStore
 from memory.factory import build_store
 
@@ -39,15 +42,24 @@ under twice this)."""
 
 
 def build_model_client(settings: Settings, usage: UsageSink | None = None) -> ModelClient:
-    key = settings.openai_api_key
-    client = OpenAIModelClient(
-        api_key=key.get_secret_value() if key is not None else None,
-        base_url=settings.openai_base_url,
-        timeout=settings.openai_timeout,
-        max_retries=settings.openai_max_retries,
-        usage=usage,
-    )
-    return BoundedModelClient(client, limit=settings.model_concurrency)
+    """One client per model provider (the default one and ``MODEL_PROVIDERS``), each with
+    its own cap on calls in flight, behind a router that sends each call to its agent's.
+    Every call's token usage goes to ``usage``."""
+
+    def client(key: SecretStr | None, base_url: str | None, limit: int | None) -> ModelClient:
+        model = OpenAIModelClient(
+            api_key=key.get_secret_value() if key is not None else None,
+            base_url=base_url,
+            timeout=settings.openai_timeout,
+            max_retries=settings.openai_max_retries,
+            usage=usage,
+        )
+        return BoundedModelClient(model, limit=limit or settings.model_concurrency)
+
+    clients = {DEFAULT_PROVIDER: client(settings.openai_api_key, settings.openai_base_url, None)}
+    for name, provider in settings.model_providers.items():
+        clients[name] = client(provider.api_key, provider.base_url, provider.concurrency)
+    return ModelRouter(clients)
 
 
 def _posters(adapters: list[PlatformAdapter]) -> dict[str, GoalCheckPoster]:
@@ -118,7 +130,7 @@ class Runtime:
             store=self.store, prices=load_prices(settings.prices_file), recorder=self.recorder
         )
         self.model = model or build_model_client(settings, usage=self.recorder)
-        self.catalog = AgentCatalog(agents, self.store)
+        self.catalog = AgentCatalog(agents, self.store, providers=settings.provider_names)
         self.embedder = build_embedder(settings)
         self.engine = Engine(
             store=self.store,
@@ -126,6 +138,7 @@ class Runtime:
             model=self.model,
             tokens=self.tokens,
             default_model=settings.bot_model,
+            provider_models=settings.provider_models,
             api_turns_per_key=settings.api_turns_per_key,
             api_turn_share=settings.api_turn_share,
             max_queued_per_conversation=settings.max_queued_per_conversation,
@@ -281,7 +294,8 @@ class Runtime:
             stack.push_async_callback(self.store.close)
             stack.push_async_callback(self.recorder.aclose)  # after every model call ended
             models = {
-                agent.effective_model(self.settings.bot_model) for agent in self.agents.agents
+                agent.effective_model(self.settings.bot_model, self.settings.provider_models)
+                for agent in self.agents.agents
             }
             for model in sorted(models):
                 await asyncio.to_thread(self.tokens.warm, model)

@@ -140,6 +140,59 @@ def test_check_refuses_a_broken_agents_file(workdir: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_check_refuses_a_typo_in_a_response_shape_with_a_hint(workdir: Path) -> None:
+    text = (workdir / "agents.yaml").read_text(encoding="utf-8")
+    typo = text.replace(
+        '      answer: "String, your reply to the person, in Markdown"\n',
+        '      answer: {tpye: string, description: "your reply"}\n',
+        1,
+    )
+    assert typo != text
+    (workdir / "agents.yaml").write_text(typo, encoding="utf-8")
+
+    result = bot(workdir, "check")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "parley: agents.yaml: agent 'chef': response_shape: unknown JSON Schema keyword 'tpye' "
+        "at properties.answer (did you mean 'type'?)"
+    )
+
+
+def test_check_shows_model_providers_and_refuses_an_unknown_one(workdir: Path) -> None:
+    text = (workdir / "agents.yaml").read_text(encoding="utf-8")
+    local = text.replace("  - id: tutor\n", "  - id: tutor\n    provider: local\n", 1)
+    assert local != text
+    (workdir / "agents.yaml").write_text(local, encoding="utf-8")
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "MODEL_PROVIDERS__LOCAL__BASE_URL": f"http://ollama:{MONGO_PASSWORD}@gpu:11434/v1",
+        "MODEL_PROVIDERS__LOCAL__MODEL": "llama3.1",
+        "MODEL_PROVIDERS__LOCAL__API_KEY": "sk-local-provider-secret",
+        "MODEL_PROVIDERS__LOCAL__CONCURRENCY": "2",
+    }
+
+    result = bot(workdir, "check", **env)
+
+    assert result.returncode == 0, result.stderr
+    assert "tutor (Maths Tutor): model llama3.1; provider local;" in result.stdout
+    assert (
+        "  - provider local: llama3.1 via http://ollama:***@gpu:11434/v1 (key set), 2 calls at once"
+    ) in result.stdout
+    for secret in (OPENAI_KEY, MONGO_PASSWORD, "sk-local-provider-secret"):
+        assert secret not in result.stdout + result.stderr
+
+    del env["MODEL_PROVIDERS__LOCAL__BASE_URL"], env["MODEL_PROVIDERS__LOCAL__API_KEY"]
+    del env["MODEL_PROVIDERS__LOCAL__MODEL"], env["MODEL_PROVIDERS__LOCAL__CONCURRENCY"]
+    refused = bot(workdir, "check", **env)
+
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "parley: agents.yaml: agent 'tutor': provider: 'local' is not a configured model "
+        "provider (configured: default); set MODEL_PROVIDERS__LOCAL__BASE_URL or __API_KEY"
+    )
+
+
 def test_check_refuses_bad_settings_without_echoing_secrets(workdir: Path) -> None:
     result = bot(workdir, "check", PORT="eighty", SLACK_BOT_TOKEN="xoxb-secret-slack")
     assert result.returncode == 2

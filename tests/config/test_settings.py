@@ -116,3 +116,81 @@ def test_settings_are_frozen(clean_env: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
+
+
+PROVIDER_KEY = "sk-local-provider-secret"
+
+
+def test_model_providers_come_from_nested_variables_and_env_file(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "MODEL_PROVIDERS__LOCAL__BASE_URL=http://127.0.0.1:11434/v1\n"
+        "MODEL_PROVIDERS__LOCAL__MODEL=llama3.1\n",
+        encoding="utf-8",
+    )
+    clean_env.setenv("MODEL_PROVIDERS__LOCAL__CONCURRENCY", "4")
+    clean_env.setenv("MODEL_PROVIDERS__Cloud__API_KEY", PROVIDER_KEY)
+    settings = load_settings(env_file=env_file)
+
+    local = settings.model_providers["local"]
+    assert (local.base_url, local.model, local.concurrency) == (
+        "http://127.0.0.1:11434/v1",
+        "llama3.1",
+        4,
+    )
+    assert settings.provider_names == ("default", "cloud", "local")  # names are lowercase
+    assert settings.provider_models == {"local": "llama3.1"}
+    assert PROVIDER_KEY in settings.secrets()
+
+
+def test_a_provider_keeps_its_secrets_out_of_reprs(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MODEL_PROVIDERS__LOCAL__BASE_URL", f"http://u:{MONGO_PASSWORD}@llm/v1")
+    clean_env.setenv("MODEL_PROVIDERS__LOCAL__API_KEY", PROVIDER_KEY)
+    settings = load_settings(env_file=None)
+
+    for text in (repr(settings), str(settings), repr(settings.model_providers)):
+        assert PROVIDER_KEY not in text
+        assert MONGO_PASSWORD not in text
+    assert MONGO_PASSWORD in settings.secrets(), "the address's password is scrubbed from logs"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "MODEL_PROVIDERS__LOCAL__BASE_URL",
+            f"ftp://{PROVIDER_KEY}",
+            "MODEL_PROVIDERS__LOCAL__BASE_URL: must start with http:// or https://",
+        ),
+        (
+            "MODEL_PROVIDERS__LOCAL__BASEURL",
+            "http://x",
+            "MODEL_PROVIDERS__LOCAL__BASEURL: Extra inputs are not permitted",
+        ),
+        (
+            "MODEL_PROVIDERS__LOCAL__MODEL",
+            "llama3.1",
+            "MODEL_PROVIDERS__LOCAL: set its BASE_URL (a compatible server) or its API_KEY",
+        ),
+        (
+            "MODEL_PROVIDERS__DEFAULT__BASE_URL",
+            "http://x",
+            "MODEL_PROVIDERS: 'default' is the provider set by OPENAI_BASE_URL",
+        ),
+        (
+            "MODEL_PROVIDERS__A.B__BASE_URL",
+            "http://x",
+            "MODEL_PROVIDERS: 'a.b' is not a provider name",
+        ),
+    ],
+)
+def test_a_bad_provider_is_refused_with_its_variable(
+    clean_env: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert str(caught.value).startswith(f"settings: {message}")
+    assert PROVIDER_KEY not in str(caught.value)
