@@ -18,7 +18,7 @@ sharded bot could otherwise use up the day's 1,000).
 
 Settings: ``DISCORD_BOT_TOKEN`` (secret), ``DISCORD_API_URL`` (another API, see
 :mod:`adapters.discord.endpoints`), ``DISCORD_SHARDED`` (discord.py's ``AutoShardedClient``)
-and ``DISCORD_THREAD_ON_MENTION``.
+``DISCORD_THREAD_ON_MENTION`` and ``DISCORD_COMMAND_SYNC`` (see :mod:`adapters.discord.sync`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from adapters.base import (
 from adapters.channel_budget import DISCORD_CHANNEL_LIMIT, ChannelBudget, ChannelLimit
 from adapters.discord import endpoints
 from adapters.discord.commands import STARTED_BY, AgentTree, command_tree, goal_embed
-from adapters.discord.discordpy import app_commands, discord
+from adapters.discord.discordpy import describe, discord
 from adapters.discord.messages import DiscordTurns, discord_position, entry_message
 from adapters.discord.payloads import (
     attachment_note,
@@ -52,6 +52,7 @@ from adapters.discord.payloads import (
 )
 from adapters.discord.reply import NO_MENTIONS, rate_limit_trace
 from adapters.discord.routing import Place, bound_agent, key_for, place_of
+from adapters.discord.sync import sync_commands
 from bot.engine import Engine, EngineBusy
 from bot.errors import ConfigError, ParleyError, StoreError
 from bot.journal import CATCHING_UP_LINE, TurnJournal
@@ -126,6 +127,7 @@ class DiscordAdapter:
         self._api_url = settings.discord_api_url
         self._sharded = settings.discord_sharded
         self._thread_on_mention = settings.discord_thread_on_mention
+        self._command_sync = settings.discord_command_sync
         self._engine = engine
         self._edit_interval = edit_interval
         self._budget = ChannelBudget(channel_limit or DISCORD_CHANNEL_LIMIT.paced(edit_interval))
@@ -198,14 +200,14 @@ class DiscordAdapter:
             self._journal.register("discord", self._turns)
             if self._own_journal:
                 await self._journal.start()
-            await self._sync_commands()
+            await self._sync_commands(client)
             await self._await_session_starts(client, gateway, shards)
             self._set("connecting", f"identifying {_shards(shards)}")
             await self._connect(client, within=self.ready_timeout_for(shards))
         except BaseException as exc:
             await self.stop()
             if not isinstance(exc, asyncio.CancelledError):
-                self._set("failed", str(exc) if isinstance(exc, ParleyError) else _describe(exc))
+                self._set("failed", str(exc) if isinstance(exc, ParleyError) else describe(exc))
             raise
 
     async def stop(self) -> None:
@@ -328,22 +330,21 @@ class DiscordAdapter:
             ) from None
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             raise ParleyError(
-                f"could not log in to Discord at {endpoints.Route.BASE}: {_describe(exc)}"
+                f"could not log in to Discord at {endpoints.Route.BASE}: {describe(exc)}"
             ) from exc
 
-    async def _sync_commands(self) -> None:
-        """Register the ``/agent`` commands globally. A failure is logged, not fatal: people
-        can still talk to the agents."""
-        if self._tree is None:
+    async def _sync_commands(self, client: discord.Client) -> None:
+        """Register the ``/agent`` commands as ``DISCORD_COMMAND_SYNC`` says
+        (:mod:`adapters.discord.sync`). A failure is logged, not fatal: people can still talk
+        to the agents."""
+        if self._tree is None or client.application_id is None:
             return
-        try:
-            synced = await self._tree.sync()
-        except (discord.HTTPException, app_commands.AppCommandError) as exc:
-            problem = _describe(exc)
-        else:
-            logger.info("registered the slash commands: %s", ", ".join(c.name for c in synced))
-            return
-        logger.error("could not register the /agent commands with Discord: %s", problem)
+        await sync_commands(
+            self._tree,
+            store=self._engine.store,
+            mode=self._command_sync,
+            application_id=client.application_id,
+        )
 
     async def _connect(self, client: discord.Client, *, within: float) -> None:
         """Run the gateway connection in a task and wait until discord.py is ready (it has
@@ -553,7 +554,7 @@ class DiscordAdapter:
                 name=thread_name(text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
             )
         except discord.HTTPException as exc:
-            logger.warning("could not open a thread (%s); answering in the channel", _describe(exc))
+            logger.warning("could not open a thread (%s); answering in the channel", describe(exc))
             return None
         store = self._engine.store
         conversation, _ = await store.get_or_create_conversation(
@@ -576,7 +577,7 @@ class DiscordAdapter:
                 conversation_id = found.id if found is not None else ""
         logger.warning(
             "could not answer a Discord message: %s",
-            _describe(exc),
+            describe(exc),
             exc_info=None if isinstance(exc, EngineBusy) else exc,  # a refusal, not a fault
             extra=conversation_context(
                 conversation_id=conversation_id,
@@ -591,17 +592,11 @@ class DiscordAdapter:
                 allowed_mentions=NO_MENTIONS,
             )
         except (discord.DiscordException, aiohttp.ClientError, OSError) as error:
-            logger.warning("could not tell the person either: %s", _describe(error))
+            logger.warning("could not tell the person either: %s", describe(error))
 
 
 def _shards(count: int) -> str:
     return "1 shard" if count == 1 else f"{count} shards"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, discord.HTTPException):
-        return f"{exc.status} {exc.text or exc.__class__.__name__}"[:200]
-    return exc.__class__.__name__
 
 
 def _gateway_failure(exc: BaseException | None) -> str:
@@ -614,4 +609,4 @@ def _gateway_failure(exc: BaseException | None) -> str:
         return "the Discord gateway refused DISCORD_BOT_TOKEN"
     if exc is None:
         return "the Discord gateway connection ended before it was ready"
-    return f"could not connect to the Discord gateway: {_describe(exc)}"
+    return f"could not connect to the Discord gateway: {describe(exc)}"

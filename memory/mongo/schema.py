@@ -40,6 +40,8 @@ SEARCH = "conversation_search"
 MEMORIES = "memories"
 KNOWLEDGE_DOCUMENTS = "knowledge_documents"
 KNOWLEDGE_CHUNKS = "knowledge_chunks"
+KEY_VALUES = "key_values"
+"""Small values processes share, by ``_id`` (no index beyond it, so no migration)."""
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
