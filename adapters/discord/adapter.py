@@ -80,15 +80,27 @@ LIMIT_RECHECK: Final = 1.0
 """Shortest wait before asking again (Discord may say ``reset_after: 0`` a little early)."""
 
 
-def intents() -> discord.Intents:
-    """Servers, their messages, DMs, and message content (a privileged intent: it must be
-    switched on for the application in the Developer Portal)."""
+def intents(*, content: bool = True) -> discord.Intents:
+    """Servers, their messages, DMs, and with ``content`` message content (a privileged
+    intent: it must be switched on for the application in the Developer Portal)."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_messages = True
     wanted.dm_messages = True
-    wanted.message_content = True
+    wanted.message_content = content
     return wanted
+
+
+CONTENT_FALLBACK_LINE = (
+    "Discord refused the Message Content intent: answering only mentions of the bot and "
+    "direct messages (they carry their content). To answer every message in bound channels, "
+    "threads and replies, switch on MESSAGE CONTENT INTENT for the application in the "
+    "Developer Portal (Bot page, Privileged Gateway Intents) and restart"
+)
+
+
+class _ContentRefused(Exception):
+    """The gateway closed with 4014: the application may not have message content."""
 
 
 class DiscordAdapter:
@@ -155,6 +167,9 @@ class DiscordAdapter:
         self._intake = 0
         self._arrivals = KeyedLocks()
         """One per channel: its messages are recorded in the order they arrived."""
+        self._content = True
+        """Whether Discord sends the content of every message (the Message Content intent);
+        without it only mentions and DMs carry theirs, so only they are answered."""
 
     def __repr__(self) -> str:
         api = redact_url(self._api_url or "") or "discord.com"
@@ -174,13 +189,15 @@ class DiscordAdapter:
         This is ``client.start(token)`` (login, then connect in a task) with the gateway
         lookup (``GET /gateway/bot``: the gateway for ``DISCORD_API_URL``, the shard count and
         the session start limit, waited for when low), and the command sync in between.
-        Raises :class:`ParleyError` with one readable line (wrong token, intent not enabled,
-        gateway not ready in time), after cleaning up. Cancelling it (a shutdown while it
-        waits) cleans up too.
+        When Discord refuses the Message Content intent (close code 4014), it warns and
+        connects again without it: then only mentions and DMs are answered.
+        Raises :class:`ParleyError` with one readable line (wrong token, gateway not ready in
+        time), after cleaning up. Cancelling it (a shutdown while it waits) cleans up too.
         """
         if self._client is not None:
             raise RuntimeError("the Discord adapter is already started")
         self._stopping = False
+        self._content = True
         self._set("connecting", "logging in")
         if self._api_url:
             self._previous = endpoints.use_api(self._api_url)
@@ -203,7 +220,13 @@ class DiscordAdapter:
             await self._sync_commands(client)
             await self._await_session_starts(client, gateway, shards)
             self._set("connecting", f"identifying {_shards(shards)}")
-            await self._connect(client, within=self.ready_timeout_for(shards))
+            try:
+                await self._connect(client, within=self.ready_timeout_for(shards))
+            except _ContentRefused:
+                logger.warning(CONTENT_FALLBACK_LINE)
+                client = await self._without_content(client)
+                self._set("connecting", f"identifying {_shards(shards)} without message content")
+                await self._connect(client, within=self.ready_timeout_for(shards))
         except BaseException as exc:
             await self.stop()
             if not isinstance(exc, asyncio.CancelledError):
@@ -266,10 +289,11 @@ class DiscordAdapter:
             return AdapterHealth(self.name, "reconnecting", detail)
         latency = client.latency
         beat = f", heartbeat {latency * 1000:.0f} ms" if math.isfinite(latency) else ""
+        scope = "" if self._content else "; mentions and DMs only (no Message Content intent)"
         return AdapterHealth(
             self.name,
             "connected",
-            f"{len(client.guilds)} servers, {_shards(total)} open{beat}",
+            f"{len(client.guilds)} servers, {_shards(total)} open{beat}{scope}",
         )
 
     def _set(self, state: AdapterState, detail: str) -> None:
@@ -303,10 +327,20 @@ class DiscordAdapter:
             await asyncio.sleep(wait)
             gateway = await endpoints.ask_gateway(client.http)
 
+    async def _without_content(self, refused: discord.Client) -> discord.Client:
+        """Close the client Discord refused and log in again with one that does not ask for
+        message content."""
+        self._content = False
+        await refused.close()
+        client = self._build_client()
+        self._client = client
+        await self._login(client)
+        return client
+
     def _build_client(self) -> discord.Client:
         kind = discord.AutoShardedClient if self._sharded else discord.Client
         client = kind(
-            intents=intents(),
+            intents=intents(content=self._content),
             allowed_mentions=NO_MENTIONS,
             max_messages=MESSAGE_CACHE,
             guild_ready_timeout=self._guild_ready_timeout,
@@ -375,7 +409,10 @@ class DiscordAdapter:
             )
             return
         if gateway in done:
-            raise ParleyError(_gateway_failure(gateway.exception()))
+            failure = gateway.exception()
+            if isinstance(failure, discord.PrivilegedIntentsRequired) and self._content:
+                raise _ContentRefused from failure
+            raise ParleyError(_gateway_failure(failure))
         raise ParleyError(f"the Discord gateway was not ready after {within:g} seconds")
 
     def _gateway_ended(self, task: asyncio.Task[None]) -> None:
@@ -481,6 +518,8 @@ class DiscordAdapter:
         place = await place_of(message, client)
         if place.is_dm:
             return place, None
+        if not self._content and not mentions(message, bot_id):
+            return None  # Discord sent it without its content
         addressed = mentions(message, bot_id) or replies_to(message, bot_id)
         try:
             agent = await bound_agent(self._engine, place)
