@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     ``always`` at every start, ``never`` (they are registered some other way)."""
 
     agents_file: Path = Path("agents.yaml")
-    host: str = "0.0.0.0"  # noqa: S104 - a server in a container or on a PaaS listens on all
+    host: str = "127.0.0.1"
+    """The HTTP server's interface: this machine only by default (``make run``); the
+    Dockerfile, docker-compose.yml and the Procfile set ``0.0.0.0``, which their platforms
+    need to reach it."""
     port: int = Field(default=3000, ge=1, le=65535)
 
     api_enabled: bool = True
