@@ -43,6 +43,15 @@ DESCRIPTIONS = {
 }
 
 
+def route_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's own error answers, for its ``responses=``: those only some routes give
+    (404, 409, 415...). The answers every route gives alike are added by :func:`complete`."""
+    return {
+        status: {"model": ErrorBody, "description": DESCRIPTIONS.get(status, "Error")}
+        for status in statuses
+    }
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve FastAPI's document for ``app`` completed by :func:`complete`."""
     generate: Callable[[], dict[str, Any]] = app.openapi
