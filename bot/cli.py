@@ -694,7 +694,12 @@ def _describe_discord(settings: Settings) -> str:
     if not settings.discord_enabled:
         return "off (set DISCORD_BOT_TOKEN)"
     api = f", API {redact_url(settings.discord_api_url)}" if settings.discord_api_url else ""
-    return f"on{api}"
+    sync = {
+        "auto": "when they change",
+        "always": "at every start",
+        "never": "never (DISCORD_COMMAND_SYNC=never)",
+    }[settings.discord_command_sync]
+    return f"on{api}; /agent commands registered {sync}"
 
 
 def _describe_slack(settings: Settings) -> str:

@@ -54,7 +54,7 @@ def test_check_describes_a_good_configuration(workdir: Path) -> None:
     assert "Store        SQLite (data/parley.sqlite3)" in out
     assert "Retrieval    memory and knowledge by keyword only (set EMBEDDING_MODEL" in out
     assert "Slack        off" in out
-    assert "Discord      on" in out
+    assert "Discord      on; /agent commands registered when they change" in out
     assert OPENAI_KEY not in out + result.stderr
     assert DISCORD_TOKEN not in out + result.stderr
 
