@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BOT_DATA_DIR=/data \
     TIKTOKEN_CACHE_DIR=/home/parley/.cache/tiktoken \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    HOST=0.0.0.0
 
 RUN useradd --create-home --uid 10001 parley \
     && mkdir -p /data /app \

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
@@ -25,6 +26,7 @@ from bot.embeddings import build_embedder
 from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
 from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
 from bot.knowledge import Knowledge, count_with
+from bot.listings import agent_lines, conversation_lines, describe_agent
 from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
@@ -39,6 +41,7 @@ from memory.base import (
     MAX_PAGE,
     USAGE_GROUPS,
     ApiKeyRecord,
+    ConversationQuery,
     Memory,
     MemoryQuery,
     MemoryScope,
@@ -86,9 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bot", description="Parley: AI agents that remember, in Slack and Discord."
     )
     parser.add_argument("--env-file", type=Path, default=Path(".env"), help="default: .env")
+    parser.add_argument("--version", action="version", version=f"parley {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the bot on the configured platforms")
     commands.add_parser("check", help="validate settings and the agents file, say what is set up")
+    commands.add_parser(
+        "agents", help="list the agents: the agents file's and those stored through the API"
+    )
+    conversations = commands.add_parser(
+        "conversations", help="list stored conversations, most recently updated first"
+    )
+    conversations.add_argument("--platform", choices=PLATFORMS)
+    conversations.add_argument("--agent", help="only this agent's")
+    conversations.add_argument("--tag", help="only those with this tag")
+    conversations.add_argument("--text", help="a literal piece of the title, summary or source")
+    conversations.add_argument("--open", action="store_true", help="leave out closed ones")
+    conversations.add_argument("--limit", type=_limit, default=20, help="default: 20")
     chat = commands.add_parser("chat", help="talk to an agent in this terminal")
     chat.add_argument("--agent", help="agent id (default: the default agent)")
     chat.add_argument(
@@ -269,6 +285,62 @@ def _check(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def version() -> str:
+    """The installed release (``pyproject.toml``'s version)."""
+    try:
+        return metadata.version("parley")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _agents_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_agents(loaded, out))
+
+
+async def _agents(loaded: Loaded, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        catalog = AgentCatalog(loaded.agents, store)
+        agents = await catalog.refresh()
+    finally:
+        await store.close()
+    lines = agent_lines(
+        ((agent, catalog.source_of(agent.id)) for agent in agents),
+        default=catalog.default.id,
+        settings=loaded.settings,
+    )
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _conversations_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        query = ConversationQuery(
+            platform=args.platform,
+            agent_id=args.agent,
+            tag=args.tag,
+            text=args.text or None,
+            include_closed=not args.open,
+            limit=args.limit,
+        )
+    except ValidationError as exc:
+        print(f"parley: conversations: {_first_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_conversations(loaded, query, out))
+
+
+async def _conversations(loaded: Loaded, query: ConversationQuery, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        page = await store.list_conversations(query)
+    finally:
+        await store.close()
+    out.write("\n".join(conversation_lines(page)) + "\n")
+    return EXIT_OK
+
+
 def _chat(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     if not loaded.settings.model_configured:
         print(
@@ -332,9 +404,8 @@ async def _summarize(loaded: Loaded, agent_id: str | None, *, dry_run: bool, out
         else:
             everyone = await runtime.catalog.refresh()
             agents = [agent for agent in everyone if agent.goal_check is not None]
-        if dry_run:
-            printer = PrintingPoster(out)
-            posters: dict[str, GoalCheckPoster] = {"slack": printer, "discord": printer}
+        if dry_run:  # every platform's checks, the terminal's and the API's too
+            posters: dict[str, GoalCheckPoster] = dict.fromkeys(PLATFORMS, PrintingPoster(out))
         else:
             posters = await runtime.posters()
         runner = GoalCheckRunner(engine=runtime.engine, posters=posters, mark_posted=not dry_run)
@@ -587,6 +658,8 @@ async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
 _COMMANDS: dict[str, Command] = {
     "knowledge": _knowledge_command,
     "check": _check,
+    "agents": _agents_command,
+    "conversations": _conversations_command,
     "run": _run_command,
     "chat": _chat,
     "export": _export_command,
@@ -666,7 +739,7 @@ def describe(loaded: Loaded) -> str:
     lines.append(
         f"Agents file  {settings.agents_file} ({count} agents, default: {agents.default.id})"
     )
-    lines.extend(f"  - {_describe_agent(agent, settings)}" for agent in agents.agents)
+    lines.extend(f"  - {describe_agent(agent, settings)}" for agent in agents.agents)
     lines.append(f"Model        {_describe_model(settings)}")
     lines.extend(f"  - {_describe_provider(name, settings)}" for name in settings.model_providers)
     lines.append(f"Store        {_describe_store(settings)}")
@@ -685,42 +758,17 @@ def _describe_prices(settings: Settings, agents: AgentsFile) -> str:
     if settings.prices_file is None:
         return "none (set PRICES_FILE): costs are shown as unknown"
     prices = load_prices(settings.prices_file)
-    models = sorted({agent.effective_model(settings.bot_model) for agent in agents.agents})
+    models = sorted(
+        {
+            agent.effective_model(settings.bot_model, settings.provider_models)
+            for agent in agents.agents
+        }
+    )
     unpriced = [model for model in models if prices.of(model) is None]
     text = f"{settings.prices_file} ({len(prices.models)} models, {prices.currency})"
     if unpriced:
         text += f"; no price for {', '.join(unpriced)} (cost unknown)"
     return text
-
-
-def _describe_agent(agent: Agent, settings: Settings) -> str:
-    model = agent.effective_model(settings.bot_model, settings.provider_models)
-    parts = [f"{agent.id} ({agent.name}): model {model}"]
-    if agent.provider is not None:
-        parts.append(f"provider {agent.provider}")
-    if agent.response_shape is not None:
-        properties = agent.response_shape.get("properties")
-        fields = ", ".join(properties) if isinstance(properties, dict) else ""
-        parts.append(f"replies as JSON {{{fields}}}, shows '{agent.reply_field}'")
-    else:
-        parts.append("replies in plain text")
-    if agent.goal_check is not None:
-        spec = agent.goal_check
-        when = f"cron '{spec.cron}'" if spec.cron else f"every {spec.every}"
-        parts.append(f"goal check {when} {spec.timezone} -> {spec.post_to}")
-    bound = [f"slack {c}" for c in agent.bindings.slack] + [
-        f"discord {c}" for c in agent.bindings.discord
-    ]
-    if bound:
-        parts.append("bound to " + ", ".join(bound))
-    if agent.daily_token_budget is not None:
-        parts.append(f"daily budget {agent.daily_token_budget:,} tokens")
-    if agent.memory.on:
-        shared = ", shared by the workspace's agents" if agent.memory.shared else ""
-        parts.append(f"remembers people ({agent.memory.extract}{shared})")
-    if agent.knowledge:
-        parts.append(f"knows {', '.join(agent.knowledge)}")
-    return "; ".join(parts)
 
 
 def _describe_retrieval(settings: Settings) -> str:
@@ -759,7 +807,12 @@ def _describe_discord(settings: Settings) -> str:
     if not settings.discord_enabled:
         return "off (set DISCORD_BOT_TOKEN)"
     api = f", API {redact_url(settings.discord_api_url)}" if settings.discord_api_url else ""
-    return f"on{api}"
+    sync = {
+        "auto": "when they change",
+        "always": "at every start",
+        "never": "never (DISCORD_COMMAND_SYNC=never)",
+    }[settings.discord_command_sync]
+    return f"on{api}; /agent commands registered {sync}"
 
 
 def _describe_slack(settings: Settings) -> str:

@@ -122,9 +122,16 @@ class Settings(BaseSettings):
     """Run discord.py's automatic sharding (large bots, roughly 2,500 servers and more)."""
     discord_thread_on_mention: bool = False
     """A mention outside bound channels opens a thread, where the conversation then lives."""
+    discord_command_sync: Literal["auto", "always", "never"] = "auto"
+    """When the ``/agent`` commands are registered with Discord: ``auto`` when their
+    definition changed since the registration recorded in the store (by one process),
+    ``always`` at every start, ``never`` (they are registered some other way)."""
 
     agents_file: Path = Path("agents.yaml")
-    host: str = "0.0.0.0"  # noqa: S104 - a server in a container or on a PaaS listens on all
+    host: str = "127.0.0.1"
+    """The HTTP server's interface: this machine only by default (``make run``); the
+    Dockerfile, docker-compose.yml and the Procfile set ``0.0.0.0``, which their platforms
+    need to reach it."""
     port: int = Field(default=3000, ge=1, le=65535)
 
     api_enabled: bool = True

@@ -839,7 +839,8 @@ class ApiKeyRecords(Protocol):
 
 @runtime_checkable
 class Coordination(Protocol):
-    """What lets processes share work: processed platform events and expiring claims."""
+    """What lets processes share work: processed platform events, expiring claims, and small
+    values they share (such as the hash of the Discord commands last registered)."""
 
     async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
         """Record a platform event id. True the first time, False for a duplicate."""
@@ -850,6 +851,14 @@ class Coordination(Protocol):
         ...
 
     async def release_claim(self, *, key: str, owner: str) -> bool: ...
+
+    async def get_value(self, *, name: str) -> str | None:
+        """The value last set under ``name``, or None."""
+        ...
+
+    async def set_value(self, *, name: str, value: str) -> None:
+        """Set ``name`` to ``value`` (the last write wins)."""
+        ...
 
 
 @runtime_checkable

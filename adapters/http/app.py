@@ -22,6 +22,7 @@ from adapters.http.console import install_console
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.mounts import BODY_LIMITS, PlatformRoutes, mount
+from adapters.http.openapi import install_openapi
 from adapters.http.routes import (
     agents,
     chat,
@@ -62,6 +63,7 @@ def build_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     limits: dict[str, int] = {}
     setattr(app.state, BODY_LIMITS, limits)

@@ -41,6 +41,8 @@ MEMORIES = "memories"
 KNOWLEDGE_DOCUMENTS = "knowledge_documents"
 KNOWLEDGE_CHUNKS = "knowledge_chunks"
 USAGE = "usage"
+KEY_VALUES = "key_values"
+"""Small values processes share, by ``_id`` (no index beyond it, so no migration)."""
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500

@@ -407,6 +407,14 @@ _EMBEDDINGS = (
     ("knowledge_chunks", "ALTER TABLE knowledge_chunks ADD COLUMN embedding BLOB"),
 )
 """Version 10: embeddings of memories and chunks (unit-length float32 bytes, NULL for none)."""
+_KEY_VALUES = """
+CREATE TABLE IF NOT EXISTS key_values (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+"""Version 11: small values processes share (the Discord commands last registered)."""
 """Version 9: the user of the caller's system an API conversation is with."""
 """Version 8: the knowledge chunks each reply was given (a JSON list, NULL for none)."""
 
@@ -505,6 +513,10 @@ async def _usage(db: aiosqlite.Connection) -> None:
     await _run(db, _USAGE)
 
 
+async def _key_values(db: aiosqlite.Connection) -> None:
+    await change(db, _KEY_VALUES)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
@@ -517,6 +529,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _user,
     _embeddings,
     _usage,
+    _key_values,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

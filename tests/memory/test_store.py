@@ -116,7 +116,7 @@ RECORD_PROTOCOLS: dict[type[Any], tuple[str, ...]] = {
     BindingRecords: ("bind_channel", "channel_agent"),
     AgentRecords: ("create_agent", "list_agents"),
     ApiKeyRecords: ("add_api_key", "find_api_key"),
-    Coordination: ("mark_event_processed", "claim", "release_claim"),
+    Coordination: ("mark_event_processed", "claim", "release_claim", "get_value", "set_value"),
     JournalRecords: ("journal_add", "journal_advance"),
     MemoryRecords: ("add_memories", "recall_memories", "forget_memories"),
     KnowledgeRecords: ("put_document", "search_knowledge", "delete_document"),

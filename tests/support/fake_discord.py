@@ -11,7 +11,9 @@ One aiohttp server plays both halves of Discord, with the wire shapes of the API
   (:meth:`FakeDiscord.rate_limit`, :meth:`FakeDiscord.fail`); a 429 carries ``retry_after`` and
   the ``Via`` header discord.py checks to tell Discord's limits from Cloudflare's.
 * **Gateway** at ``/gateway`` (what ``GET /gateway/bot`` names) and ``/resume`` (the READY's
-  ``resume_gateway_url``): HELLO, IDENTIFY (token and privileged intent checked, shards
+  ``resume_gateway_url``): HELLO, IDENTIFY (token checked; the Message Content intent, when
+  the application does not have it, refused with close code 4014, as Discord does; a session
+  without it gets messages' content only in DMs, mentions and its own messages; shards
   honoured), RESUME with replay of missed events, HEARTBEAT / ACK, READY with unavailable guild
   stubs, then GUILD_CREATE per guild of the shard, then dispatches with increasing ``s``.
   ``compress=zlib-stream`` (what discord.py 2.7 asks for without zstandard) is honoured: one
@@ -170,6 +172,9 @@ class Session:
     seq: int = 0
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     connection: Connection | None = None
+    intents: int = 0
+    """What its IDENTIFY asked for: without the Message Content intent, messages arrive with
+    their content blanked, as Discord sends them (:func:`without_content`)."""
 
     def serves(self, guild_id: int | None) -> bool:
         shard_id, count = self.shard
@@ -601,6 +606,11 @@ class FakeDiscord:
         await self._notify()
 
     async def _dispatch_to(self, session: Session, event: str, data: dict[str, Any]) -> None:
+        if (
+            event in {"MESSAGE_CREATE", "MESSAGE_UPDATE"}
+            and not session.intents & MESSAGE_CONTENT_INTENT
+        ):
+            data = without_content(data, int(self.bot["id"]))
         session.seq += 1
         payload = {"op": 0, "t": event, "s": session.seq, "d": data}
         session.log.append(payload)
@@ -944,7 +954,7 @@ class FakeDiscord:
         self._starts_remaining = max(0, remaining - 1)
         connection.identified_at = time.monotonic()
         shard_id, count = data.get("shard") or (0, 1)
-        session = Session(id=uuid.uuid4().hex, shard=(int(shard_id), int(count)))
+        session = Session(id=uuid.uuid4().hex, shard=(int(shard_id), int(count)), intents=intents)
         self.sessions[session.id] = session
         session.connection = connection
         connection.session = session
@@ -1418,6 +1428,21 @@ class _Refusal(Exception):
         self.status = status
         self.message = message
         self.code = code
+
+
+def without_content(message: dict[str, Any], bot_id: int) -> dict[str, Any]:
+    """``message`` as Discord sends it to a bot without the Message Content intent: content,
+    embeds, attachments, components and poll empty, except in DMs, in messages that mention
+    the bot and in the bot's own messages."""
+    if "guild_id" not in message:
+        return message
+    author = message.get("author") or {}
+    mentioned = any(int(user["id"]) == bot_id for user in message.get("mentions", ()))
+    if mentioned or int(author.get("id", 0)) == bot_id:
+        return message
+    blank = {**message, "content": "", "embeds": [], "attachments": [], "components": []}
+    blank.pop("poll", None)
+    return blank
 
 
 def _partial_member(member: dict[str, Any]) -> dict[str, Any]:
