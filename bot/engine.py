@@ -131,17 +131,29 @@ class Turn:
     """
 
     def __init__(self) -> None:
-        self._text = ""
+        self._parts: list[str] = []
+        """The visible text in pieces, joined only when it is read."""
+        self._version = 0
+        """Moves with every change, so readers compare numbers rather than texts."""
         self._changed = asyncio.Event()
         self._result: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
 
-    def _show(self, text: str) -> None:
-        if text and text != self._text:
-            self._text = text
+    def extend(self, gained: str) -> None:
+        """For the engine: the visible text grew by ``gained``."""
+        if gained:
+            self._parts.append(gained)
+            self._version += 1
+            self._changed.set()
+
+    def replace(self, text: str) -> None:
+        """For the engine: the visible text is now ``text``."""
+        if text and text != self.text:
+            self._parts = [text]
+            self._version += 1
             self._changed.set()
 
     def _finish(self, result: TurnResult) -> None:
-        self._show(result.text)
+        self.replace(result.text)
         if not self._result.done():
             self._result.set_result(result)
         self._changed.set()
@@ -154,19 +166,21 @@ class Turn:
 
     @property
     def text(self) -> str:
-        return self._text
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        shown = ""
+        shown = 0
         while True:
             await self._changed.wait()
             self._changed.clear()
-            if self._text != shown:
-                shown = self._text
-                yield shown
+            if self._version != shown:
+                shown = self._version
+                yield self.text
             if self._result.done():
-                if self._text != shown:
-                    yield self._text
+                if self._version != shown:
+                    yield self.text
                 return
 
     async def result(self) -> TurnResult:
@@ -188,7 +202,7 @@ class Turn:
         """Show what ``source`` shows and end as it ends; returns its result (raises its
         failure, which this turn does not take: the caller decides whether it is final)."""
         async for text in source:
-            self._show(text)
+            self.replace(text)
         result = await source.result()
         self._finish(result)
         return result
@@ -482,7 +496,7 @@ class Engine:
                 reply_field=(
                     answering.reply_field if answering.response_shape is not None else None
                 ),
-                on_text=turn._show,
+                on_text=turn,
             )
         except ModelError as exc:
             logger.warning("model failed: %s", exc, extra=context)

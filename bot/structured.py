@@ -16,15 +16,14 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import json_repair
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
-from pydantic_core import from_json
 
+from bot.fieldstream import FieldReader
 from bot.llm import ChatRequest, FormatRejected, ModelClient, ModelError, ResponseFormat
 from bot.lru import BoundedLRU
 from bot.prompt import ChatMessage
@@ -37,6 +36,18 @@ Mode = Literal["json_schema", "json_object", "prompt"]
 MODES: tuple[Mode, ...] = ("json_schema", "json_object", "prompt")
 _MEMORY = 256
 """How many models' refused formats (and schemas' validators) are remembered."""
+
+
+class VisibleText(Protocol):
+    """Where the visible text of a reply goes while it is produced."""
+
+    def extend(self, gained: str) -> None:
+        """It grew by ``gained``."""
+        ...
+
+    def replace(self, text: str) -> None:
+        """It is now ``text`` (a fallback's first words, a mended or repaired reply)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +79,6 @@ def json_start(text: str) -> str:
     """The text from the first ``{``: models in prompt mode often wrap JSON in prose or fences."""
     start = text.find("{")
     return text[start:] if start >= 0 else ""
-
-
-def partial_field(text: str, field: str) -> str | None:
-    """The value of ``field`` so far in a JSON object that is still being written."""
-    candidate = json_start(text)
-    if not candidate:
-        return None
-    try:
-        value = from_json(candidate, allow_partial="trailing-strings")
-    except ValueError:
-        return None
-    if isinstance(value, dict):
-        found = value.get(field)
-        return found if isinstance(found, str) else None
-    return None
 
 
 def parse_object(text: str) -> dict[str, Any] | None:
@@ -192,7 +188,7 @@ class StructuredReplies:
         *,
         schema: dict[str, Any] | None,
         reply_field: str | None,
-        on_text: Callable[[str], None] | None = None,
+        on_text: VisibleText | None = None,
         stream: bool = True,
     ) -> Generated:
         """Produce one reply. ``on_text`` receives the visible text each time it grows.
@@ -227,7 +223,7 @@ class StructuredReplies:
     async def _run(
         self,
         request: ChatRequest,
-        on_text: Callable[[str], None] | None,
+        on_text: VisibleText | None,
         reply_field: str | None,
         stream: bool,
     ) -> str:
@@ -235,15 +231,20 @@ class StructuredReplies:
         if not stream:
             return without_thinking(await self._model.complete(request))
         thinking = ThinkingFilter()
-        shown = ""
+        field = None if reply_field is None else FieldReader(reply_field)
+        fresh = True  # this run's first text replaces what an earlier run (a fallback) showed
         async for piece in self._model.stream(request):
-            raw = thinking.feed(piece)
-            if on_text is None:
+            gained = thinking.feed(piece)
+            if on_text is None or not gained:
                 continue
-            visible = raw if reply_field is None else partial_field(raw, reply_field)
-            if visible and visible != shown:
-                shown = visible
-                on_text(visible)
+            if field is not None:
+                gained = field.feed(gained)
+            if gained:  # each piece is read once: the cost grows with the reply, not its square
+                if fresh:
+                    on_text.replace(gained)
+                    fresh = False
+                else:
+                    on_text.extend(gained)
         return thinking.finish()
 
     async def _validated(
@@ -254,7 +255,7 @@ class StructuredReplies:
         schema: dict[str, Any],
         reply_field: str | None,
         mode: Mode,
-        on_text: Callable[[str], None] | None,
+        on_text: VisibleText | None,
     ) -> Generated:
         data = parse_object(raw)
         if data is None:  # broken JSON: mended here if that is enough, before a repair call
@@ -263,7 +264,7 @@ class StructuredReplies:
                 logger.info("model %s returned broken JSON, mended locally", request.model)
                 text = _visible(mended, reply_field, raw)
                 if on_text is not None:
-                    on_text(text)
+                    on_text.replace(text)
                 return Generated(text=text, data=mended, raw=raw, mode=mode)
         problems = (
             ["the reply is not a JSON object"] if data is None else reply_problems(data, schema)
@@ -302,7 +303,7 @@ class StructuredReplies:
         if data is not None and not reply_problems(data, schema):
             text = _visible(data, reply_field, repaired)
             if on_text is not None:
-                on_text(text)
+                on_text.replace(text)
             return Generated(text=text, data=data, raw=repaired, mode=mode)
         logger.warning(
             "model %s reply still invalid after repair; showing the raw text", request.model

@@ -41,19 +41,43 @@ def without_thinking(text: str) -> str:
 
 
 class ThinkingFilter:
-    """The answer of a streamed reply so far, fed piece by piece; reasoning never shows."""
+    """The answer of a streamed reply, fed piece by piece; reasoning never shows.
+
+    Each piece is looked at once (a long block of reasoning costs its length, not its square):
+    inside a block only the piece and the few characters before it are searched for its end;
+    once the answer has begun, pieces pass straight through."""
 
     def __init__(self) -> None:
         self._pieces: list[str] = []
-        self._start: int | None = None
+        self._answering = False
+        self._inside = False
+        self._waiting = ""
+        """Outside a block: the text whose meaning is not known yet (blank space, or what may
+        be the start of ``<think>``). Inside one: its last few characters, where ``</think>``
+        may have begun."""
 
     def feed(self, piece: str) -> str:
-        """Add ``piece``; returns the answer so far (empty while the model is reasoning)."""
+        """Add ``piece``; returns what the answer gained (empty while the model reasons)."""
         self._pieces.append(piece)
-        text = "".join(self._pieces)
-        if self._start is None:
-            self._start = answer_start(text)
-        return "" if self._start is None else text[self._start :]
+        if self._answering:
+            return piece
+        text = self._waiting + piece
+        while True:
+            if self._inside:
+                end = text.find(CLOSE)
+                if end < 0:
+                    self._waiting = text[-(len(CLOSE) - 1) :]
+                    return ""
+                self._inside, text = False, text[end + len(CLOSE) :]
+            text = text.lstrip()
+            if text.startswith(OPEN):
+                self._inside, text = True, text[len(OPEN) :]
+                continue
+            if not text or OPEN.startswith(text):
+                self._waiting = text
+                return ""
+            self._answering, self._waiting = True, ""
+            return text
 
     def finish(self) -> str:
         """The whole answer, once the stream has ended."""

@@ -5,7 +5,6 @@ import pytest
 from bot.structured import (
     mend_object,
     parse_object,
-    partial_field,
     reply_problems,
     strict_schema_ok,
 )
@@ -13,25 +12,6 @@ from tests.support.agents import agent
 
 SCHEMA = agent().response_shape
 assert SCHEMA is not None
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", None),
-        ('{"ans', None),
-        ('{"answer": "Hel', "Hel"),
-        ('{"answer": "Hello \\u00', "Hello "),
-        ('{"answer": "Hello \\u00e9t\\u00e9", "reci', "Hello été"),
-        ('```json\n{"answer": "fenced', "fenced"),
-        ('Sure! {"answer": "after prose"}', "after prose"),
-        ('{"recipes": ["a"], "answer": "late field', "late field"),
-        ('{"answer": 3}', None),
-        ("[1, 2", None),
-    ],
-)
-def test_partial_field(text: str, expected: str | None) -> None:
-    assert partial_field(text, "answer") == expected
 
 
 def test_parse_object_tolerates_fences_and_prose() -> None:

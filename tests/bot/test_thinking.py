@@ -41,12 +41,22 @@ def test_a_stream_shows_nothing_of_the_reasoning() -> None:
 
     shown = [thinking.feed(piece) for piece in pieces]
 
-    assert shown == ["", "", "", "", "Hel", "Hello"]
+    assert shown == ["", "", "", "", "Hel", "lo"], "what the answer gained, piece by piece"
     assert thinking.finish() == "Hello"
 
 
 def test_a_stream_without_reasoning_shows_at_once() -> None:
     thinking = ThinkingFilter()
     assert thinking.feed("<b") == "<b"
-    assert thinking.feed(">x <think>") == "<b>x <think>"
+    assert thinking.feed(">x <think>") == ">x <think>"
     assert thinking.finish() == "<b>x <think>"
+
+
+def test_a_long_block_of_reasoning_ends_wherever_its_end_is_cut() -> None:
+    thinking = ThinkingFilter()
+    pieces = ["<think>", *(["step. "] * 500), "<", "/", "think", ">", " ", "Done", "."]
+
+    shown = "".join(thinking.feed(piece) for piece in pieces)
+
+    assert shown == "Done."
+    assert thinking.finish() == "Done."
