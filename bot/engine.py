@@ -22,7 +22,7 @@ from bot.embeddings import Embedder, QueryVector
 from bot.errors import NotFound, ParleyError, StoreError
 from bot.extraction import BackgroundExtraction
 from bot.goals import GOAL_SCHEMA, check_goal
-from bot.history import read_recent
+from bot.history import RecentHistory, read_recent
 from bot.knowledge import Knowledge
 from bot.llm import ChatRequest, ModelClient, ModelError
 from bot.locks import KeyedLocks
@@ -243,6 +243,8 @@ class Engine:
         self._default_model = default_model
         self._provider_models = dict(provider_models or {})
         self._locks = KeyedLocks()
+        self._history = RecentHistory(store)
+        """Each conversation's recent messages, so a turn reads only what it has not seen."""
         self._admission = Admission(
             total=max_pending_turns,
             per_quota=api_turns_per_key,
@@ -424,9 +426,9 @@ class Engine:
         if stored is not None:
             user_message = stored[0]
         else:
-            user_message = await self._store.append_message(
-                conversation_id=conversation.id,
-                message=NewMessage(
+            user_message = await self._append(
+                conversation.id,
+                NewMessage(
                     role="user",
                     text=incoming.text,
                     author_id=incoming.author_id,
@@ -444,7 +446,7 @@ class Engine:
                 conversation, agent, user_message, agent.budget_message
             )
 
-        history = await self._recent(conversation, agent, before_seq=user_message.seq)
+        history = await self._recent(conversation, agent, before=user_message)
         vector = None
         if self._embedder is not None:
             vector = QueryVector(
@@ -594,9 +596,9 @@ class Engine:
         data = generated.data
         visible = generated.text
         counted = json.dumps(data, ensure_ascii=False) if data is not None else visible
-        return await self._store.append_message(
-            conversation_id=conversation.id,
-            message=NewMessage(
+        return await self._append(
+            conversation.id,
+            NewMessage(
                 role="assistant",
                 text=visible,
                 author_name=agent.name,
@@ -611,9 +613,9 @@ class Engine:
         self, conversation: Conversation, agent: Agent, user_message: Message
     ) -> TurnResult:
         closing = agent.closing_message
-        reply = await self._store.append_message(
-            conversation_id=conversation.id,
-            message=NewMessage(role="assistant", text=closing, author_name=agent.name),
+        reply = await self._append(
+            conversation.id,
+            NewMessage(role="assistant", text=closing, author_name=agent.name),
         )
         await self._store.close_conversation(conversation_id=conversation.id)
         logger.info(
@@ -654,9 +656,9 @@ class Engine:
         self, conversation: Conversation, agent: Agent, user_message: Message, text: str
     ) -> TurnResult:
         """Store ``text`` as the reply, without calling the model (so it uses no tokens)."""
-        reply = await self._store.append_message(
-            conversation_id=conversation.id,
-            message=NewMessage(role="assistant", text=text, author_name=agent.name),
+        reply = await self._append(
+            conversation.id,
+            NewMessage(role="assistant", text=text, author_name=agent.name),
         )
         return TurnResult(
             conversation=conversation,
@@ -667,15 +669,23 @@ class Engine:
         )
 
     async def _recent(
-        self, conversation: Conversation, agent: Agent, *, before_seq: int | None = None
+        self, conversation: Conversation, agent: Agent, *, before: Message | None = None
     ) -> list[Message]:
-        return await read_recent(
-            self._store,
-            conversation,
-            agent,
-            count=lambda text: self.count_tokens(text, agent),
-            before_seq=before_seq,
-        )
+        """The history a prompt may use: before the turn's message ``before`` (kept between
+        turns), or all of it."""
+
+        def count(text: str) -> int:
+            return self.count_tokens(text, agent)
+
+        if before is None:
+            return await read_recent(self._store, conversation, agent, count=count)
+        return await self._history.read(conversation, agent, count=count, before=before)
+
+    async def _append(self, conversation_id: str, message: NewMessage) -> Message:
+        """Store a message of a conversation this process is answering (under its lock)."""
+        stored = await self._store.append_message(conversation_id=conversation_id, message=message)
+        self._history.added(stored)
+        return stored
 
     # conversations -----------------------------------------------------------------------
 
@@ -698,9 +708,9 @@ class Engine:
             )
             if not created:
                 return conversation, False
-            await self._store.append_message(
-                conversation_id=conversation.id,
-                message=NewMessage(
+            await self._append(
+                conversation.id,
+                NewMessage(
                     role="assistant",
                     text=agent.first_message,
                     author_name=agent.name,

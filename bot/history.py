@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from bot.lru import BoundedLRU
 from bot.prompt import MESSAGE_OVERHEAD_TOKENS, history_content, usable_history
 from config.agents import Agent
 from memory.base import Conversation, ConversationStore, Message
 
 PAGE = 64
+KEPT = 2 * PAGE
+"""The most messages of one conversation :class:`RecentHistory` keeps."""
+
+
+def history_tokens(messages: Sequence[Message], agent: Agent, count: Callable[[str], int]) -> int:
+    """What ``messages`` weigh against the agent's history budget."""
+    return sum(
+        (message.token_count or count(history_content(message))) + MESSAGE_OVERHEAD_TOKENS
+        for message in usable_history(messages, agent)
+    )
 
 
 async def read_recent(
@@ -34,12 +46,94 @@ async def read_recent(
             newest_first=True,
         )
         tail.extend(page)
-        for message in usable_history(page, agent):
-            tokens += (message.token_count or count(history_content(message))) + (
-                MESSAGE_OVERHEAD_TOKENS
-            )
+        tokens += history_tokens(page, agent, count)
         if len(page) < PAGE:
             break
         before = page[-1].seq
     tail.reverse()
     return tail
+
+
+@dataclass
+class _Tail:
+    messages: list[Message]
+    """Oldest first: every message of the conversation after ``floor`` up to ``last``."""
+    floor: int
+    last: int
+
+
+class RecentHistory:
+    """The tail a conversation's last turn here read, kept with the messages written since
+    (bounded), so the next turn reads nothing: or only what another process wrote meanwhile,
+    told by the sequence numbers. Messages never change once stored, so what is kept is
+    never stale."""
+
+    def __init__(self, store: ConversationStore, *, capacity: int = 1000) -> None:
+        self._store = store
+        self._tails: BoundedLRU[str, _Tail] = BoundedLRU(capacity)
+
+    def added(self, message: Message) -> None:
+        """A message this process stored."""
+        tail = self._tails.get(message.conversation_id)
+        if tail is None:
+            return
+        if message.seq != tail.last + 1:  # another process wrote in between: read it next time
+            self._tails.pop(message.conversation_id)
+            return
+        tail.messages.append(message)
+        tail.last = message.seq
+        if len(tail.messages) > KEPT:
+            del tail.messages[: len(tail.messages) - KEPT]
+            tail.floor = tail.messages[0].seq - 1
+
+    async def read(
+        self,
+        conversation: Conversation,
+        agent: Agent,
+        *,
+        count: Callable[[str], int],
+        before: Message,
+    ) -> list[Message]:
+        """What :func:`read_recent` gives for a prompt (the same prompt is built from it): the
+        messages before ``before``, the turn's own message, stored already."""
+        before_seq = before.seq
+        tail = await self._caught_up(conversation.id, before_seq)
+        if tail is not None:
+            window = [m for m in tail.messages if conversation.summary_seq < m.seq < before_seq]
+            if tail.floor <= conversation.summary_seq or _fills(window, agent, count):
+                if tail.last < before_seq:
+                    self.added(before)
+                return window
+        messages = await read_recent(
+            self._store, conversation, agent, count=count, before_seq=before_seq
+        )
+        floor = messages[0].seq - 1 if messages else conversation.summary_seq
+        self._tails.put(conversation.id, _Tail([*messages, before], floor, before_seq))
+        return messages
+
+    async def _caught_up(self, conversation_id: str, before_seq: int) -> _Tail | None:
+        """The kept tail, with what others wrote since read in; None when there is none."""
+        tail = self._tails.get(conversation_id)
+        if tail is None or tail.last >= before_seq - 1:
+            return tail
+        missing = before_seq - 1 - tail.last
+        if missing > PAGE:
+            return None
+        more = await self._store.list_messages(
+            conversation_id=conversation_id,
+            after_seq=tail.last,
+            before_seq=before_seq,
+            limit=missing,
+        )
+        if [m.seq for m in more] != list(range(tail.last + 1, before_seq)):
+            return None
+        for message in more:
+            self.added(message)
+        return self._tails.get(conversation_id)
+
+
+def _fills(window: list[Message], agent: Agent, count: Callable[[str], int]) -> bool:
+    """Whether ``window`` holds more than the budget in whole turns: a prompt built from it
+    drops what one built from all the messages would (whole turns, oldest first)."""
+    first_turn = next((i for i, m in enumerate(window) if m.role == "user"), len(window))
+    return history_tokens(window[first_turn:], agent, count) > agent.context_tokens
