@@ -18,6 +18,7 @@ flight, so it never grows beyond the turns themselves.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from bot.errors import BUSY_LINE, ParleyError
@@ -98,8 +99,16 @@ class Admission:
     """The in-memory table of turns in flight, by quota holder, conversation and class."""
 
     def __init__(
-        self, *, total: int, per_quota: int, per_conversation: int, api_share: float
+        self,
+        *,
+        total: int,
+        per_quota: int,
+        per_conversation: int,
+        api_share: float,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_refused`` is told the reason of each refusal (``busy``, ``too_many_turns``,
+        ``conversation_busy`` or ``api_share``), for metrics."""
         if total < 0 or per_quota < 1 or per_conversation < 1:
             raise ValueError("turn limits must be positive (total may be 0)")
         if not 0 < api_share <= 1:
@@ -112,6 +121,7 @@ class Admission:
         self._api_in_flight = 0
         self._by_quota: dict[str, int] = {}
         self._by_conversation: dict[str, int] = {}
+        self._on_refused = on_refused
 
     @property
     def in_flight(self) -> int:
@@ -148,6 +158,14 @@ class Admission:
             EngineBusy: the engine has ``total`` turns in flight.
             ApiShareFull: an ``api`` turn, and API turns hold their whole share.
         """
+        try:
+            return self._admit(conversation, quota, kind)
+        except EngineBusy as exc:
+            if self._on_refused is not None:
+                self._on_refused("api_share" if isinstance(exc, ApiShareFull) else exc.code)
+            raise
+
+    def _admit(self, conversation: str, quota: str | None, kind: TurnClass) -> Ticket:
         if quota is not None and self.of_quota(quota) >= self._per_quota:
             raise KeyBusy(
                 f"this key already has {self._per_quota} turns running or waiting; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -28,9 +29,11 @@ from bot.llm import ChatRequest, ModelClient, ModelError
 from bot.locks import KeyedLocks
 from bot.logs import context_of
 from bot.memory import PeopleMemory, answering_agent, take_facts
+from bot.observed_model import ObservedModelClient
 from bot.prompt import build_prompt, user_content
 from bot.structured import Generated, StructuredReplies
 from bot.summary import RollingSummary, compaction_target
+from bot.telemetry import Telemetry, TurnWatch
 from bot.tokens import TokenCounter
 from bot.usage import UsageLedger
 from config.agents import Agent, AgentsFile
@@ -135,12 +138,15 @@ class Turn:
         """The visible text in pieces, joined only when it is read."""
         self._version = 0
         """Moves with every change, so readers compare numbers rather than texts."""
+        self.first_shown: float | None = None
+        """When text was first shown (monotonic seconds), if it was."""
         self._changed = asyncio.Event()
         self._result: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
 
     def extend(self, gained: str) -> None:
         """For the engine: the visible text grew by ``gained``."""
         if gained:
+            self._shown_now()
             self._parts.append(gained)
             self._version += 1
             self._changed.set()
@@ -148,9 +154,14 @@ class Turn:
     def replace(self, text: str) -> None:
         """For the engine: the visible text is now ``text``."""
         if text and text != self.text:
+            self._shown_now()
             self._parts = [text]
             self._version += 1
             self._changed.set()
+
+    def _shown_now(self) -> None:
+        if self.first_shown is None:
+            self.first_shown = time.monotonic()
 
     def _finish(self, result: TurnResult) -> None:
         self.replace(result.text)
@@ -228,17 +239,21 @@ class Engine:
         consolidation_settle: float = 5.0,
         embedder: Embedder | None = None,
         usage: UsageLedger | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """The turn limits are those of :class:`bot.admission.Admission`: ``max_pending_turns``
         in all, ``api_turns_per_key`` per API key, ``max_queued_per_conversation`` per
         conversation, and API turns together at most ``api_turn_share`` of the total.
         ``usage`` reports usage and what agents used today, for their ``daily_token_budget``
-        (one without prices, reading the store, by default)."""
+        (one without prices, reading the store, by default). ``telemetry``: where turns and
+        model calls are counted and traced (metrics of its own, no tracing, when None)."""
         self._usage = usage or UsageLedger(store=store)
+        self._telemetry = telemetry or Telemetry()
+        model = ObservedModelClient(model, self._telemetry)
         self._store = store
         self._agents = agents if isinstance(agents, AgentCatalog) else AgentCatalog(agents, store)
         self._model = model
-        self._replies = StructuredReplies(model)
+        self._replies = StructuredReplies(model, metrics=self._telemetry.metrics)
         self._tokens = tokens
         self._default_model = default_model
         self._provider_models = dict(provider_models or {})
@@ -250,6 +265,7 @@ class Engine:
             per_quota=api_turns_per_key,
             per_conversation=max_queued_per_conversation,
             api_share=api_turn_share,
+            on_refused=self._telemetry.metrics.busy_refusal,
         )
         self._turns: set[asyncio.Task[None]] = set()
         self._embedder = embedder
@@ -281,6 +297,11 @@ class Engine:
     @property
     def agents(self) -> AgentCatalog:
         return self._agents
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where this engine's work, and the adapters' around it, is counted and traced."""
+        return self._telemetry
 
     @property
     def knowledge(self) -> Knowledge:
@@ -395,8 +416,12 @@ class Engine:
         """Run the turn in order; its place is given back in the same step that hands over the
         result, so a client that got its answer can start its next turn at once."""
         try:
-            async with self._locks.hold(incoming.key.canonical):
-                result = await self._turn(incoming, turn)
+            with self._telemetry.turn(
+                platform=incoming.key.platform, first_shown=lambda: turn.first_shown
+            ) as watch:
+                async with self._locks.hold(incoming.key.canonical):
+                    result = await self._turn(incoming, turn, watch)
+                watch.ended(failed=result.failed, closed=result.closed)
         except asyncio.CancelledError as exc:
             turn._fail(exc)
             raise
@@ -407,9 +432,12 @@ class Engine:
         finally:
             ticket.release()
 
-    async def _turn(self, incoming: IncomingMessage, turn: Turn) -> TurnResult:
+    async def _turn(self, incoming: IncomingMessage, turn: Turn, watch: TurnWatch) -> TurnResult:
         conversation = await self._conversation_for(incoming)
         agent = await self.resolve_agent(conversation)
+        watch.identify(
+            conversation_id=conversation.id, agent_id=agent.id, model=self.model_for(agent)
+        )
         context = context_of(conversation)
         stored = await self._stored_turn(conversation, incoming) if incoming.resume else None
         if stored is not None and stored[1] is not None:

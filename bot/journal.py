@@ -380,7 +380,14 @@ class TurnJournal:
 
     async def _process(self, entry: JournalEntry) -> JournalFinish | None:
         """Answer (unless answered) and show (unless shown) one entry; returns its last
-        write, for the drain's next step to make."""
+        write, for the drain's next step to make. Its log lines and spans (the turn's too)
+        carry its platform, id and conversation."""
+        with self._engine.telemetry.message(
+            platform=entry.key.platform, event_id=entry.id, conversation_id=entry.conversation_id
+        ):
+            return await self._process_entry(entry)
+
+    async def _process_entry(self, entry: JournalEntry) -> JournalFinish | None:
         shower = self._showers.get(entry.key.platform)
         if shower is None:
             logger.warning("journal: no adapter shows %s entries here", entry.key.platform)

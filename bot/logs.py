@@ -1,15 +1,21 @@
 """Logging set-up: text for people, JSON lines for production, secrets always redacted.
 
 Lines about a conversation carry its id and platform: pass ``extra=conversation_context(...)``.
+Inside a turn every line carries them anyway, libraries' lines too: the turn sets them with
+:func:`log_context` (a ``contextvars`` value, so each task sees its own turn's) and the handler's
+:class:`ContextFilter` copies them onto each record that does not name its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -30,6 +36,49 @@ def context_of(conversation: Conversation) -> dict[str, str]:
         platform=conversation.key.platform,
         agent_id=conversation.agent_id,
     )
+
+
+_CONTEXT: ContextVar[Mapping[str, str]] = ContextVar(
+    "parley_log_context", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Every line logged inside (in this task, and in tasks started from it) carries
+    ``fields`` (those not None) on top of the context already set; the context before is
+    restored on the way out."""
+    token = _CONTEXT.set(_merged(fields))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def add_log_context(**fields: str | None) -> None:
+    """Add ``fields`` (those not None) to the context of the enclosing :func:`log_context`,
+    once they are known (a turn learns its conversation after it starts)."""
+    _CONTEXT.set(_merged(fields))
+
+
+def current_log_context() -> Mapping[str, str]:
+    return _CONTEXT.get()
+
+
+def _merged(fields: Mapping[str, str | None]) -> dict[str, str]:
+    return {**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}}
+
+
+class ContextFilter(logging.Filter):
+    """Puts the :func:`log_context` fields on each record passing the handler (a handler's
+    filter sees every logger's records, libraries' included). Fields a line names in its own
+    ``extra`` are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _CONTEXT.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
 
 
 class _Redactor:
@@ -87,6 +136,7 @@ def configure_logging(
     handler.setFormatter(
         JsonFormatter(secret_list) if fmt == "json" else TextFormatter(secret_list)
     )
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from adapters.base import AdapterHealth, FailureHook, PlatformAdapter
 from adapters.http.host import WebHost
+from adapters.http.routes.metrics import METRICS
 from adapters.http.services import Services
 from bot.catalog import AgentCatalog
 from bot.embeddings import build_embedder
@@ -24,15 +26,21 @@ from bot.errors import StoreError
 from bot.journal import TurnJournal
 from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
 from bot.looplag import LoopLagMonitor
+from bot.observed_store import observed_store
 from bot.providers import ModelRouter
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
+from bot.telemetry import Telemetry, build_tracer_provider
 from bot.tokens import TokenCounter
 from bot.usage import UsageLedger, UsageRecorder, UsageSink
 from config.agents import Agent, AgentsFile
 from config.pricing import load_prices
+from config.redact import redact_url
 from config.settings import DEFAULT_PROVIDER, Settings
 from memory.base import ConversationStore
 from memory.factory import build_store
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +125,19 @@ class Runtime:
         store: ConversationStore | None = None,
         model: ModelClient | None = None,
         tokens: TokenCounter | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        """``telemetry``: where metrics and spans go; by default metrics of the runtime's own,
+        and spans exported over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
         self.settings = settings
         self.agents = agents
-        self.store = store or build_store(settings)
+        self._tracer_provider: TracerProvider | None = None
+        if telemetry is None:
+            endpoint = settings.otel_exporter_otlp_endpoint
+            self._tracer_provider = build_tracer_provider(endpoint) if endpoint else None
+            telemetry = Telemetry.of(self._tracer_provider)
+        self.telemetry = telemetry
+        self.store = observed_store(store or build_store(settings), telemetry)
         self.tokens = tokens or TokenCounter()
         self.recorder = UsageRecorder(
             store=self.store, count=self.tokens.count, limit=settings.usage_buffer
@@ -144,6 +161,7 @@ class Runtime:
             max_queued_per_conversation=settings.max_queued_per_conversation,
             embedder=self.embedder,
             usage=self.usage,
+            telemetry=telemetry,
         )
         lease = settings.journal_lease_seconds
         self.journal = TurnJournal(
@@ -164,12 +182,14 @@ class Runtime:
                 settings=settings,
             )
             self.web.app.state.readiness = self.services.readiness  # /readyz without the API
+            setattr(self.web.app.state, METRICS, telemetry.metrics)  # /metrics without it
         self.lost: AdapterHealth | None = None
         """The adapter that gave up reconnecting, if one did."""
         self._stop = asyncio.Event()
         self._grace_ends: float | None = None
         """When the shutdown grace ends (the loop's clock), once stopping."""
         self.loop_lag = LoopLagMonitor()
+        telemetry.metrics.watch_loop_lag(self.loop_lag)
         self._exit = AsyncExitStack()
         """What :meth:`__aenter__` started, stopped in reverse by :meth:`__aexit__`."""
 
@@ -290,6 +310,13 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         async with AsyncExitStack() as stack:
+            provider = self._tracer_provider
+            if provider is not None:  # stopped last: it exports the spans of all the rest
+                stack.push_async_callback(asyncio.to_thread, provider.shutdown)
+                logger.info(
+                    "tracing: spans exported to %s",
+                    redact_url(self.settings.otel_exporter_otlp_endpoint or ""),
+                )
             await self.store.open()
             stack.push_async_callback(self.store.close)
             stack.push_async_callback(self.recorder.aclose)  # after every model call ended

@@ -26,6 +26,7 @@ from jsonschema.protocols import Validator
 from bot.fieldstream import FieldReader
 from bot.llm import ChatRequest, FormatRejected, ModelClient, ModelError, ResponseFormat
 from bot.lru import BoundedLRU
+from bot.metrics import Metrics
 from bot.prompt import ChatMessage
 from bot.thinking import ThinkingFilter, without_thinking
 from config.schemas import schema_key, validator
@@ -165,8 +166,9 @@ def _field(path: list[Any]) -> str:
 class StructuredReplies:
     """Runs one structured (or plain) generation with fallback and repair."""
 
-    def __init__(self, model: ModelClient) -> None:
+    def __init__(self, model: ModelClient, *, metrics: Metrics | None = None) -> None:
         self._model = model
+        self._metrics = metrics or Metrics()
         self._refused: BoundedLRU[tuple[str | None, str], frozenset[Mode]] = BoundedLRU(_MEMORY)
         """Formats refused, by provider and model: one model name may be served by two
         providers that differ (OpenAI and a gateway, say)."""
@@ -206,6 +208,7 @@ class StructuredReplies:
                 raw = await self._run(attempt, on_text, reply_field, stream)
             except FormatRejected as exc:
                 logger.info("model %s refused %s output; falling back", request.model, mode)
+                self._metrics.structured_fallback(mode)
                 self._remember_refusal(request, mode)
                 last_refusal = exc
                 continue
@@ -278,6 +281,7 @@ class StructuredReplies:
         )
         repair = replace(
             request,
+            metadata={**request.metadata, "purpose": "repair"},
             messages=(
                 *request.messages,
                 ChatMessage(role="assistant", content=raw),
@@ -300,7 +304,9 @@ class StructuredReplies:
         data = parse_object(repaired)
         if data is None and repaired:
             data = await asyncio.to_thread(mend_object, repaired)
-        if data is not None and not reply_problems(data, schema):
+        valid = data is not None and not reply_problems(data, schema)
+        self._metrics.structured_repair(repaired=valid)
+        if data is not None and valid:
             text = _visible(data, reply_field, repaired)
             if on_text is not None:
                 on_text.replace(text)

@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     """Model calls this process makes at once (replies, summaries, goal checks); more wait."""
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
+    """``json`` also turns on HTTP access logs (one line per request)."""
+    metrics_token: SecretStr | None = None
+    """Bearer token ``GET /metrics`` asks for; without one the route is open."""
+    otel_exporter_otlp_endpoint: str | None = None
+    """OpenTelemetry's standard variable: the collector's OTLP/HTTP base address
+    (``http://localhost:4318``); spans are exported there only when it is set."""
 
     @field_validator(
         "openai_api_key",
@@ -201,6 +207,7 @@ class Settings(BaseSettings):
         "slack_signing_secret",
         "discord_bot_token",
         "console_secret",
+        "metrics_token",
         mode="before",
     )
     @classmethod
@@ -209,7 +216,13 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("openai_base_url", "slack_api_url", "discord_api_url", mode="before")
+    @field_validator(
+        "openai_base_url",
+        "slack_api_url",
+        "discord_api_url",
+        "otel_exporter_otlp_endpoint",
+        mode="before",
+    )
     @classmethod
     def _url(cls, value: object) -> object:
         return _http_url(value)
@@ -316,6 +329,7 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.discord_bot_token,
             self.console_secret,
+            self.metrics_token,
         )
         keys = [provider.api_key for provider in self.model_providers.values()]
         values = [field.get_secret_value() for field in (*fields, *keys) if field is not None]
@@ -334,6 +348,7 @@ class Settings(BaseSettings):
             "embedding_base_url": self.embedding_base_url,
             "slack_api_url": self.slack_api_url,
             "discord_api_url": self.discord_api_url,
+            "otel_exporter_otlp_endpoint": self.otel_exporter_otlp_endpoint,
             **{
                 f"model_providers__{name}__base_url": provider.base_url
                 for name, provider in self.model_providers.items()

@@ -31,6 +31,7 @@ from typing import Final
 
 import aiohttp
 
+from adapters.api_calls import api_call_trace, discord_method
 from adapters.base import (
     AdapterHealth,
     AdapterState,
@@ -344,7 +345,9 @@ class DiscordAdapter:
             allowed_mentions=NO_MENTIONS,
             max_messages=MESSAGE_CACHE,
             guild_ready_timeout=self._guild_ready_timeout,
-            http_trace=rate_limit_trace(self._budget),
+            http_trace=api_call_trace(
+                self._engine.telemetry, "discord", discord_method, rate_limit_trace(self._budget)
+            ),
         )
         self._tree = command_tree(client, self._engine)
 

@@ -31,6 +31,7 @@ from adapters.http.routes import (
     health,
     memories,
     messages,
+    metrics,
     usage,
 )
 from adapters.http.security import SECURITY_HEADERS, inline_script_hashes, with_directives
@@ -65,12 +66,15 @@ def build_app(
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    setattr(app.state, metrics.METRICS_TOKEN, settings.metrics_token)
     limits: dict[str, int] = {}
     setattr(app.state, BODY_LIMITS, limits)
     for platform in routes:
         mount(app, platform)
     if services is not None:
         app.state.services = services
+        setattr(app.state, metrics.METRICS, services.engine.telemetry.metrics)
         api = APIRouter(prefix=API_PREFIX)
         for module in (agents, documents, conversations, messages, memories, usage):
             api.include_router(module.router)

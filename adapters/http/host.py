@@ -17,7 +17,8 @@ class WebHost:
     already started it.
 
     ``settings`` (else the services', else the defaults) give the body limits, the header
-    timeout, the connection cap and the trusted proxies."""
+    timeout, the connection cap, the trusted proxies and whether requests are logged (in JSON
+    log mode)."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class WebHost:
             header_timeout=settings.http_header_timeout,
             max_connections=settings.http_max_connections,
             trusted_proxies=settings.trusted_proxy_list,
+            access_log=settings.log_format == "json",
         )
 
     def mount(self, routes: PlatformRoutes) -> None:

@@ -197,7 +197,9 @@ class HttpServer:
         header_timeout: float = _DEFAULTS.http_header_timeout,
         max_connections: int = _DEFAULTS.http_max_connections,
         trusted_proxies: Sequence[str] = tuple(_DEFAULTS.trusted_proxy_list),
+        access_log: bool = False,
     ) -> None:
+        """``access_log``: one line per request on the ``uvicorn.access`` logger."""
         self.guard = ConnectionGuard(header_timeout=header_timeout, max_connections=max_connections)
         self._config = uvicorn.Config(
             app,
@@ -207,7 +209,7 @@ class HttpServer:
             ws="none",
             lifespan="off",
             log_config=None,
-            access_log=False,
+            access_log=access_log,
             server_header=False,
             proxy_headers=True,
             forwarded_allow_ips=list(trusted_proxies),

@@ -41,6 +41,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.api_calls import api_call_trace, slack_method
 from adapters.base import (
     BUSY_LINE,
     AdapterHealth,
@@ -273,7 +274,9 @@ class SlackAdapter:
         token = self._settings.slack_bot_token
         if token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set")
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(
+            trace_configs=[api_call_trace(self._engine.telemetry, "slack", slack_method)]
+        )
         client = AsyncWebClient(
             token=token.get_secret_value(),
             base_url=self.api_url,
