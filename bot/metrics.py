@@ -50,7 +50,7 @@ class Metrics:
         self.turns = Counter(
             "parley_turns",
             "Turns ended, by platform, agent and outcome "
-            "(ok, model_failed, closed, answered_before, error, cancelled).",
+            "(ok, model_failed, closed, error, cancelled).",
             ["platform", "agent", "outcome"],
             registry=r,
         )

@@ -118,3 +118,24 @@ def test_a_zero_total_refuses_everything_and_bad_limits_are_refused() -> None:
     for bad in ({"per_quota": 0}, {"per_conversation": 0}, {"total": -1}, {"api_share": 0.0}):
         with pytest.raises(ValueError, match="must be"):
             table(**bad)
+
+
+def test_each_refusal_is_told_with_its_reason() -> None:
+    reasons: list[str] = []
+    admission = Admission(
+        total=3, per_quota=1, per_conversation=1, api_share=0.5, on_refused=reasons.append
+    )
+    api_turn(admission, "k1", "c1")
+    with pytest.raises(KeyBusy):
+        api_turn(admission, "k1", "c2")
+    with pytest.raises(ApiShareFull):
+        api_turn(admission, "k2", "c3")
+    admission.admit(conversation="chat")
+    with pytest.raises(ConversationBusy):
+        admission.admit(conversation="c1")
+    admission.admit(conversation="other")
+    with pytest.raises(EngineBusy):
+        admission.admit(conversation="more")
+
+    assert reasons == ["too_many_turns", "api_share", "conversation_busy", "busy"]
+    assert admission.in_flight == 3, "a refusal takes no place"

@@ -19,6 +19,7 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.engine import Engine
 from bot.llm import OpenAIModelClient
+from bot.telemetry import Telemetry
 from bot.tokens import TokenCounter
 from config.agents import AgentsFile
 from config.settings import Settings
@@ -144,6 +145,7 @@ async def start_bot(
         max_pending_turns: int = 10_000,
         adapter: dict[str, Any] | None = None,
         start: bool = True,
+        telemetry: Telemetry | None = None,
         **settings: Any,
     ) -> DiscordBot:
         discord = fake or fake_discord
@@ -159,6 +161,7 @@ async def start_bot(
             tokens=TokenCounter(),
             default_model="gpt-4o-mini",
             max_pending_turns=max_pending_turns,
+            telemetry=telemetry,
         )
         options: dict[str, Any] = {
             "edit_interval": 0.05,

@@ -11,6 +11,7 @@ import pytest
 from bot.embeddings import Embedder
 from bot.engine import Engine
 from bot.llm import OpenAIModelClient
+from bot.telemetry import Telemetry
 from bot.tokens import TokenCounter
 from bot.usage import UsageLedger, UsageRecorder
 from config.agents import AgentsFile
@@ -55,6 +56,7 @@ async def make_engine(
         usage: bool = False,
         prices: Prices = NO_PRICES,
         usage_buffer: int = 10_000,
+        telemetry: Telemetry | None = None,
     ) -> Engine:
         """``usage``: the model client records usage (``engine.usage`` reports it)."""
         kept = store or sqlite_store
@@ -79,6 +81,7 @@ async def make_engine(
             consolidation_settle=consolidation_settle,
             embedder=embedder,
             usage=UsageLedger(store=kept, prices=prices, recorder=recorder),
+            telemetry=telemetry,
         )
         made.append((engine, model, recorder))
         return engine

@@ -19,6 +19,8 @@ import pytest
 from adapters.slack import SlackAdapter
 from bot.engine import Engine
 from bot.llm import OpenAIModelClient
+from bot.observed_store import observed_store
+from bot.telemetry import Telemetry
 from bot.tokens import TokenCounter
 from config.agents import AgentsFile
 from config.settings import Settings
@@ -133,20 +135,23 @@ async def start_slack(
         port: int | None = None,
         bot_token: str | None = None,
         app_token: str | None = None,
+        telemetry: Telemetry | None = None,
         **options: Any,
     ) -> Bot:
+        """``telemetry``: the engine's, which also observes the store (as the runtime's does)."""
         store = SqliteStore(path=store_path or tmp_path / "parley.sqlite3")
         await store.open()
         model = OpenAIModelClient(
             api_key="sk-test", base_url=fake_openai.base_url, timeout=5, max_retries=0
         )
         engine = Engine(
-            store=store,
+            store=store if telemetry is None else observed_store(store, telemetry),
             agents=agents or agents_file(chef(), plain()),
             model=model,
             tokens=slack_tokens,
             default_model="gpt-4o-mini",
             max_pending_turns=max_pending_turns,
+            telemetry=telemetry,
         )
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
