@@ -27,7 +27,7 @@ MethodOf = Callable[[str, URL], str]
 """The bounded name of a call from its HTTP verb and URL."""
 
 _SLACK_METHOD = re.compile(r"^[A-Za-z]+(\.[A-Za-z]+)+$")
-_WORD = re.compile(r"^[a-z@][a-z_-]{0,31}$")
+_WORD = re.compile(r"^[a-z@][a-z0-9_-]{0,23}$")
 _VERSION = re.compile(r"^v\d+$")
 _SECRET_AFTER = frozenset({"webhooks", "interactions"})
 """Discord path segments followed by an id and then a token (``/webhooks/{id}/{token}``)."""

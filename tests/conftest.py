@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.support.secantus",
     "tests.support.stores",
     "tests.support.env",
+    "tests.support.logs",
     "tests.support.fake_openai",
     "tests.support.engines",
     "tests.support.fake_slack",
