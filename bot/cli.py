@@ -750,6 +750,7 @@ def describe(loaded: Loaded) -> str:
     api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
     lines.append(f"HTTP         {settings.host}:{settings.port}; API {api}")
     lines.append(f"Logging      {settings.log_level}, {settings.log_format}")
+    lines.append(f"Telemetry    {_describe_telemetry(settings)}")
     return "\n".join(lines) + "\n"
 
 
@@ -797,6 +798,17 @@ def _describe_provider(name: str, settings: Settings) -> str:
         f"provider {name}: {provider.model or settings.bot_model} via {where} ({key}), "
         f"{limit} calls at once"
     )
+
+
+def _describe_telemetry(settings: Settings) -> str:
+    guard = "behind METRICS_TOKEN" if settings.metrics_token is not None else "open"
+    endpoint = settings.otel_exporter_otlp_endpoint
+    traces = (
+        f"traces to {redact_url(endpoint)} (OTLP/HTTP)"
+        if endpoint
+        else "traces off (set OTEL_EXPORTER_OTLP_ENDPOINT)"
+    )
+    return f"/metrics {guard}; {traces}"
 
 
 def _describe_store(settings: Settings) -> str:

@@ -358,3 +358,24 @@ def test_keys_with_bad_place_limits_are_refused(
     assert says in result.stderr
     listed = bot(workdir, "keys", "list")
     assert listed.stdout.startswith("No API keys yet"), "nothing was made"
+
+
+def test_check_names_the_telemetry_without_its_secrets(workdir: Path) -> None:
+    result = bot(
+        workdir,
+        "check",
+        METRICS_TOKEN="metrics-secret-token",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"https://otel:{MONGO_PASSWORD}@collector.internal:4318",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Telemetry    /metrics behind METRICS_TOKEN; "
+        "traces to https://otel:***@collector.internal:4318 (OTLP/HTTP)"
+    ) in result.stdout
+    for secret in (MONGO_PASSWORD, "metrics-secret-token"):
+        assert secret not in result.stdout + result.stderr
+
+    plain = bot(workdir, "check")
+    assert "Telemetry    /metrics open; traces off (set OTEL_EXPORTER_OTLP_ENDPOINT)" in (
+        plain.stdout
+    )
