@@ -215,6 +215,8 @@ class HttpServer:
             forwarded_allow_ips=list(trusted_proxies),
             timeout_graceful_shutdown=int(graceful_seconds) or 1,
         )
+        if access_log:  # uvicorn only ever turns the logger off (for every server after)
+            logging.getLogger("uvicorn.access").propagate = True
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._loop_task: asyncio.Task[None] | None = None
