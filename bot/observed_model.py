@@ -17,8 +17,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from bot.llm import ChatRequest, FormatRejected, ModelClient
 from bot.telemetry import Telemetry
+from bot.usage import TokenUsage, UsageSink
 
-__all__ = ["ObservedModelClient"]
+__all__ = ["ObservedModelClient", "SpanUsage"]
 
 PROVIDER = "openai"
 """The API spoken (Chat Completions), whichever server answers it."""
@@ -106,9 +107,12 @@ class ObservedModelClient:
             conversation = request.metadata.get("conversation_id")
             if conversation:
                 attributes["gen_ai.conversation.id"] = conversation
-        return self._telemetry.tracer.start_span(
+        span = self._telemetry.tracer.start_span(
             f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes
         )
+        if self._telemetry.tracing:
+            self._telemetry.model_spans[id(request)] = span
+        return span
 
     def _end(self, span: Span, request: ChatRequest, outcome: str, started: float) -> None:
         self._telemetry.metrics.model_call(
@@ -116,7 +120,31 @@ class ObservedModelClient:
             outcome=outcome,
             seconds=time.monotonic() - started,
         )
+        self._telemetry.model_spans.pop(id(request), None)
         span.end()
+
+
+class SpanUsage:
+    """A usage sink (given to the model client that reads usage) that puts the tokens a server
+    reports on the call's span (``gen_ai.usage.input_tokens``, ``...output_tokens``), then
+    tells ``inner``. Estimated usage (none reported) is not put on spans."""
+
+    def __init__(self, inner: UsageSink | None, telemetry: Telemetry) -> None:
+        self._inner = inner
+        self._spans = telemetry.model_spans
+
+    def record(self, request: ChatRequest, usage: TokenUsage | None, output: str) -> None:
+        span = self._spans.get(id(request))
+        if span is not None and usage is not None and span.is_recording():
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                    "gen_ai.usage.cache_read.input_tokens": usage.cached_input_tokens,
+                }
+            )
+        if self._inner is not None:
+            self._inner.record(request, usage, output)
 
 
 def _outcome(exc: BaseException) -> str:

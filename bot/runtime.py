@@ -26,6 +26,7 @@ from bot.errors import StoreError
 from bot.journal import TurnJournal
 from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
 from bot.looplag import LoopLagMonitor
+from bot.observed_model import SpanUsage
 from bot.observed_store import observed_store
 from bot.providers import ModelRouter
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
@@ -146,7 +147,10 @@ class Runtime:
         self.usage = UsageLedger(
             store=self.store, prices=load_prices(settings.prices_file), recorder=self.recorder
         )
-        self.model = model or build_model_client(settings, usage=self.recorder)
+        self.model = model or build_model_client(
+            settings,
+            usage=SpanUsage(self.recorder, telemetry) if telemetry.tracing else self.recorder,
+        )
         self.catalog = AgentCatalog(agents, self.store, providers=settings.provider_names)
         self.embedder = build_embedder(settings)
         self.engine = Engine(

@@ -47,6 +47,9 @@ class Telemetry:
 
     metrics: Metrics = field(default_factory=Metrics)
     tracer: Tracer = field(default_factory=NoOpTracer)
+    model_spans: dict[int, Span] = field(default_factory=dict)
+    """The spans of the model calls in flight, by ``id`` of their request: where the usage a
+    server reports is put (:class:`bot.observed_model.SpanUsage`). As many as calls in flight."""
 
     @property
     def tracing(self) -> bool:
