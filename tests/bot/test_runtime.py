@@ -25,6 +25,7 @@ TOKEN = "runtime-metrics-token"
 
 @pytest.fixture
 async def runtime(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     fake_discord: FakeDiscord,
     fake_openai: FakeOpenAI,
@@ -40,6 +41,7 @@ async def runtime(
         host="127.0.0.1",
         port=free_port(),
         metrics_token=TOKEN,
+        api_enabled=getattr(request, "param", True),
     )
     async with Runtime(settings, world_agents()) as made:
         serving = asyncio.create_task(made.serve(made.build_adapters()))
@@ -85,3 +87,16 @@ async def test_the_runtime_serves_its_whole_process_on_metrics(
     assert found.total("parley_platform_api_calls_total", platform="discord") > 0
     assert ("parley_event_loop_lag_seconds", frozenset()) in found.samples
     assert runtime.telemetry.tracing is False, "no OTEL_EXPORTER_OTLP_ENDPOINT, no tracing"
+
+
+@pytest.mark.parametrize("runtime", [False], indirect=True, ids=["api-off"])
+async def test_metrics_are_served_with_the_api_off(runtime: Runtime) -> None:
+    """Socket-style platforms alone still get the HTTP server, for probes and scrapes."""
+
+    async def connected() -> bool:
+        found = await scrape(runtime)
+        return found.value("parley_adapter_connected", adapter="discord") == 1
+
+    await eventually(connected, within=15)
+    assert runtime.web is not None
+    assert not hasattr(runtime.web.app.state, "services")

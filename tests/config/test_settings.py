@@ -233,3 +233,27 @@ def test_command_sync_takes_three_values(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("DISCORD_COMMAND_SYNC", "sometimes")
     with pytest.raises(ConfigError, match="DISCORD_COMMAND_SYNC"):
         load_settings(env_file=None)
+
+
+def test_telemetry_settings_keep_their_secrets(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("METRICS_TOKEN", SECRET)
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"https://otel:{MONGO_PASSWORD}@collector:4318")
+    settings = load_settings(env_file=None)
+    for text in (repr(settings), str(settings)):
+        assert SECRET not in text
+        assert MONGO_PASSWORD not in text
+        assert "https://otel:***@collector:4318" in text
+    assert {SECRET, MONGO_PASSWORD} <= set(settings.secrets()), "logs redact them"
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == SECRET
+
+    clean_env.setenv("METRICS_TOKEN", " ")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT: must start with http" in str(caught.value)
+
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    unset = load_settings(env_file=None)
+    assert unset.metrics_token is None, "blank is unset"
+    assert unset.otel_exporter_otlp_endpoint is None
