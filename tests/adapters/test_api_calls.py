@@ -47,22 +47,28 @@ async def test_slack_calls_and_429s_are_counted_by_method(
     assert found.labels(CALLS, "platform") == {"slack"}
 
 
-async def test_discord_calls_are_counted_by_route_without_ids(
+async def test_discord_calls_and_429s_are_counted_by_route_without_ids(
     start_bot: DiscordFactory, fake_discord: FakeDiscord
 ) -> None:
     telemetry = Telemetry()
     await start_bot(telemetry=telemetry)
+    fake_discord.rate_limit("POST", rf"/channels/{CHEF_ROOM}/messages")
     await answer(fake_discord, CHEF_ROOM, ADA, "Hi", expect="You said: Ada: Hi")
     posted = "POST /channels/:id/messages"
+    answered = [
+        call
+        for call in fake_discord.calls_to("POST", rf"/channels/{CHEF_ROOM}/messages")
+        if call.status == 200
+    ]
 
     async def counted() -> bool:  # the fake shows the reply before the client reads the answer
         found = Scrape.of(telemetry.metrics)
-        return found.value(CALLS, platform="discord", method=posted, status="2xx") == len(
-            fake_discord.calls_to("POST", rf"/channels/{CHEF_ROOM}/messages")
-        )
+        return found.value(CALLS, platform="discord", method=posted, status="2xx") == len(answered)
 
     await eventually(counted)
     found = Scrape.of(telemetry.metrics)
+    assert found.value(CALLS, platform="discord", method=posted, status="429") == 1
+    assert found.value(LIMITED, platform="discord", method=posted) == 1
     assert found.total(CALLS, platform="discord", method="GET /oauth2/applications/@me") == 1
     assert found.total(CALLS, platform="discord", method="POST /channels/:id/typing") >= 1
     assert str(CHEF_ROOM) not in telemetry.metrics.render().decode()
