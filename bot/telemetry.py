@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opentelemetry.trace import NoOpTracer, Span, Tracer
+from opentelemetry.trace import NoOpTracer, Span, Tracer, TracerProvider
 
 from bot.logs import add_log_context, log_context
 from bot.metrics import Metrics
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 __all__ = ["Telemetry", "TurnWatch", "build_tracer_provider"]
 
@@ -129,20 +129,20 @@ class TurnWatch:
         self.outcome = "closed" if closed else "model_failed" if failed else "ok"
 
 
-def build_tracer_provider(endpoint: str) -> TracerProvider:
+def build_tracer_provider(endpoint: str) -> SdkTracerProvider:
     """An SDK provider exporting spans in batches over OTLP/HTTP to ``endpoint`` (the
     collector's base address, as in ``OTEL_EXPORTER_OTLP_ENDPOINT``: ``/v1/traces`` is
     added). The service name is ``OTEL_SERVICE_NAME`` when set, else ``parley``; headers
     come from ``OTEL_EXPORTER_OTLP_HEADERS`` as the exporter reads them."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-    provider = TracerProvider(resource=resource)
+    provider = SdkTracerProvider(resource=resource)
     traces = endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces)))
     return provider
