@@ -99,6 +99,7 @@ class ObservedModelClient:
                 "gen_ai.request.stream": streaming,
                 "gen_ai.output.type": "json" if request.response_format else "text",
                 "parley.purpose": request.metadata.get("purpose", "other"),
+                "parley.model_provider": request.provider or "default",
             }
             if request.temperature is not None:
                 attributes["gen_ai.request.temperature"] = request.temperature

@@ -80,6 +80,7 @@ async def test_a_call_is_a_genai_span_with_the_usage_reported(
     assert span.attributes["gen_ai.request.stream"] is streaming
     assert span.attributes["gen_ai.conversation.id"] == "c1"
     assert span.attributes["parley.purpose"] == "summary"
+    assert span.attributes["parley.model_provider"] == "default"
     assert span.attributes["gen_ai.usage.input_tokens"] == 11
     assert span.attributes["gen_ai.usage.output_tokens"] == 2
     assert telemetry.model_spans == {}, "nothing kept once the call ended"
