@@ -142,5 +142,14 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("pymongo", "aiosqlite", "httpx", "httpcore", "discord.gateway", "apscheduler"):
+    for noisy in (
+        "pymongo",
+        "aiosqlite",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "httpcore2",
+        "discord.gateway",
+        "apscheduler",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

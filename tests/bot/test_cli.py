@@ -13,6 +13,7 @@ import pytest
 from memory.base import NewMessage, PlatformKey
 from memory.sqlite import SqliteStore
 from tests.support.agents import plain
+from tests.support.clock import FakeClock
 from tests.support.process import bot_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,10 +273,12 @@ async def test_agents_lists_the_file_and_the_stored_ones(workdir: Path) -> None:
 
 
 async def test_conversations_lists_the_newest_first_with_filters(workdir: Path) -> None:
-    store = SqliteStore(path=workdir / "data" / "parley.sqlite3")
+    clock = FakeClock()  # one second apart: "newest first" has no ties to break
+    store = SqliteStore(path=workdir / "data" / "parley.sqlite3", clock=clock)
     await store.open()
     made = []
     for n, (platform, agent) in enumerate([("console", "chef"), ("api", "tutor"), ("api", "chef")]):
+        clock.advance(1)
         conversation, _ = await store.get_or_create_conversation(
             key=PlatformKey(platform=platform, channel=f"c{n}"),
             agent_id=agent,
