@@ -67,8 +67,9 @@ async def test_library_lines_inside_a_turn_carry_its_conversation(
     make_engine: EngineFactory,
 ) -> None:
     stream = io.StringIO()
-    configure_logging(level="INFO", fmt="json", stream=stream)  # the SDK's HTTP client
-    # logs each request at INFO
+    configure_logging(level="INFO", fmt="json", stream=stream)
+    # The SDK's HTTP client logs each request at INFO when let (configure_logging quiets it).
+    logging.getLogger("httpx2").setLevel(logging.INFO)
     engine = make_engine()
     key = PlatformKey(platform="slack", workspace="T1", channel="C1", thread="1.0")
 
