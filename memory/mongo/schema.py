@@ -40,6 +40,7 @@ SEARCH = "conversation_search"
 MEMORIES = "memories"
 KNOWLEDGE_DOCUMENTS = "knowledge_documents"
 KNOWLEDGE_CHUNKS = "knowledge_chunks"
+FEEDBACK = "feedback"
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
@@ -217,12 +218,24 @@ async def _knowledge(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _feedback(db: AsyncDatabase[Document]) -> None:
+    """People's ratings of replies (the feedback buttons), found per reply and deleted per
+    conversation."""
+    await db[FEEDBACK].create_indexes(
+        [
+            IndexModel([("message_id", ASCENDING), ("rated_at", ASCENDING)]),
+            IndexModel([("conversation_id", ASCENDING)]),
+        ]
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _indexes,
     _search_grams,
     _search_apart,
     _memories,
     _knowledge,
+    _feedback,
 )
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""
 
