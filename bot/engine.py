@@ -133,6 +133,7 @@ class Turn:
         self._text = ""
         self._changed = asyncio.Event()
         self._result: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task[None] | None = None
 
     def _show(self, text: str) -> None:
         if text and text != self._text:
@@ -182,6 +183,13 @@ class Turn:
     def fail(self, exc: BaseException) -> None:
         """End a turn that will not be answered here."""
         self._fail(exc)
+
+    def cancel(self) -> bool:
+        """Stop the turn where it is (a person asked): the model is no longer asked and no
+        reply is stored. False when it had already ended."""
+        if self._result.done() or self._task is None:
+            return False
+        return self._task.cancel()
 
     async def follow(self, source: Turn) -> TurnResult:
         """Show what ``source`` shows and end as it ends; returns its result (raises its
@@ -358,6 +366,7 @@ class Engine:
         ticket = incoming.admitted or self.admit(incoming)
         turn = Turn()
         task = asyncio.create_task(self._run_turn(incoming, turn, ticket))
+        turn._task = task
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)
         task.add_done_callback(lambda _: ticket.release())  # a task cancelled before it ran

@@ -1,14 +1,17 @@
-"""Block Kit messages the adapter posts: a goal check, and the confirmation before forgetting."""
+"""Block Kit the adapter posts: a goal check, the confirmation before forgetting, the feedback
+buttons under a reply, and Markdown as a block."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from adapters.slack.format import escape, markdown_to_mrkdwn, safe_plain_text
-from memory.base import GoalCheck
+from memory.base import GoalCheck, Rating
 
 FORGET_CONFIRM = "parley_forget_confirm"
 FORGET_CANCEL = "parley_forget_cancel"
+FEEDBACK = "parley_feedback"
+"""The ``action_id`` of the feedback buttons under replies."""
 
 _HEADER_LIMIT = 150
 _SECTION_LIMIT = 3000
@@ -71,6 +74,45 @@ def forget_blocks(value: str, *, question: str, confirm: str, cancel: str) -> li
             ],
         },
     ]
+
+
+def markdown_block(markdown: str) -> Block:
+    """A ``markdown`` block: Markdown Slack renders itself (already made safe by the caller,
+    :func:`adapters.slack.format.safe_markdown`)."""
+    return {"type": "markdown", "text": markdown}
+
+
+def feedback_blocks(reply_id: str) -> list[Block]:
+    """Good and bad buttons for the reply stored as ``reply_id`` (Slack's ``feedback_buttons``
+    in a ``context_actions`` block); a click carries ``good:ID`` or ``bad:ID``."""
+    return [
+        {
+            "type": "context_actions",
+            "elements": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": FEEDBACK,
+                    "positive_button": _feedback_button("good", reply_id),
+                    "negative_button": _feedback_button("bad", reply_id),
+                }
+            ],
+        }
+    ]
+
+
+_FEEDBACK_LABELS: dict[Rating, tuple[str, str]] = {
+    "good": ("👍", "Good reply"),
+    "bad": ("👎", "Bad reply"),
+}
+
+
+def _feedback_button(rating: Rating, reply_id: str) -> Block:
+    text, label = _FEEDBACK_LABELS[rating]
+    return {
+        "text": {"type": "plain_text", "text": text},
+        "value": f"{rating}:{reply_id}",
+        "accessibility_label": label,
+    }
 
 
 def _section(text: str) -> Block:
