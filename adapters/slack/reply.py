@@ -57,6 +57,8 @@ FIRST_CLOSURE = 60.0
 """Seconds a workspace goes without streaming after its first failure; each failure after the
 gate reopened doubles it, up to the gate's cool-down."""
 WORKSPACES_KEPT = 10_000
+ALREADY_STOPPED = "message_not_in_streaming_state"
+"""Slack's answer for a stream it already ended (a person pressed Stop): not a failure."""
 BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format"})
 """Slack's refusals of the blocks themselves (the footer), not of the stream."""
 
@@ -294,6 +296,9 @@ class ThreadSink:
                 lambda: self._client.chat_stopStream(channel=self._channel, ts=part.ts, **extra),
             )
         except SlackApiError as exc:
+            if error_code(exc) == ALREADY_STOPPED:  # Slack stopped it (the Stop button)
+                part.streaming = False
+                return True
             if blocks and error_code(exc) in BLOCKS_REFUSED:  # the stream is fine: stop it bare
                 logger.info("the feedback buttons stay off a reply: %s", error_code(exc))
                 return await self._stop(part, final=final)

@@ -280,6 +280,14 @@ class FakeSlack:
                 return message
         return None
 
+    def stop_streams(self, channel: str, thread_ts: str) -> list[str]:
+        """End the bot's open streams in a thread, as Slack does when a person presses Stop;
+        their ``ts``, for the ``agent_session_stopped`` event."""
+        stopped = [m for m in self.thread(channel, thread_ts) if m.streaming]
+        for message in stopped:
+            message.streaming = False
+        return [message.ts for message in stopped]
+
     async def wait_for(self, predicate: Callable[[], T], *, within: float = WAIT) -> T:
         """Wait until ``predicate()`` is truthy (checked whenever the fake records something)."""
         async with asyncio.timeout(within):

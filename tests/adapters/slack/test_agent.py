@@ -12,7 +12,8 @@ from adapters.slack.messages import GONE_LINE, STOPPED_LINE, THANKS_LINE
 from bot.feedback import Rated
 from bot.journal import STOPPED
 from memory.base import PlatformKey
-from tests.support.fake_openai import FakeOpenAI, HeldModel
+from tests.support.agents import agents_file, plain
+from tests.support.fake_openai import FakeOpenAI, HeldModel, answer_for, slow_model
 from tests.support.fake_slack import (
     TEAM,
     BotMessage,
@@ -184,6 +185,36 @@ async def test_stop_cancels_the_reply_in_progress_and_it_is_never_retried(
     await bot.deliver(dm_in_thread("a short one then", thread))
     await bot.settle()
     assert texts(fake_slack, thread, DM)[-1] == "You said: Ada: a short one then"
+
+
+async def test_stop_while_the_reply_streams_keeps_what_was_shown(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    slow_model(fake_openai, chunk_delay=0.05)
+    bot = await start_slack(agents=agents_file(plain()), edit_interval=0.01)
+    thread = new_ts()
+    await bot.deliver(dm_in_thread("tell me about topic1", thread))
+    await fake_slack.wait_for(
+        lambda: any(m.streaming and len(m.text) > 20 for m in fake_slack.thread(DM, thread))
+    )
+
+    stopped = fake_slack.stop_streams(DM, thread)
+    event = agent_session_stopped(channel=DM, thread_ts=thread, streaming_message_ts=stopped)
+    await bot.deliver(event)
+    await bot.settle()
+
+    cut, line = fake_slack.thread(DM, thread)
+    assert cut.streamed
+    assert answer_for("topic1").startswith(cut.text)
+    assert cut.text != answer_for("topic1"), "the reply stopped where it was"
+    assert line.text == STOPPED_LINE
+    assert not cut.blocks, "no feedback buttons under a stopped reply"
+    assert bot.adapter.in_flight == 0
+
+    fake_openai.handle(None)
+    await bot.deliver(dm_in_thread("hello", thread))
+    await bot.settle()
+    assert fake_slack.thread(DM, thread)[-1].streamed, "streaming still works here"
 
 
 async def test_stop_with_nothing_in_progress_only_resets_the_status(
