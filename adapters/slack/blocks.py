@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.slack.format import escape, markdown_to_mrkdwn, safe_plain_text
+from adapters.slack.format import safe_markdown, safe_plain_text
 from memory.base import GoalCheck, Rating
 
 FORGET_CONFIRM = "parley_forget_confirm"
@@ -15,12 +15,15 @@ FEEDBACK = "parley_feedback"
 
 _HEADER_LIMIT = 150
 _SECTION_LIMIT = 3000
+_MARKDOWN_LIMIT = 12_000
+"""Characters at most in one ``markdown`` block."""
 
 Block = dict[str, Any]
 
 
 def goal_check_blocks(check: GoalCheck, *, agent_name: str) -> list[Block]:
-    """Header, whether the goal is reached, the summary and what is still missing."""
+    """Header, whether the goal is reached, the summary and what is still missing (the
+    model's Markdown, in ``markdown`` blocks Slack renders as it renders replies)."""
     reached = "✅ reached" if check.reached else "❌ not yet"
     blocks: list[Block] = [
         {
@@ -33,10 +36,11 @@ def goal_check_blocks(check: GoalCheck, *, agent_name: str) -> list[Block]:
         _section(f"*Goal:* {reached}"),
     ]
     if check.summary:
-        blocks.append(_section(markdown_to_mrkdwn(check.summary)))
+        blocks.append(markdown_block(safe_markdown(_cut(check.summary, _MARKDOWN_LIMIT))))
     if check.missing:
-        items = "\n".join(f"• {escape(item)}" for item in check.missing)
-        blocks.append(_section(f"*Still missing:*\n{items}"))
+        items = "\n".join(f"- {' '.join(item.split())}" for item in check.missing)
+        missing = safe_markdown(_cut(f"**Still missing:**\n{items}", _MARKDOWN_LIMIT))
+        blocks.append(markdown_block(missing))
     blocks.append(
         {
             "type": "context",
@@ -52,9 +56,9 @@ def goal_check_blocks(check: GoalCheck, *, agent_name: str) -> list[Block]:
 
 
 def forget_blocks(value: str, *, question: str, confirm: str, cancel: str) -> list[Block]:
-    """The question (mrkdwn) with its two buttons, both carrying ``value``."""
+    """The question (Markdown) with its two buttons, both carrying ``value``."""
     return [
-        _section(question),
+        markdown_block(safe_markdown(question)),
         {
             "type": "actions",
             "elements": [

@@ -110,14 +110,14 @@ def test_goal_check_blocks() -> None:
     assert [block["type"] for block in blocks] == [
         "header",
         "section",
-        "section",
-        "section",
+        "markdown",
+        "markdown",
         "context",
     ]
     assert blocks[0]["text"]["text"] == "Goal check: Chef"
     assert blocks[1]["text"]["text"] == "*Goal:* ❌ not yet"
-    assert blocks[2]["text"]["text"] == "Ada likes *rice*."
-    assert blocks[3]["text"]["text"] == "*Still missing:*\n• a final &lt;choice&gt;"
+    assert blocks[2]["text"] == "Ada likes **rice**.", "Markdown, rendered by Slack"
+    assert blocks[3]["text"] == "**Still missing:**\n- a final <choice>"
     assert blocks[4]["elements"][0]["text"] == "Checked 2026-01-02 03:04 UTC"
 
 
@@ -126,7 +126,7 @@ def test_forget_buttons_carry_the_pending_action() -> None:
     blocks = forget_blocks(
         action.encode(), question="Forget *this*?", confirm="Forget it", cancel="<!here>"
     )
-    assert blocks[0]["text"]["text"] == "Forget *this*?"
+    assert blocks[0] == {"type": "markdown", "text": "Forget *this*?"}
     buttons = blocks[1]["elements"]
     assert [button["action_id"] for button in buttons] == [FORGET_CONFIRM, FORGET_CANCEL]
     assert buttons[0]["text"]["text"] == "Forget it"
