@@ -343,7 +343,7 @@ class MessageHandler:
         agent = await self._engine.agent_for_channel(
             platform="slack", workspace=opened.team, channel=opened.channel
         )
-        await self._agent.prompts(opened.channel, agent_name=agent.name)
+        await self._agent.prompts(opened.team, opened.channel, agent_name=agent.name)
 
     async def _conversation_id_at(self, key: PlatformKey) -> str:
         try:
@@ -382,7 +382,9 @@ class MessageHandler:
                     thread_ts=key.thread,
                     markdown_text=safe_markdown(agent.first_message),
                 )
-            await self._agent.prompts(key.channel, agent_name=agent.name, thread=key.thread)
+            await self._agent.prompts(
+                key.workspace, key.channel, agent_name=agent.name, thread=key.thread
+            )
         except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged, one line to people
             log_failure("assistant thread not greeted", exc, {"platform": "slack"})
             await aux_call(

@@ -144,9 +144,25 @@ async def test_agent_calls_that_fail_are_not_fatal(
     bot = await start_slack()
     thread = new_ts()
     await bot.deliver(app_home_opened(channel=DM))
+    await bot.settle()
+    await bot.deliver(dm_in_thread("hello", thread))
+    await bot.deliver(dm_in_thread("hello again", thread))
+    await bot.settle()
+    assert texts(fake_slack, thread, DM) == ["You said: Ada: hello", "You said: Ada: hello again"]
+    agent_calls = [c for c in fake_slack.calls if c.method.startswith(("agents.", "assistant."))]
+    assert len(agent_calls) == 1, "a workspace that refuses the surface is left alone a while"
+
+
+async def test_a_refusal_about_one_thread_keeps_the_surface_on(
+    start_slack: BotFactory, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail("agents.sessions.setStatus", "invalid_thread_ts", times=1)
+    bot = await start_slack()
+    thread = new_ts()
     await bot.deliver(dm_in_thread("hello", thread))
     await bot.settle()
-    assert texts(fake_slack, thread, DM) == ["You said: Ada: hello"]
+    assert len(fake_slack.calls_to("agents.sessions.setStatus")) == 2, "processing, then active"
+    assert fake_slack.calls_to("assistant.threads.setStatus")
 
 
 # the Stop button ----------------------------------------------------------------------------
