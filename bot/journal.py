@@ -344,7 +344,9 @@ class TurnJournal:
         failed with :data:`STOPPED`, never to be answered again. False when no turn is being
         answered there in this process (nothing started yet, or already shown)."""
         in_hand = self._in_hand.get(key.canonical)
-        if in_hand is None or in_hand.turn is None or in_hand.task.done() or in_hand.stopped:
+        if in_hand is None or in_hand.turn is None or in_hand.stopped:
+            return False
+        if in_hand.turn.done or in_hand.task.done():  # answered: what is left is showing it
             return False
         in_hand.stopped = True
         in_hand.turn.cancel()
