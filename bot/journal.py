@@ -353,6 +353,25 @@ class TurnJournal:
         in_hand.task.cancel()
         return True
 
+    async def request_stop(self, key: PlatformKey) -> bool:
+        """Stop the turn being answered at ``key`` wherever it is: here at once
+        (:meth:`stop_turn`); in another process by finishing the place's head entry as stopped
+        in the store, which that process notices (:meth:`stopped`). False when nothing waits
+        there."""
+        if key.canonical in self._in_hand:  # answered here: only this process can stop it
+            return self.stop_turn(key)
+        head = await self._store.journal_next(key=key)
+        if head is None:
+            return False
+        await self._store.journal_update(entry_id=head.id, state="failed", error=STOPPED)
+        return True
+
+    async def stopped(self, entry: JournalEntry) -> bool:
+        """Whether another process finished ``entry`` as stopped (:meth:`request_stop`); the
+        process answering it then calls :meth:`stop_turn`."""
+        stored = await self._store.journal_get(entry_id=entry.id)
+        return stored is not None and stored.state == "failed" and stored.error == STOPPED
+
     async def _stoppable(self, key: PlatformKey, entry: JournalEntry) -> JournalFinish | None:
         """:meth:`_process` in a task :meth:`stop_turn` may cancel."""
         place = key.canonical

@@ -20,6 +20,7 @@ In a thread of the bot's direct messages (recognised from the message itself, se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
@@ -66,6 +67,9 @@ logger = logging.getLogger(__name__)
 LISTENING = "I'm here: write your message after the mention."
 STOPPED_LINE = "Stopped."
 THANKS_LINE = "Thanks for your feedback."
+STOP_POLL = 1.0
+"""Seconds between looks, while a reply in an agent thread is written, for a Stop pressed on
+another process (Slack sends each event to one of them)."""
 GONE_LINE = "That reply is no longer kept, so it cannot be rated."
 _MAX_MENTIONS = 10
 """Mentioned people whose names are looked up for one message; more stay as ids."""
@@ -96,6 +100,7 @@ class MessageHandler:
         options: ReplyOptions,
         journal: TurnJournal,
         feedback: FeedbackBook,
+        stop_poll: float = STOP_POLL,
     ) -> None:
         self._engine = engine
         self._journal = journal
@@ -108,6 +113,7 @@ class MessageHandler:
         self._budget = budget
         self._options = options
         self._feedback = feedback
+        self._stop_poll = stop_poll
         self._agent = AgentSurface(client)
 
     # messages ------------------------------------------------------------------------------
@@ -229,8 +235,10 @@ class MessageHandler:
             await self._journal.reply_posted(entry, ts)
 
         agent = message.in_agent_thread
+        watcher: asyncio.Task[None] | None = None
         if agent:
             await self._agent.working(message.key, user=message.user)
+            watcher = asyncio.create_task(self._watch_stop(entry, message.key))
         sink = self._sink(message)
         try:
             result = await show_turn(
@@ -239,6 +247,8 @@ class MessageHandler:
         except ReplyNotShown as exc:
             return as_shown(exc.shown)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if agent:
                 await self._agent.idle(message.key)
         self._recent.note(message.key)
@@ -299,7 +309,7 @@ class MessageHandler:
             platform="slack",
             event_id=str(body.get("event_id") or "-"),
         )
-        if self._journal.stop_turn(click.key):
+        if await self._journal.request_stop(click.key):
             logger.info("Slack: a person stopped a reply", extra=context)
             await aux_call(
                 "chat.postMessage",
@@ -312,6 +322,18 @@ class MessageHandler:
         else:
             logger.info("Slack: Stop pressed with no reply in progress here", extra=context)
         await self._agent.idle(click.key)
+
+    async def _watch_stop(self, entry: JournalEntry, key: PlatformKey) -> None:
+        """Stop this reply when another process was told of the Stop button."""
+        while True:
+            await asyncio.sleep(self._stop_poll)
+            try:
+                stopped = await self._journal.stopped(entry)
+            except StoreError:
+                continue
+            if stopped:
+                self._journal.stop_turn(key)
+                return
 
     async def rate(self, body: BlockActions) -> None:
         """A feedback button was clicked under a reply: the rating is recorded (once per

@@ -477,3 +477,28 @@ async def test_a_stopped_turn_ends_failed_and_the_place_goes_on(
 
     other: Process = await processes()
     assert await other.journal.sweep() == 0, "nothing left for a takeover"
+
+
+async def test_a_stop_requested_elsewhere_is_found_in_the_store(
+    processes: Callable[..., Any], fake_openai: FakeOpenAI
+) -> None:
+    held = HeldModel()
+    fake_openai.handle(held)
+    writer: Process = await processes()
+    other: Process = await processes(running=False)  # it answers nothing: it got the Stop
+    key = place(13)
+    assert not await other.journal.request_stop(key), "nothing waits there"
+    await writer.journal.record(entry(key, 1))
+    writer.journal.kick(key)
+    await held.until(1)
+
+    assert await other.journal.request_stop(key)
+    answering = await writer.store.journal_get(entry_id=entry(key, 1).id)
+    assert answering is not None
+    assert (answering.state, answering.error) == ("failed", STOPPED)
+    assert await writer.journal.stopped(answering)
+    assert writer.journal.stop_turn(key)
+    held.release()
+    await asyncio.wait_for(writer.journal.wait_idle(), timeout=10)
+    assert writer.platform.shown == []
+    assert await writer.store.journal_backlog() == 0

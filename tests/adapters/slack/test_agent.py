@@ -4,6 +4,8 @@ Slack's Socket Mode and Web API with the unmodified slack-bolt and slack_sdk."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from adapters.slack.agent import LOADING_MESSAGES, SUGGESTED_PROMPTS
@@ -340,3 +342,34 @@ async def test_feedback_on_a_forgotten_reply_says_so(
     (reply,) = fake_slack.thread(DM, thread)
     await click(bot, reply, "good")
     assert [e["text"] for e in fake_slack.ephemerals] == [GONE_LINE]
+
+
+async def test_stop_reaches_the_process_writing_the_reply(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Slack sends the Stop to one of the processes sharing the app; the one writing the reply
+    learns it through the store."""
+    held = HeldModel()
+    fake_openai.handle(held)
+    store = tmp_path / "shared.sqlite3"
+    writer = await start_slack(store_path=store)
+    thread = new_ts()
+    asked = dm_in_thread("tell me a long story", thread)
+    await writer.deliver(asked)  # the newest connection: the writer's
+    await held.until(1)
+
+    other = await start_slack(store_path=store)  # now the newest: it gets the Stop
+    await other.deliver(agent_session_stopped(channel=DM, thread_ts=thread))
+    await other.settle()
+    async with asyncio.timeout(10):
+        await writer.adapter.wait_idle()  # the writer stopped: the model still holds its answer
+    held.release()
+
+    entry = await writer.store.journal_get(entry_id=f"slack:{TEAM}:{DM}:{asked['ts']}")
+    assert entry is not None
+    assert (entry.state, entry.error) == ("failed", STOPPED)
+    assert texts(fake_slack, thread, DM) == [STOPPED_LINE], "told once, and no reply"
+    conversation = await writer.conversation(thread, channel=DM)
+    assert conversation is not None
+    messages = await writer.store.list_messages(conversation_id=conversation.id)
+    assert [m.role for m in messages] == ["user"]
