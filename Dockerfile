@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BOT_DATA_DIR=/data \
     TIKTOKEN_CACHE_DIR=/home/parley/.cache/tiktoken \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    HOST=0.0.0.0
 
 RUN useradd --create-home --uid 10001 parley \
     && mkdir -p /data /app \
@@ -19,7 +20,7 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-COPY --chown=parley:parley pyproject.toml README.md agents.yaml ./
+COPY --chown=parley:parley pyproject.toml README.md agents.yaml prices.yaml ./
 COPY --chown=parley:parley bot ./bot
 COPY --chown=parley:parley adapters ./adapters
 COPY --chown=parley:parley memory ./memory

@@ -1,5 +1,5 @@
 """``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only |
---journal-only | --memory-only] [--json PATH]``.
+--journal-only | --memory-only | --stream-only] [--json PATH]``.
 
 Runs every scenario of ``bench.engine_bench``, ``bench.journal_bench`` and
 ``bench.memory_bench`` (people memory; its quality workload on SQLite only) for each store on
@@ -33,6 +33,7 @@ from bench.report import Report, judge, load_average, machine, render, write_jso
 from bench.secantus import SecantusServer, SecantusUnavailable
 from bench.slack_ack import run_slack_ack
 from bench.stats import Row
+from bench.stream_bench import run_stream
 from bench.workload import CONTEXT_TOKENS, MODEL, bench_agents
 from bot.tokens import TokenCounter, encoding_name_for
 from memory.base import ConversationStore
@@ -62,6 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     api.add_argument("--api-only", action="store_true", help="only the HTTP API benchmark (SQLite)")
     api.add_argument(
         "--journal-only", action="store_true", help="only the turn journal's benchmark, per store"
+    )
+    api.add_argument(
+        "--stream-only",
+        action="store_true",
+        help="only the streaming benchmark (CPU per character of a short and a long reply)",
     )
     api.add_argument(
         "--memory-only",
@@ -217,7 +223,7 @@ async def run(args: argparse.Namespace) -> Report:
         ],
         budget=CONTEXT_TOKENS,
     )
-    stores = [] if args.api_only or args.slack == "only" else args.stores
+    stores = [] if args.api_only or args.stream_only or args.slack == "only" else args.stores
     if stores and not args.journal_only:
         report.setup.append(
             "People memory: agent 'chef' with memory {extract: inline} and memory_tokens 300; "
@@ -266,6 +272,14 @@ async def run(args: argparse.Namespace) -> Report:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
     judge(report)
+    if not (args.api_only or args.journal_only or args.memory_only or args.slack == "only"):
+        targets, setup = await run_stream(progress("stream"))
+        report.targets += targets
+        report.setup.append(setup)
+    if args.stream_only:
+        report.elapsed_s = perf_counter() - started
+        report.machine["load_at_end"] = load_average()
+        return report
     if args.slack != "off" and not (args.api_only or args.journal_only or args.memory_only):
         threads, rounds = (10, 3) if args.quick else (30, 5)
         rows, targets, setup = await run_slack_ack(

@@ -1,4 +1,4 @@
-"""Entry point: ``python -m bot run | check | chat | export``."""
+"""Entry point: ``python -m bot COMMAND`` (``--help`` lists them; see :mod:`bot.cli`)."""
 
 from bot.cli import main
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from bot.errors import ConfigError, Conflict, NotFound
@@ -42,8 +42,12 @@ class AgentCatalog:
         ttl: float = 2.0,
         capacity: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        providers: Collection[str] | None = None,
     ) -> None:
+        """``providers``: the model providers an agent created or replaced here may name
+        (a stored agent naming one no longer configured is still read: its calls fail)."""
         self._file = file
+        self._providers = providers
         self._store = store
         self._ttl = ttl
         self._capacity = capacity
@@ -122,7 +126,7 @@ class AgentCatalog:
 
     async def create(self, definition: dict[str, Any]) -> Agent:
         """Validate like an agents-file entry and store it. Conflict if the id is taken."""
-        agent = parse_agent(definition, source="agent")
+        agent = parse_agent(definition, source="agent", providers=self._providers)
         if self._in_file(agent.id):
             raise Conflict(f"agent {agent.id!r} is defined in the agents file")
         await self._store.create_agent(agent_id=agent.id, definition=definition)
@@ -137,7 +141,7 @@ class AgentCatalog:
                 f"agent {agent_id!r} comes from the agents file and is read-only here"
             )
         definition = {**definition, "id": definition.get("id", agent_id)}
-        agent = parse_agent(definition, source="agent")
+        agent = parse_agent(definition, source="agent", providers=self._providers)
         if agent.id != agent_id:
             raise ConfigError(f"agent {agent_id!r}: id: cannot change (got {agent.id!r})")
         record = await self._store.replace_agent(agent_id=agent_id, definition=definition)

@@ -13,6 +13,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
@@ -24,21 +26,28 @@ from bot.embeddings import build_embedder
 from bot.errors import EXIT_CONFIG, EXIT_FAILURE, ConfigError, NotFound, ParleyError
 from bot.keys import PLATFORMS, SCOPES, WORKSPACE, ApiKeys
 from bot.knowledge import Knowledge, count_with
+from bot.listings import agent_lines, conversation_lines, describe_agent
 from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, PrintingPoster
 from bot.tokens import TokenCounter
+from bot.usage import report_lines, usage_report
 from config.agents import Agent, AgentsFile, load_agents
+from config.pricing import Prices, load_prices
 from config.redact import redact_url
 from config.settings import Settings, load_settings
 from memory.base import (
     MAX_KEY_LIMITS,
     MAX_PAGE,
+    USAGE_GROUPS,
     ApiKeyRecord,
+    ConversationQuery,
     Memory,
     MemoryQuery,
     MemoryScope,
     Platform,
+    UsageGroup,
+    UsageQuery,
 )
 from memory.export import export_conversation
 from memory.factory import build_store
@@ -80,9 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bot", description="Parley: AI agents that remember, in Slack and Discord."
     )
     parser.add_argument("--env-file", type=Path, default=Path(".env"), help="default: .env")
+    parser.add_argument("--version", action="version", version=f"parley {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the bot on the configured platforms")
     commands.add_parser("check", help="validate settings and the agents file, say what is set up")
+    commands.add_parser(
+        "agents", help="list the agents: the agents file's and those stored through the API"
+    )
+    conversations = commands.add_parser(
+        "conversations", help="list stored conversations, most recently updated first"
+    )
+    conversations.add_argument("--platform", choices=PLATFORMS)
+    conversations.add_argument("--agent", help="only this agent's")
+    conversations.add_argument("--tag", help="only those with this tag")
+    conversations.add_argument("--text", help="a literal piece of the title, summary or source")
+    conversations.add_argument("--open", action="store_true", help="leave out closed ones")
+    conversations.add_argument("--limit", type=_limit, default=20, help="default: 20")
     chat = commands.add_parser("chat", help="talk to an agent in this terminal")
     chat.add_argument("--agent", help="agent id (default: the default agent)")
     chat.add_argument(
@@ -119,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key", help="the key's id or name")
     _memory_parser(commands)
+    _usage_parser(commands)
     knowledge = commands.add_parser("knowledge", help="index and list the agents' documents")
     steps = knowledge.add_subparsers(dest="action", required=True, metavar="ACTION")
     steps.add_parser("sync", help="index the agents' knowledge files that changed")
@@ -151,6 +174,44 @@ def _memory_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     whose.add_argument(
         "--shared", action="store_true", help="the memories all agents share of the person"
     )
+
+
+def _usage_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    usage = commands.add_parser("usage", help="tokens the model used and what they cost")
+    usage.add_argument("--agent", help="only this agent")
+    usage.add_argument("--conversation", help="only this conversation (its id)")
+    usage.add_argument(
+        "--from", dest="since", type=_moment, help="from this UTC date or time (inclusive)"
+    )
+    usage.add_argument(
+        "--to", dest="until", type=_moment, help="to this UTC date or time (not included)"
+    )
+    usage.add_argument(
+        "--by",
+        type=_groups,
+        default=("agent",),
+        help=f"comma-separated, of {','.join(USAGE_GROUPS)}; '' for one total (default: agent)",
+    )
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is not a date or time (2026-12-01, 2026-12-01T09:30)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _groups(text: str) -> tuple[UsageGroup, ...]:
+    items = _items(text)
+    for item in items:
+        if item not in USAGE_GROUPS:
+            raise argparse.ArgumentTypeError(
+                f"{item[:40]!r} is not a grouping; use {', '.join(USAGE_GROUPS)}"
+            )
+    return tuple(group for group in USAGE_GROUPS if group in items)
 
 
 def _limit(text: str) -> int:
@@ -224,6 +285,62 @@ def _check(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def version() -> str:
+    """The installed release (``pyproject.toml``'s version)."""
+    try:
+        return metadata.version("parley")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _agents_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    return asyncio.run(_agents(loaded, out))
+
+
+async def _agents(loaded: Loaded, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        catalog = AgentCatalog(loaded.agents, store)
+        agents = await catalog.refresh()
+    finally:
+        await store.close()
+    lines = agent_lines(
+        ((agent, catalog.source_of(agent.id)) for agent in agents),
+        default=catalog.default.id,
+        settings=loaded.settings,
+    )
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _conversations_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        query = ConversationQuery(
+            platform=args.platform,
+            agent_id=args.agent,
+            tag=args.tag,
+            text=args.text or None,
+            include_closed=not args.open,
+            limit=args.limit,
+        )
+    except ValidationError as exc:
+        print(f"parley: conversations: {_first_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_conversations(loaded, query, out))
+
+
+async def _conversations(loaded: Loaded, query: ConversationQuery, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        page = await store.list_conversations(query)
+    finally:
+        await store.close()
+    out.write("\n".join(conversation_lines(page)) + "\n")
+    return EXIT_OK
+
+
 def _chat(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
     if not loaded.settings.model_configured:
         print(
@@ -287,9 +404,8 @@ async def _summarize(loaded: Loaded, agent_id: str | None, *, dry_run: bool, out
         else:
             everyone = await runtime.catalog.refresh()
             agents = [agent for agent in everyone if agent.goal_check is not None]
-        if dry_run:
-            printer = PrintingPoster(out)
-            posters: dict[str, GoalCheckPoster] = {"slack": printer, "discord": printer}
+        if dry_run:  # every platform's checks, the terminal's and the API's too
+            posters: dict[str, GoalCheckPoster] = dict.fromkeys(PLATFORMS, PrintingPoster(out))
         else:
             posters = await runtime.posters()
         runner = GoalCheckRunner(engine=runtime.engine, posters=posters, mark_posted=not dry_run)
@@ -404,6 +520,38 @@ def _forget_scope(args: argparse.Namespace) -> tuple[MemoryScope | None, str]:
     return scope, ""
 
 
+def _usage_command(loaded: Loaded, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        query = UsageQuery(
+            agent_id=args.agent,
+            conversation_id=args.conversation,
+            since=args.since,
+            until=args.until,
+            group_by=args.by,
+        )
+    except ValidationError as exc:
+        print(f"parley: usage: {_first_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    prices = load_prices(loaded.settings.prices_file)
+    return asyncio.run(_usage_report(loaded, prices, query, out))
+
+
+async def _usage_report(loaded: Loaded, prices: Prices, query: UsageQuery, out: TextIO) -> int:
+    store = build_store(loaded.settings)
+    await store.open()
+    try:
+        report = await usage_report(store, prices, query)
+    finally:
+        await store.close()
+    since = query.since.isoformat() if query.since else "the start"
+    until = query.until.isoformat() if query.until else "now"
+    by = ", ".join(query.group_by) or "nothing"
+    out.write(f"Usage from {since} to {until}, by {by}:\n")
+    for line in report_lines(report):
+        out.write(line + "\n")
+    return EXIT_OK
+
+
 def _first_error(exc: ValidationError) -> str:
     """``--text: String should have at most 200 characters``: the option and the problem."""
     error = exc.errors()[0]
@@ -492,7 +640,9 @@ async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
             report = await Knowledge(store, embedder).sync(
                 loaded.agents.agents,
                 settings.agents_file.parent,
-                lambda agent: count_with(tokens, agent.effective_model(settings.bot_model)),
+                lambda agent: count_with(
+                    tokens, agent.effective_model(settings.bot_model, settings.provider_models)
+                ),
             )
         finally:
             if embedder is not None:
@@ -508,18 +658,22 @@ async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
 _COMMANDS: dict[str, Command] = {
     "knowledge": _knowledge_command,
     "check": _check,
+    "agents": _agents_command,
+    "conversations": _conversations_command,
     "run": _run_command,
     "chat": _chat,
     "export": _export_command,
     "summarize": _summarize_command,
     "keys": _keys_command,
     "memory": _memory_command,
+    "usage": _usage_command,
 }
 
 
 def _load(env_file: Path) -> Loaded:
     settings = load_settings(env_file)
-    return Loaded(settings=settings, agents=load_agents(settings.agents_file))
+    agents = load_agents(settings.agents_file, providers=settings.provider_names)
+    return Loaded(settings=settings, agents=agents)
 
 
 async def _run(loaded: Loaded, out: TextIO) -> int:
@@ -585,10 +739,12 @@ def describe(loaded: Loaded) -> str:
     lines.append(
         f"Agents file  {settings.agents_file} ({count} agents, default: {agents.default.id})"
     )
-    lines.extend(f"  - {_describe_agent(agent, settings)}" for agent in agents.agents)
+    lines.extend(f"  - {describe_agent(agent, settings)}" for agent in agents.agents)
     lines.append(f"Model        {_describe_model(settings)}")
+    lines.extend(f"  - {_describe_provider(name, settings)}" for name in settings.model_providers)
     lines.append(f"Store        {_describe_store(settings)}")
     lines.append(f"Retrieval    {_describe_retrieval(settings)}")
+    lines.append(f"Prices       {_describe_prices(settings, agents)}")
     lines.append(f"Slack        {_describe_slack(settings)}")
     lines.append(f"Discord      {_describe_discord(settings)}")
     api = "on" if settings.api_enabled else "off (API_ENABLED=false)"
@@ -597,29 +753,22 @@ def describe(loaded: Loaded) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _describe_agent(agent: Agent, settings: Settings) -> str:
-    parts = [f"{agent.id} ({agent.name}): model {agent.effective_model(settings.bot_model)}"]
-    if agent.response_shape is not None:
-        properties = agent.response_shape.get("properties")
-        fields = ", ".join(properties) if isinstance(properties, dict) else ""
-        parts.append(f"replies as JSON {{{fields}}}, shows '{agent.reply_field}'")
-    else:
-        parts.append("replies in plain text")
-    if agent.goal_check is not None:
-        spec = agent.goal_check
-        when = f"cron '{spec.cron}'" if spec.cron else f"every {spec.every}"
-        parts.append(f"goal check {when} {spec.timezone} -> {spec.post_to}")
-    bound = [f"slack {c}" for c in agent.bindings.slack] + [
-        f"discord {c}" for c in agent.bindings.discord
-    ]
-    if bound:
-        parts.append("bound to " + ", ".join(bound))
-    if agent.memory.on:
-        shared = ", shared by the workspace's agents" if agent.memory.shared else ""
-        parts.append(f"remembers people ({agent.memory.extract}{shared})")
-    if agent.knowledge:
-        parts.append(f"knows {', '.join(agent.knowledge)}")
-    return "; ".join(parts)
+def _describe_prices(settings: Settings, agents: AgentsFile) -> str:
+    """The price file (checked), and the agents' models it has no price for."""
+    if settings.prices_file is None:
+        return "none (set PRICES_FILE): costs are shown as unknown"
+    prices = load_prices(settings.prices_file)
+    models = sorted(
+        {
+            agent.effective_model(settings.bot_model, settings.provider_models)
+            for agent in agents.agents
+        }
+    )
+    unpriced = [model for model in models if prices.of(model) is None]
+    text = f"{settings.prices_file} ({len(prices.models)} models, {prices.currency})"
+    if unpriced:
+        text += f"; no price for {', '.join(unpriced)} (cost unknown)"
+    return text
 
 
 def _describe_retrieval(settings: Settings) -> str:
@@ -638,6 +787,18 @@ def _describe_model(settings: Settings) -> str:
     return f"{settings.bot_model} via {where} ({key})"
 
 
+def _describe_provider(name: str, settings: Settings) -> str:
+    """One more model provider: its model, server, whether a key is set, its cap."""
+    provider = settings.model_providers[name]
+    where = redact_url(provider.base_url or "") or "OpenAI (api.openai.com)"
+    key = "key set" if provider.api_key is not None else "no key"
+    limit = provider.concurrency or settings.model_concurrency
+    return (
+        f"provider {name}: {provider.model or settings.bot_model} via {where} ({key}), "
+        f"{limit} calls at once"
+    )
+
+
 def _describe_store(settings: Settings) -> str:
     return build_store(settings).description
 
@@ -646,7 +807,12 @@ def _describe_discord(settings: Settings) -> str:
     if not settings.discord_enabled:
         return "off (set DISCORD_BOT_TOKEN)"
     api = f", API {redact_url(settings.discord_api_url)}" if settings.discord_api_url else ""
-    return f"on{api}"
+    sync = {
+        "auto": "when they change",
+        "always": "at every start",
+        "never": "never (DISCORD_COMMAND_SYNC=never)",
+    }[settings.discord_command_sync]
+    return f"on{api}; /agent commands registered {sync}"
 
 
 def _describe_slack(settings: Settings) -> str:

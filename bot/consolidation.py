@@ -150,7 +150,8 @@ class Consolidation:
                 ChatMessage(role="user", content=numbered(memories)),
             ),
             temperature=0,
-            metadata={"purpose": "memory"},
+            provider=agent.provider,
+            metadata={"agent_id": agent.id, "purpose": "memory"},
         )
         self.calls += 1
         generated = await self._replies.generate(

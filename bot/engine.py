@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from bot.admission import Admission, ApiShareFull, ConversationBusy, EngineBusy,
 from bot.catalog import AgentCatalog
 from bot.consolidation import Consolidation
 from bot.embeddings import Embedder, QueryVector
-from bot.errors import NotFound, ParleyError
+from bot.errors import NotFound, ParleyError, StoreError
 from bot.extraction import BackgroundExtraction
 from bot.goals import GOAL_SCHEMA, check_goal
 from bot.history import read_recent
@@ -32,6 +32,7 @@ from bot.prompt import build_prompt, user_content
 from bot.structured import Generated, StructuredReplies
 from bot.summary import RollingSummary, compaction_target
 from bot.tokens import TokenCounter
+from bot.usage import UsageLedger
 from config.agents import Agent, AgentsFile
 from memory.base import (
     Conversation,
@@ -130,18 +131,30 @@ class Turn:
     """
 
     def __init__(self) -> None:
-        self._text = ""
+        self._parts: list[str] = []
+        """The visible text in pieces, joined only when it is read."""
+        self._version = 0
+        """Moves with every change, so readers compare numbers rather than texts."""
         self._changed = asyncio.Event()
         self._result: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
 
-    def _show(self, text: str) -> None:
-        if text and text != self._text:
-            self._text = text
+    def extend(self, gained: str) -> None:
+        """For the engine: the visible text grew by ``gained``."""
+        if gained:
+            self._parts.append(gained)
+            self._version += 1
+            self._changed.set()
+
+    def replace(self, text: str) -> None:
+        """For the engine: the visible text is now ``text``."""
+        if text and text != self.text:
+            self._parts = [text]
+            self._version += 1
             self._changed.set()
 
     def _finish(self, result: TurnResult) -> None:
-        self._show(result.text)
+        self.replace(result.text)
         if not self._result.done():
             self._result.set_result(result)
         self._changed.set()
@@ -154,19 +167,21 @@ class Turn:
 
     @property
     def text(self) -> str:
-        return self._text
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        shown = ""
+        shown = 0
         while True:
             await self._changed.wait()
             self._changed.clear()
-            if self._text != shown:
-                shown = self._text
-                yield shown
+            if self._version != shown:
+                shown = self._version
+                yield self.text
             if self._result.done():
-                if self._text != shown:
-                    yield self._text
+                if self._version != shown:
+                    yield self.text
                 return
 
     async def result(self) -> TurnResult:
@@ -195,7 +210,7 @@ class Turn:
         """Show what ``source`` shows and end as it ends; returns its result (raises its
         failure, which this turn does not take: the caller decides whether it is final)."""
         async for text in source:
-            self._show(text)
+            self.replace(text)
         result = await source.result()
         self._finish(result)
         return result
@@ -212,6 +227,7 @@ class Engine:
         model: ModelClient,
         tokens: TokenCounter,
         default_model: str,
+        provider_models: Mapping[str, str] | None = None,
         max_pending_turns: int = 10_000,
         api_turns_per_key: int = 4,
         api_turn_share: float = 0.5,
@@ -219,16 +235,21 @@ class Engine:
         summary_concurrency: int = 2,
         consolidation_settle: float = 5.0,
         embedder: Embedder | None = None,
+        usage: UsageLedger | None = None,
     ) -> None:
         """The turn limits are those of :class:`bot.admission.Admission`: ``max_pending_turns``
         in all, ``api_turns_per_key`` per API key, ``max_queued_per_conversation`` per
-        conversation, and API turns together at most ``api_turn_share`` of the total."""
+        conversation, and API turns together at most ``api_turn_share`` of the total.
+        ``usage`` reports usage and what agents used today, for their ``daily_token_budget``
+        (one without prices, reading the store, by default)."""
+        self._usage = usage or UsageLedger(store=store)
         self._store = store
         self._agents = agents if isinstance(agents, AgentCatalog) else AgentCatalog(agents, store)
         self._model = model
         self._replies = StructuredReplies(model)
         self._tokens = tokens
         self._default_model = default_model
+        self._provider_models = dict(provider_models or {})
         self._locks = KeyedLocks()
         self._admission = Admission(
             total=max_pending_turns,
@@ -257,7 +278,7 @@ class Engine:
         )
         self._summary = RollingSummary(
             store=store,
-            model=model,
+            replies=self._replies,
             model_for=self.model_for,
             concurrency=summary_concurrency,
             max_pending=max_pending_turns,
@@ -275,6 +296,11 @@ class Engine:
     @property
     def store(self) -> ConversationStore:
         return self._store
+
+    @property
+    def usage(self) -> UsageLedger:
+        """Token usage and its cost."""
+        return self._usage
 
     @property
     def pending_turns(self) -> int:
@@ -309,7 +335,7 @@ class Engine:
         return agent
 
     def model_for(self, agent: Agent) -> str:
-        return agent.effective_model(self._default_model)
+        return agent.effective_model(self._default_model, self._provider_models)
 
     def count_tokens(self, text: str, agent: Agent) -> int:
         return self._tokens.count(text, self.model_for(agent))
@@ -422,6 +448,10 @@ class Engine:
             )
         if agent.max_turns is not None and (user_message.seq + 1) // 2 > agent.max_turns:
             return await self._close_politely(conversation, agent, user_message)
+        if await self._over_budget(conversation, agent):
+            return await self._answer_plainly(
+                conversation, agent, user_message, agent.budget_message
+            )
 
         history = await self._recent(conversation, agent, before_seq=user_message.seq)
         vector = None
@@ -461,7 +491,12 @@ class Engine:
             messages=prompt.messages,
             temperature=agent.temperature,
             max_tokens=agent.max_output_tokens,
-            metadata={"conversation_id": conversation.id, "purpose": "reply"},
+            provider=agent.provider,
+            metadata={
+                "conversation_id": conversation.id,
+                "agent_id": agent.id,
+                "purpose": "reply",
+            },
         )
         try:
             generated = await self._replies.generate(
@@ -470,7 +505,7 @@ class Engine:
                 reply_field=(
                     answering.reply_field if answering.response_shape is not None else None
                 ),
-                on_text=turn._show,
+                on_text=turn,
             )
         except ModelError as exc:
             logger.warning("model failed: %s", exc, extra=context)
@@ -600,6 +635,44 @@ class Engine:
             text=closing,
             data=None,
             closed=True,
+        )
+
+    async def _over_budget(self, conversation: Conversation, agent: Agent) -> bool:
+        """True when the agent has used its ``daily_token_budget`` today (UTC)."""
+        limit = agent.daily_token_budget
+        if limit is None:
+            return False
+        try:
+            spent = await self._usage.spent_today(agent.id)
+        except StoreError as exc:  # the reply matters more than the budget
+            logger.warning(
+                "daily token budget not read (%s); answering", exc, extra=context_of(conversation)
+            )
+            return False
+        if spent < limit:
+            return False
+        logger.info(
+            "daily token budget spent (%d of %d); answering without the model",
+            spent,
+            limit,
+            extra=context_of(conversation),
+        )
+        return True
+
+    async def _answer_plainly(
+        self, conversation: Conversation, agent: Agent, user_message: Message, text: str
+    ) -> TurnResult:
+        """Store ``text`` as the reply, without calling the model (so it uses no tokens)."""
+        reply = await self._store.append_message(
+            conversation_id=conversation.id,
+            message=NewMessage(role="assistant", text=text, author_name=agent.name),
+        )
+        return TurnResult(
+            conversation=conversation,
+            user_message=user_message,
+            reply=reply,
+            text=text,
+            data=None,
         )
 
     async def _recent(

@@ -160,7 +160,12 @@ class BackgroundExtraction:
                 ChatMessage(role="user", content="\n".join(said)),
             ),
             temperature=0,
-            metadata={"conversation_id": conversation_id, "purpose": "memory"},
+            provider=agent.provider,
+            metadata={
+                "conversation_id": conversation_id,
+                "agent_id": agent.id,
+                "purpose": "memory",
+            },
         )
         self.calls += 1
         generated = await self._replies.generate(

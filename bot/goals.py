@@ -69,7 +69,12 @@ async def check_goal(
             ChatMessage(role="user", content=transcript(conversation.summary, history, agent)),
         ),
         temperature=0,
-        metadata={"conversation_id": conversation.id, "purpose": "goal_check"},
+        provider=agent.provider,
+        metadata={
+            "conversation_id": conversation.id,
+            "agent_id": agent.id,
+            "purpose": "goal_check",
+        },
     )
     error: str | None = None
     data: dict[str, Any] | None = None

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
@@ -103,6 +103,13 @@ class Shower(Protocol):
 
     async def tell(self, entry: JournalEntry, line: str) -> None:
         """One short line where the entry's reply would go (busy, catching up, failed)."""
+        ...
+
+    async def clear_leftovers(self, entry: JournalEntry, since: datetime) -> None:
+        """Delete the bot's messages in the entry's place posted after the person's message
+        and after ``since`` (other than ``entry.shown_ref``, which the showing replaces): what
+        an attempt that died left there before the journal recorded it. Best effort: a
+        failure is logged, never raised."""
         ...
 
 
@@ -445,6 +452,12 @@ class TurnJournal:
             logger.warning("journal: no adapter shows %s entries here", entry.key.platform)
             await asyncio.sleep(self._retry)  # another process may have one; keep the lease short
             return None
+        if entry.attempts > 1 and entry.prior_touch is not None:
+            # An earlier attempt stopped (its process died, or the store failed) after the
+            # entry's last write; whatever it posted since then is recorded nowhere. Entries
+            # of a place are answered one at a time, so what the bot posted there since
+            # that write is this entry's.
+            await shower.clear_leftovers(entry, entry.prior_touch)
         if entry.state == "received":
             return await self._answer(entry, shower)
         return await self._show_stored(entry, shower)
@@ -516,11 +529,16 @@ class TurnJournal:
     def _context(
         self, entry: JournalEntry, conversation_id: str | None = None
     ) -> Mapping[str, str]:
-        return conversation_context(
-            conversation_id=conversation_id or entry.conversation_id or "-",
-            platform=entry.key.platform,
-            event_id=entry.id,
-        )
+        return entry_context(entry, conversation_id)
+
+
+def entry_context(entry: JournalEntry, conversation_id: str | None = None) -> dict[str, str]:
+    """The log context of a line about a journal entry."""
+    return conversation_context(
+        conversation_id=conversation_id or entry.conversation_id or "-",
+        platform=entry.key.platform,
+        event_id=entry.id,
+    )
 
 
 READ_BACK = 50

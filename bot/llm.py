@@ -9,19 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import openai
 from openai import AsyncOpenAI
 
 from bot.errors import ParleyError
+from bot.model_params import RefusedParameters
 from bot.prompt import ChatMessage
+from bot.usage import UsageSink, reported_usage
 from config.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 FormatKind = Literal["json_schema", "json_object"]
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output", "schema")
 
@@ -57,8 +60,10 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     response_format: ResponseFormat | None = None
+    provider: str | None = None
+    """The configured model provider that answers it (``bot.providers``); None: the default."""
     metadata: dict[str, str] = field(default_factory=dict)
-    """For logs only (conversation id, purpose); never sent."""
+    """For logs and usage records (conversation id, agent id, purpose); never sent."""
 
 
 class ModelClient(Protocol):
@@ -86,14 +91,18 @@ class OpenAIModelClient:
         base_url: str | None,
         timeout: float,
         max_retries: int,
+        usage: UsageSink | None = None,
     ) -> None:
+        """``usage`` is told what each call used (streams then ask for the usage chunk)."""
         self._base_url = base_url
+        self._usage = usage
         self._client = AsyncOpenAI(
             api_key=api_key or "unused",
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
         )
+        self._refused = RefusedParameters()
 
     @property
     def description(self) -> str:
@@ -103,30 +112,64 @@ class OpenAIModelClient:
         return f"OpenAIModelClient({self.description})"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        extra: dict[str, Any] = {}
+        if self._usage is not None:
+            extra["stream_options"] = {"include_usage": True}
+        pieces: list[str] = []
+        reported: Any = None
+        answered = False
         try:
-            response = await self._client.chat.completions.create(
-                **self._params(request), stream=True
+            response = await self._sent(
+                request,
+                lambda params: self._client.chat.completions.create(**params, stream=True, **extra),
             )
+            answered = True
             async with response:
                 async for chunk in response:
+                    reported = chunk.usage or reported
                     if chunk.choices and chunk.choices[0].delta.content:
+                        pieces.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
         except Exception as exc:  # transport errors mid-stream vary by SDK version
             raise ModelError(f"the model's stream broke ({exc.__class__.__name__})") from exc
+        finally:  # a stream cut short was still paid for: its usage is estimated
+            if answered and self._usage is not None:
+                self._usage.record(request, reported_usage(reported), "".join(pieces))
 
     async def complete(self, request: ChatRequest) -> str:
         try:
-            response = await self._client.chat.completions.create(**self._params(request))
+            response = await self._sent(
+                request, lambda params: self._client.chat.completions.create(**params)
+            )
         except openai.OpenAIError as exc:
             raise _translate(exc) from exc
+        content = (response.choices[0].message.content or "") if response.choices else ""
+        if self._usage is not None:
+            self._usage.record(request, reported_usage(response.usage), content)
         if not response.choices:
             raise ModelError("the model returned no choices")
-        return response.choices[0].message.content or ""
+        return content
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def _sent(
+        self, request: ChatRequest, create: Callable[[dict[str, Any]], Awaitable[T]]
+    ) -> T:
+        """``create`` called with the request's parameters as its model takes them; a
+        parameter the model refuses (``max_tokens`` on reasoning models) is remembered and
+        the call made again without it."""
+        while True:
+            params = self._refused.adjusted(request.model, self._params(request))
+            try:
+                return await create(params)
+            except openai.BadRequestError as exc:
+                refused = self._refused.learn(request.model, exc, params)
+                if refused is None:
+                    raise
+                logger.info("model %s refused %s; sending without it", request.model, refused)
 
     @staticmethod
     def _params(request: ChatRequest) -> dict[str, Any]:

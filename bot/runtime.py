@@ -12,6 +12,8 @@ from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from types import TracebackType
 
+from pydantic import SecretStr
+
 from adapters.base import AdapterHealth, FailureHook, PlatformAdapter
 from adapters.http.host import WebHost
 from adapters.http.services import Services
@@ -22,10 +24,13 @@ from bot.errors import StoreError
 from bot.journal import TurnJournal
 from bot.llm import BoundedModelClient, ModelClient, OpenAIModelClient
 from bot.looplag import LoopLagMonitor
+from bot.providers import ModelRouter
 from bot.scheduler import GoalCheckPoster, GoalCheckRunner, GoalScheduler
 from bot.tokens import TokenCounter
+from bot.usage import UsageLedger, UsageRecorder, UsageSink
 from config.agents import Agent, AgentsFile
-from config.settings import Settings
+from config.pricing import load_prices
+from config.settings import DEFAULT_PROVIDER, Settings
 from memory.base import ConversationStore
 from memory.factory import build_store
 
@@ -36,15 +41,25 @@ JOURNAL_SWEEP_SECONDS = 5.0
 under twice this)."""
 
 
-def build_model_client(settings: Settings) -> ModelClient:
-    key = settings.openai_api_key
-    client = OpenAIModelClient(
-        api_key=key.get_secret_value() if key is not None else None,
-        base_url=settings.openai_base_url,
-        timeout=settings.openai_timeout,
-        max_retries=settings.openai_max_retries,
-    )
-    return BoundedModelClient(client, limit=settings.model_concurrency)
+def build_model_client(settings: Settings, usage: UsageSink | None = None) -> ModelClient:
+    """One client per model provider (the default one and ``MODEL_PROVIDERS``), each with
+    its own cap on calls in flight, behind a router that sends each call to its agent's.
+    Every call's token usage goes to ``usage``."""
+
+    def client(key: SecretStr | None, base_url: str | None, limit: int | None) -> ModelClient:
+        model = OpenAIModelClient(
+            api_key=key.get_secret_value() if key is not None else None,
+            base_url=base_url,
+            timeout=settings.openai_timeout,
+            max_retries=settings.openai_max_retries,
+            usage=usage,
+        )
+        return BoundedModelClient(model, limit=limit or settings.model_concurrency)
+
+    clients = {DEFAULT_PROVIDER: client(settings.openai_api_key, settings.openai_base_url, None)}
+    for name, provider in settings.model_providers.items():
+        clients[name] = client(provider.api_key, provider.base_url, provider.concurrency)
+    return ModelRouter(clients)
 
 
 def _posters(adapters: list[PlatformAdapter]) -> dict[str, GoalCheckPoster]:
@@ -106,9 +121,16 @@ class Runtime:
         self.settings = settings
         self.agents = agents
         self.store = store or build_store(settings)
-        self.model = model or build_model_client(settings)
         self.tokens = tokens or TokenCounter()
-        self.catalog = AgentCatalog(agents, self.store)
+        self.recorder = UsageRecorder(
+            store=self.store, count=self.tokens.count, limit=settings.usage_buffer
+        )
+        """Given to the model client built here; a model passed in records no usage."""
+        self.usage = UsageLedger(
+            store=self.store, prices=load_prices(settings.prices_file), recorder=self.recorder
+        )
+        self.model = model or build_model_client(settings, usage=self.recorder)
+        self.catalog = AgentCatalog(agents, self.store, providers=settings.provider_names)
         self.embedder = build_embedder(settings)
         self.engine = Engine(
             store=self.store,
@@ -116,10 +138,12 @@ class Runtime:
             model=self.model,
             tokens=self.tokens,
             default_model=settings.bot_model,
+            provider_models=settings.provider_models,
             api_turns_per_key=settings.api_turns_per_key,
             api_turn_share=settings.api_turn_share,
             max_queued_per_conversation=settings.max_queued_per_conversation,
             embedder=self.embedder,
+            usage=self.usage,
         )
         lease = settings.journal_lease_seconds
         self.journal = TurnJournal(
@@ -268,8 +292,10 @@ class Runtime:
         async with AsyncExitStack() as stack:
             await self.store.open()
             stack.push_async_callback(self.store.close)
+            stack.push_async_callback(self.recorder.aclose)  # after every model call ended
             models = {
-                agent.effective_model(self.settings.bot_model) for agent in self.agents.agents
+                agent.effective_model(self.settings.bot_model, self.settings.provider_models)
+                for agent in self.agents.agents
             }
             for model in sorted(models):
                 await asyncio.to_thread(self.tokens.warm, model)

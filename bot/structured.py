@@ -3,29 +3,51 @@ visible field out of partial JSON, and never lose a reply.
 
 The order of attempts is strict ``json_schema``, then ``json_object`` (JSON mode) with the
 schema in the prompt, then the schema in the prompt alone. A server that refuses a format is
-remembered per model, so later turns start with what works.
+remembered per provider and model, so later turns start with what works. Every reply is
+validated with JSON Schema (``jsonschema``), so ``anyOf``, ``pattern`` or ``minItems`` hold in
+the fallback modes too; broken JSON is first mended locally (``json-repair``), and only when
+that does not give a valid object is the model asked once for a repair. The reasoning local
+models write before their answer (``<think>...</think>``) is never shown, parsed or stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections import OrderedDict
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from pydantic_core import from_json
+import json_repair
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
+from bot.fieldstream import FieldReader
 from bot.llm import ChatRequest, FormatRejected, ModelClient, ModelError, ResponseFormat
+from bot.lru import BoundedLRU
 from bot.prompt import ChatMessage
+from bot.thinking import ThinkingFilter, without_thinking
+from config.schemas import schema_key, validator
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["json_schema", "json_object", "prompt"]
 MODES: tuple[Mode, ...] = ("json_schema", "json_object", "prompt")
 _MEMORY = 256
-"""How many models' refused formats are remembered."""
+"""How many models' refused formats (and schemas' validators) are remembered."""
+
+
+class VisibleText(Protocol):
+    """Where the visible text of a reply goes while it is produced."""
+
+    def extend(self, gained: str) -> None:
+        """It grew by ``gained``."""
+        ...
+
+    def replace(self, text: str) -> None:
+        """It is now ``text`` (a fallback's first words, a mended or repaired reply)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +81,6 @@ def json_start(text: str) -> str:
     return text[start:] if start >= 0 else ""
 
 
-def partial_field(text: str, field: str) -> str | None:
-    """The value of ``field`` so far in a JSON object that is still being written."""
-    candidate = json_start(text)
-    if not candidate:
-        return None
-    try:
-        value = from_json(candidate, allow_partial="trailing-strings")
-    except ValueError:
-        return None
-    if isinstance(value, dict):
-        found = value.get(field)
-        return found if isinstance(found, str) else None
-    return None
-
-
 def parse_object(text: str) -> dict[str, Any] | None:
     """The complete JSON object in ``text`` (fences and prose around it tolerated)."""
     candidate = json_start(text).strip()
@@ -89,47 +96,70 @@ def parse_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
+def mend_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in broken ``text`` as json-repair mends it (unclosed brackets, trailing
+    commas, single quotes...), or None when what it finds is not one object. Runs in a worker
+    thread: it is pure Python and a long reply takes it a while."""
+    candidate = json_start(text).strip()
+    if not candidate:
+        return None
+    try:
+        value = json_repair.repair_json(candidate.removesuffix("```"), return_objects=True)
+    except Exception:  # json-repair gives up on some inputs in its own ways
+        logger.debug("json-repair could not mend the reply", exc_info=True)
+        return None
+    return value if isinstance(value, dict) and value else None
 
 
-def schema_problems(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """What does not match the schema: types, required and extra fields, enums, items.
+_VALIDATORS: BoundedLRU[str, Validator] = BoundedLRU(_MEMORY)
+"""Validators by schema: the agents' shapes and the engine's own, built once each."""
+_MAX_PROBLEM = 160
 
-    Covers the subset of JSON Schema that response shapes use; unknown keywords are ignored.
-    """
-    problems: list[str] = []
-    name = where or "the reply"
-    expected = schema.get("type")
-    if isinstance(expected, str | list):
-        allowed = [expected] if isinstance(expected, str) else expected
-        kinds = tuple(t for kind in allowed for t in _TYPES.get(str(kind), ()))
-        is_bool = isinstance(value, bool)
-        if kinds and (not isinstance(value, kinds) or (is_bool and "boolean" not in allowed)):
-            return [f"{name} must be {' or '.join(map(str, allowed))}"]
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{name} must be one of {schema['enum']}")
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for required in schema.get("required", []):
-            if required not in value:
-                problems.append(f"missing field {required!r}")
-        if schema.get("additionalProperties") is False:
-            problems += [f"unexpected field {key!r}" for key in value if key not in properties]
-        for key, sub in properties.items():
-            if key in value and isinstance(sub, dict):
-                problems += schema_problems(value[key], sub, f"field {key!r}")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            problems += schema_problems(item, schema["items"], f"{name}[{index}]")
-    return problems
+
+def reply_problems(value: Any, schema: dict[str, Any]) -> list[str]:
+    """What in ``value`` does not match ``schema`` (JSON Schema 2020-12: types, required and
+    extra fields, enums, ``anyOf``, ``pattern``, ``minItems``...), in short lines a model can
+    act on; empty when it matches."""
+    key = schema_key(schema)
+    checker = _VALIDATORS.get(key)
+    if checker is None:
+        checker = validator(schema)
+        _VALIDATORS.put(key, checker)
+    problems = [_problem(error) for error in checker.iter_errors(value)]
+    return list(dict.fromkeys(line for group in problems for line in group))
+
+
+def _problem(error: ValidationError) -> list[str]:
+    """One validation error as lines naming the field (``field 'recipes[0]'``)."""
+    path = list(error.absolute_path)
+    name = f"field {_field(path)!r}" if path else "the reply"
+    kind, expected, instance = error.validator, error.validator_value, error.instance
+    if kind == "type":
+        allowed = [expected] if isinstance(expected, str) else list(expected)
+        return [f"{name} must be {' or '.join(map(str, allowed))}"]
+    if kind == "required" and isinstance(instance, dict):
+        return [f"missing field {_field([*path, k])!r}" for k in expected if k not in instance]
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {})
+        patterns = error.schema.get("patternProperties", {})
+        return [
+            f"unexpected field {_field([*path, k])!r}"
+            for k in instance
+            if k not in known and not any(re.search(p, k) for p in patterns)
+        ]
+    if kind == "enum":
+        return [f"{name} must be one of {expected}"]
+    message = error.message
+    if len(message) > _MAX_PROBLEM:
+        message = message[: _MAX_PROBLEM - 3] + "..."
+    return [f"{name}: {message}"]
+
+
+def _field(path: list[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 class StructuredReplies:
@@ -137,20 +167,20 @@ class StructuredReplies:
 
     def __init__(self, model: ModelClient) -> None:
         self._model = model
-        self._refused: OrderedDict[str, set[Mode]] = OrderedDict()
+        self._refused: BoundedLRU[tuple[str | None, str], frozenset[Mode]] = BoundedLRU(_MEMORY)
+        """Formats refused, by provider and model: one model name may be served by two
+        providers that differ (OpenAI and a gateway, say)."""
 
-    def modes_for(self, model: str, schema: dict[str, Any]) -> list[Mode]:
-        refused = self._refused.get(model, set())
+    def modes_for(self, request: ChatRequest, schema: dict[str, Any]) -> list[Mode]:
+        refused = self._refused.get((request.provider, request.model)) or frozenset()
         modes = [mode for mode in MODES if mode not in refused]
         if not strict_schema_ok(schema) and "json_schema" in modes:
             modes.remove("json_schema")
         return modes
 
-    def _remember_refusal(self, model: str, mode: Mode) -> None:
-        self._refused.setdefault(model, set()).add(mode)
-        self._refused.move_to_end(model)
-        while len(self._refused) > _MEMORY:
-            self._refused.popitem(last=False)
+    def _remember_refusal(self, request: ChatRequest, mode: Mode) -> None:
+        key = (request.provider, request.model)
+        self._refused.put(key, (self._refused.get(key) or frozenset()) | {mode})
 
     async def generate(
         self,
@@ -158,7 +188,7 @@ class StructuredReplies:
         *,
         schema: dict[str, Any] | None,
         reply_field: str | None,
-        on_text: Callable[[str], None] | None = None,
+        on_text: VisibleText | None = None,
         stream: bool = True,
     ) -> Generated:
         """Produce one reply. ``on_text`` receives the visible text each time it grows.
@@ -170,13 +200,13 @@ class StructuredReplies:
             raw = await self._run(request, on_text, None, stream)
             return Generated(text=raw.strip(), data=None, raw=raw)
         last_refusal: FormatRejected | None = None
-        for mode in self.modes_for(request.model, schema):
+        for mode in self.modes_for(request, schema):
             attempt = replace(request, response_format=_format(mode, schema))
             try:
                 raw = await self._run(attempt, on_text, reply_field, stream)
             except FormatRejected as exc:
                 logger.info("model %s refused %s output; falling back", request.model, mode)
-                self._remember_refusal(request.model, mode)
+                self._remember_refusal(request, mode)
                 last_refusal = exc
                 continue
             return await self._validated(
@@ -193,24 +223,29 @@ class StructuredReplies:
     async def _run(
         self,
         request: ChatRequest,
-        on_text: Callable[[str], None] | None,
+        on_text: VisibleText | None,
         reply_field: str | None,
         stream: bool,
     ) -> str:
+        """The model's answer, without the reasoning a local model writes before it."""
         if not stream:
-            return await self._model.complete(request)
-        pieces: list[str] = []
-        shown = ""
+            return without_thinking(await self._model.complete(request))
+        thinking = ThinkingFilter()
+        field = None if reply_field is None else FieldReader(reply_field)
+        fresh = True  # this run's first text replaces what an earlier run (a fallback) showed
         async for piece in self._model.stream(request):
-            pieces.append(piece)
-            if on_text is None:
+            gained = thinking.feed(piece)
+            if on_text is None or not gained:
                 continue
-            raw = "".join(pieces)
-            visible = raw if reply_field is None else partial_field(raw, reply_field)
-            if visible and visible != shown:
-                shown = visible
-                on_text(visible)
-        return "".join(pieces)
+            if field is not None:
+                gained = field.feed(gained)
+            if gained:  # each piece is read once: the cost grows with the reply, not its square
+                if fresh:
+                    on_text.replace(gained)
+                    fresh = False
+                else:
+                    on_text.extend(gained)
+        return thinking.finish()
 
     async def _validated(
         self,
@@ -220,11 +255,19 @@ class StructuredReplies:
         schema: dict[str, Any],
         reply_field: str | None,
         mode: Mode,
-        on_text: Callable[[str], None] | None,
+        on_text: VisibleText | None,
     ) -> Generated:
         data = parse_object(raw)
+        if data is None:  # broken JSON: mended here if that is enough, before a repair call
+            mended = await asyncio.to_thread(mend_object, raw)
+            if mended is not None and not reply_problems(mended, schema):
+                logger.info("model %s returned broken JSON, mended locally", request.model)
+                text = _visible(mended, reply_field, raw)
+                if on_text is not None:
+                    on_text.replace(text)
+                return Generated(text=text, data=mended, raw=raw, mode=mode)
         problems = (
-            ["the reply is not a JSON object"] if data is None else schema_problems(data, schema)
+            ["the reply is not a JSON object"] if data is None else reply_problems(data, schema)
         )
         if not problems and data is not None:
             return Generated(text=_visible(data, reply_field, raw), data=data, raw=raw, mode=mode)
@@ -250,15 +293,17 @@ class StructuredReplies:
             ),
         )
         try:
-            repaired = await self._model.complete(repair)
+            repaired = await self._run(repair, None, None, stream=False)
         except ModelError as exc:
             logger.warning("repair request failed: %s", exc)
             repaired = ""
         data = parse_object(repaired)
-        if data is not None and not schema_problems(data, schema):
+        if data is None and repaired:
+            data = await asyncio.to_thread(mend_object, repaired)
+        if data is not None and not reply_problems(data, schema):
             text = _visible(data, reply_field, repaired)
             if on_text is not None:
-                on_text(text)
+                on_text.replace(text)
             return Generated(text=text, data=data, raw=repaired, mode=mode)
         logger.warning(
             "model %s reply still invalid after repair; showing the raw text", request.model

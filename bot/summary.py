@@ -8,9 +8,10 @@ import logging
 from collections.abc import Callable
 
 from bot.history import PAGE
-from bot.llm import ChatRequest, ModelClient, ModelError
+from bot.llm import ChatRequest, ModelError
 from bot.logs import context_of
 from bot.prompt import ChatMessage, Prompt, transcript, usable_history
+from bot.structured import StructuredReplies
 from config.agents import Agent
 from memory.base import Conversation, ConversationStore
 
@@ -44,13 +45,13 @@ class RollingSummary:
         self,
         *,
         store: ConversationStore,
-        model: ModelClient,
+        replies: StructuredReplies,
         model_for: Callable[[Agent], str],
         concurrency: int = 2,
         max_pending: int = 10_000,
     ) -> None:
         self._store = store
-        self._model = model
+        self._replies = replies
         self._model_for = model_for
         self._slots = asyncio.Semaphore(concurrency)
         self._max_pending = max_pending
@@ -112,7 +113,15 @@ class RollingSummary:
                 ),
                 temperature=0.2,
                 max_tokens=SUMMARY_MAX_TOKENS,
-                metadata={"conversation_id": conversation.id, "purpose": "summary"},
+                provider=agent.provider,
+                metadata={
+                    "conversation_id": conversation.id,
+                    "agent_id": agent.id,
+                    "purpose": "summary",
+                },
             )
-            summary = (await self._model.complete(request)).strip() or summary
+            folded = await self._replies.generate(
+                request, schema=None, reply_field=None, stream=False
+            )
+            summary = folded.text or summary
         return summary

@@ -7,7 +7,7 @@ the field, e.g. ``agents.yaml: agent 'chef': response_shape: ...``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -20,11 +20,13 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from bot.errors import ConfigError
+from config.schemas import schema_problems
 
 AGENT_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -34,8 +36,13 @@ _SLACK_CHANNEL = r"^(T[A-Z0-9]+:)?[CGD][A-Z0-9]+$"
 _DISCORD_CHANNEL = r"^[0-9]{5,25}$"
 _POST_TO = re.compile(r"^(thread|slack:(T[A-Z0-9]+:)?[CGD][A-Z0-9]+|discord:[0-9]{5,25})$")
 _MAX_ERRORS = 5
+PROVIDERS_CONTEXT = "providers"
+"""Validation context key: the model provider names agents may use."""
 
 DEFAULT_APOLOGY = "Sorry, I couldn't answer just now. Please try again in a moment."
+DEFAULT_BUDGET_MESSAGE = (
+    "I have used up today's budget and cannot answer now. Please try again tomorrow."
+)
 DEFAULT_CLOSING = (
     "We have reached the end of this conversation. Thank you! "
     "Send a new message any time to start a fresh one."
@@ -285,7 +292,7 @@ def normalise_response_shape(shape: object) -> dict[str, Any]:
             "must be a mapping of field names to descriptions, or a JSON Schema object"
         )
     if "properties" in shape or shape.get("type") == "object":
-        return _check_schema(shape)
+        return _checked(_check_schema(shape))
     properties: dict[str, Any] = {}
     for name, spec in shape.items():
         if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
@@ -296,12 +303,22 @@ def normalise_response_shape(shape: object) -> dict[str, Any]:
             properties[name] = spec
         else:
             raise ValueError(f"field {name!r}: give a description string or a JSON Schema")
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+    return _checked(
+        {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+    )
+
+
+def _checked(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, once JSON Schema itself finds nothing wrong with it."""
+    problems = schema_problems(schema)
+    if problems:
+        raise ValueError("; ".join(problems[:3]))
+    return schema
 
 
 def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -348,6 +365,9 @@ class Agent(_Spec):
     id: str = Field(pattern=AGENT_ID)
     name: str = Field(min_length=1, max_length=80)
     model: str | None = None
+    provider: str | None = None
+    """The model provider (server and key) this agent's calls go to; None: the default one.
+    Checked against the configured providers when the validation context names them."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_output_tokens: int | None = Field(default=None, gt=0, le=200_000)
     context: str = Field(min_length=1)
@@ -363,6 +383,11 @@ class Agent(_Spec):
     """What the user sees when the model fails after its retries."""
     closing_message: str = Field(default=DEFAULT_CLOSING, min_length=1)
     """The polite last line once ``max_turns`` is passed."""
+    daily_token_budget: int | None = Field(default=None, gt=0, le=10_000_000_000)
+    """Tokens (input and output, every purpose) the agent may use per UTC day; past it the
+    agent answers with ``budget_message`` and calls no model."""
+    budget_message: str = Field(default=DEFAULT_BUDGET_MESSAGE, min_length=1, max_length=500)
+    """The short line people see once the day's budget is spent."""
     bindings: Bindings = Field(default_factory=Bindings)
     memory: MemorySpec = Field(default_factory=MemorySpec)
     memory_tokens: int = Field(default=300, ge=0, le=100_000)
@@ -371,6 +396,18 @@ class Agent(_Spec):
     """Documents (files or folders, relative to the agents file) the agent knows."""
     knowledge_tokens: int = Field(default=800, ge=0, le=1_000_000)
     """Prompt tokens for passages of the agent's documents."""
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str | None, info: ValidationInfo) -> str | None:
+        providers = (info.context or {}).get(PROVIDERS_CONTEXT)
+        if value is None or providers is None or value in providers:
+            return value
+        configured = ", ".join(providers)
+        raise ValueError(
+            f"{value!r} is not a configured model provider (configured: {configured}); "
+            f"set MODEL_PROVIDERS__{value.upper()}__BASE_URL or __API_KEY"
+        )
 
     @field_validator("knowledge", mode="before")
     @classmethod
@@ -407,8 +444,16 @@ class Agent(_Spec):
             raise ValueError("goal: an agent with goal_check needs a goal")
         return self
 
-    def effective_model(self, default: str) -> str:
-        return self.model or default
+    def effective_model(
+        self, default: str, provider_models: Mapping[str, str] | None = None
+    ) -> str:
+        """The model this agent's calls ask for: its own, else its provider's, else
+        ``default`` (``BOT_MODEL``)."""
+        if self.model:
+            return self.model
+        if self.provider is not None and provider_models and self.provider in provider_models:
+            return provider_models[self.provider]
+        return default
 
 
 class AgentsFile(_Spec):
@@ -471,8 +516,9 @@ class AgentsFile(_Spec):
         return self.default
 
 
-def load_agents(path: Path) -> AgentsFile:
-    """Read and validate the agents file; any problem becomes one ConfigError naming it."""
+def load_agents(path: Path, *, providers: Collection[str] | None = None) -> AgentsFile:
+    """Read and validate the agents file; any problem becomes one ConfigError naming it.
+    ``providers``: the model providers agents may name (unchecked without)."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -487,19 +533,21 @@ def load_agents(path: Path) -> AgentsFile:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{name}: {where}{problem}") from None
-    return parse_agents(raw, source=name)
+    return parse_agents(raw, source=name, providers=providers)
 
 
-def parse_agents(raw: object, *, source: str) -> AgentsFile:
+def parse_agents(
+    raw: object, *, source: str, providers: Collection[str] | None = None
+) -> AgentsFile:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with an 'agents' list at the top")
     try:
-        return AgentsFile.model_validate(raw)
+        return AgentsFile.model_validate(raw, context=_context(providers))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, raw, source)) from None
 
 
-def parse_agent(raw: object, *, source: str) -> Agent:
+def parse_agent(raw: object, *, source: str, providers: Collection[str] | None = None) -> Agent:
     """Validate one agent exactly as an entry of the agents file (the API's stored agents).
 
     Errors name the source, the agent and the field: ``api: agent 'chef': reply_field: ...``.
@@ -507,9 +555,13 @@ def parse_agent(raw: object, *, source: str) -> Agent:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: an agent is a mapping of fields")
     try:
-        return Agent.model_validate(raw)
+        return Agent.model_validate(raw, context=_context(providers))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, {"agents": [raw]}, source, prefix=("agents", 0))) from None
+
+
+def _context(providers: Collection[str] | None) -> dict[str, Any] | None:
+    return None if providers is None else {PROVIDERS_CONTEXT: tuple(providers)}
 
 
 def _describe(

@@ -2,17 +2,80 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from config.redact import redact_url, url_secrets
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DEFAULT_PROVIDER = "default"
+"""The model provider of agents that name none: ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+``BOT_MODEL`` and ``MODEL_CONCURRENCY``."""
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _http_url(value: object) -> object:
+    """A blank address is unset; any other must be http(s)."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+    return value
+
+
+def _blank_is_unset(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+class ModelProvider(BaseModel):
+    """One more OpenAI-compatible server agents may name (``provider: local``), set with
+    ``MODEL_PROVIDERS__<NAME>__BASE_URL``, ``__API_KEY``, ``__MODEL`` and ``__CONCURRENCY``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    base_url: str | None = None
+    """Unset: OpenAI itself."""
+    api_key: SecretStr | None = None
+    model: str | None = None
+    """The model of agents that name this provider and no model; default: ``BOT_MODEL``."""
+    concurrency: int | None = Field(default=None, ge=1, le=1000)
+    """Calls this process makes to it at once; default: ``MODEL_CONCURRENCY``."""
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _url(cls, value: object) -> object:
+        return _http_url(value)
+
+    @field_validator("api_key", "model", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return _blank_is_unset(value)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ModelProvider:
+        if self.base_url is None and self.api_key is None:
+            raise ValueError("set its BASE_URL (a compatible server) or its API_KEY (OpenAI)")
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" and value else value
 
 
 class Settings(BaseSettings):
@@ -24,6 +87,7 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         hide_input_in_errors=True,
+        env_nested_delimiter="__",
     )
 
     openai_api_key: SecretStr | None = None
@@ -38,6 +102,9 @@ class Settings(BaseSettings):
     """Where the embeddings model is served; default: ``OPENAI_BASE_URL``."""
     embedding_api_key: SecretStr | None = None
     """Its key; default: ``OPENAI_API_KEY``."""
+    model_providers: dict[str, ModelProvider] = Field(default_factory=dict)
+    """More model servers by name, beside the default one; an agent names one with
+    ``provider``. From ``MODEL_PROVIDERS__LOCAL__BASE_URL=...`` and the like."""
 
     mongodb_uri: SecretStr | None = None
     mongodb_db: str = Field(default="parley", pattern=r"^[A-Za-z0-9_-]{1,63}$")
@@ -55,9 +122,16 @@ class Settings(BaseSettings):
     """Run discord.py's automatic sharding (large bots, roughly 2,500 servers and more)."""
     discord_thread_on_mention: bool = False
     """A mention outside bound channels opens a thread, where the conversation then lives."""
+    discord_command_sync: Literal["auto", "always", "never"] = "auto"
+    """When the ``/agent`` commands are registered with Discord: ``auto`` when their
+    definition changed since the registration recorded in the store (by one process),
+    ``always`` at every start, ``never`` (they are registered some other way)."""
 
     agents_file: Path = Path("agents.yaml")
-    host: str = "0.0.0.0"  # noqa: S104 - a server in a container or on a PaaS listens on all
+    host: str = "127.0.0.1"
+    """The HTTP server's interface: this machine only by default (``make run``); the
+    Dockerfile, docker-compose.yml and the Procfile set ``0.0.0.0``, which their platforms
+    need to reach it."""
     port: int = Field(default=3000, ge=1, le=65535)
 
     api_enabled: bool = True
@@ -69,6 +143,10 @@ class Settings(BaseSettings):
     """Requests a key may make at once before ``api_rate`` applies."""
     agents_refresh_seconds: float = Field(default=30.0, ge=1)
     """How often stored agents are re-read for the goal-check schedule."""
+    prices_file: Path | None = None
+    """Model prices per million tokens (:mod:`config.pricing`); without it costs are unknown."""
+    usage_buffer: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Usage records waiting to be stored at most; past it new ones are dropped and logged."""
     console_enabled: bool = True
     """The web console at ``/console`` (needs the API)."""
     console_secret: SecretStr | None = None
@@ -134,12 +212,20 @@ class Settings(BaseSettings):
     @field_validator("openai_base_url", "slack_api_url", "discord_api_url", mode="before")
     @classmethod
     def _url(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.strip()
-            if not value:
-                return None
-            if not value.startswith(("http://", "https://")):
-                raise ValueError("must start with http:// or https://")
+        return _http_url(value)
+
+    @field_validator("model_providers")
+    @classmethod
+    def _provider_names(cls, value: dict[str, ModelProvider]) -> dict[str, ModelProvider]:
+        for name in value:
+            if name == DEFAULT_PROVIDER:
+                raise ValueError(
+                    f"{name!r} is the provider set by OPENAI_BASE_URL, OPENAI_API_KEY and BOT_MODEL"
+                )
+            if not PROVIDER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a provider name (lowercase letters, digits, - and _)"
+                )
         return value
 
     @field_validator("slack_api_url", "discord_api_url")
@@ -198,6 +284,20 @@ class Settings(BaseSettings):
         return self.openai_api_key is not None or self.openai_base_url is not None
 
     @property
+    def provider_models(self) -> dict[str, str]:
+        """The model of each provider that names one, for agents that name none."""
+        return {
+            name: provider.model
+            for name, provider in self.model_providers.items()
+            if provider.model is not None
+        }
+
+    @property
+    def provider_names(self) -> tuple[str, ...]:
+        """The model providers agents may name: the default one, then the others by name."""
+        return (DEFAULT_PROVIDER, *sorted(self.model_providers))
+
+    @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
 
@@ -217,7 +317,8 @@ class Settings(BaseSettings):
             self.discord_bot_token,
             self.console_secret,
         )
-        values = [field.get_secret_value() for field in fields if field is not None]
+        keys = [provider.api_key for provider in self.model_providers.values()]
+        values = [field.get_secret_value() for field in (*fields, *keys) if field is not None]
         for url in self.urls.values():
             values.extend(url_secrets(url))
         if self.mongodb_uri is not None:
@@ -233,6 +334,10 @@ class Settings(BaseSettings):
             "embedding_base_url": self.embedding_base_url,
             "slack_api_url": self.slack_api_url,
             "discord_api_url": self.discord_api_url,
+            **{
+                f"model_providers__{name}__base_url": provider.base_url
+                for name, provider in self.model_providers.items()
+            },
         }
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -251,7 +356,7 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
-            name = ".".join(str(part) for part in error["loc"]).upper()
+            name = "__".join(str(part) for part in error["loc"]).upper()
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{name}: {message}" if name else message)
         raise ConfigError("settings: " + "; ".join(problems)) from None

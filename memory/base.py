@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
@@ -58,8 +58,11 @@ __all__ = [
     "MAX_PAGE",
     "MAX_RESTRICTION",
     "MAX_SOURCES",
+    "MAX_USAGE_BATCH",
+    "MAX_USAGE_LABEL",
     "SLACK_IM_CHANNEL",
     "UNSET",
+    "USAGE_GROUPS",
     "WORKSPACE_PATTERN",
     "AgentRecords",
     "ApiKeyRecord",
@@ -100,6 +103,7 @@ __all__ = [
     "NewJournalEntry",
     "NewMemory",
     "NewMessage",
+    "NewUsage",
     "Platform",
     "PlatformKey",
     "Rating",
@@ -107,6 +111,10 @@ __all__ = [
     "Scope",
     "StoreLifecycle",
     "StoredAgent",
+    "UsageGroup",
+    "UsageQuery",
+    "UsageRecords",
+    "UsageTotal",
     "WorkspaceId",
     "is_valid_id",
     "is_valid_journal_id",
@@ -429,6 +437,10 @@ class JournalEntry(_Value):
     shown_ref: str | None = None
     """The platform's id of the message showing the reply (Slack ts, Discord message id)."""
     error: str | None = None
+    prior_touch: datetime | None = None
+    """Set only on an entry :meth:`JournalRecords.journal_advance` just took: its
+    ``updated_at`` before the take. On a retry, what the platform shows from after this moment
+    in the entry's place was posted by the attempt that died (see ``bot.journal``)."""
 
     @property
     def unfinished(self) -> bool:
@@ -531,6 +543,67 @@ class MemoryQuery(_Value):
             agent_id=scope.agent_id,
             limit=limit,
         )
+
+
+MAX_USAGE_LABEL = 200
+"""Characters of a usage record's purpose or model name."""
+MAX_USAGE_BATCH = 1000
+"""Usage records at most in one :meth:`UsageRecords.add_usage` call."""
+UsageGroup = Literal["day", "agent", "conversation", "purpose", "model"]
+USAGE_GROUPS: tuple[UsageGroup, ...] = ("day", "agent", "conversation", "purpose", "model")
+"""What usage totals group by, in the order their groups are sorted."""
+
+
+class NewUsage(_Value):
+    """The tokens one model call used, as the model reported them (or as counted here,
+    ``estimated``, when it reported none)."""
+
+    at: datetime
+    agent_id: str = Field(default="", max_length=MAX_MEMORY_PART)
+    """Empty when the call served no one agent."""
+    conversation_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    purpose: str = Field(min_length=1, max_length=MAX_USAGE_LABEL)
+    model: str = Field(min_length=1, max_length=MAX_USAGE_LABEL)
+    input_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    """Of ``input_tokens``, those the server read from its prompt cache."""
+    output_tokens: int = Field(ge=0)
+    estimated: bool = False
+
+
+class UsageQuery(_Value):
+    """Totals of usage records with ``since <= at < until``, per distinct value of the
+    ``group_by`` fields (one row for all when empty). ``agent_ids`` is an API key's limit
+    (empty: none); a filter outside it matches nothing."""
+
+    agent_id: str | None = None
+    conversation_id: str | None = None
+    agent_ids: tuple[str, ...] = Field(default=(), max_length=MAX_RESTRICTION)
+    since: datetime | None = None
+    until: datetime | None = None
+    group_by: tuple[UsageGroup, ...] = ()
+    limit: int = Field(default=MAX_PAGE, ge=0, le=10 * MAX_PAGE)
+
+
+class UsageTotal(_Value):
+    """One group of :class:`UsageQuery`: the grouped fields are set, the others None."""
+
+    agent_id: str | None = None
+    conversation_id: str | None = None
+    purpose: str | None = None
+    model: str | None = None
+    day: date | None = None
+    """The UTC day."""
+    calls: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    estimated_calls: int = 0
+    """Calls whose counts are estimated (the server reported none)."""
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 DocumentSource = Literal["file", "upload"]
@@ -801,7 +874,8 @@ class ApiKeyRecords(Protocol):
 
 @runtime_checkable
 class Coordination(Protocol):
-    """What lets processes share work: processed platform events and expiring claims."""
+    """What lets processes share work: processed platform events, expiring claims, and small
+    values they share (such as the hash of the Discord commands last registered)."""
 
     async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
         """Record a platform event id. True the first time, False for a duplicate."""
@@ -812,6 +886,14 @@ class Coordination(Protocol):
         ...
 
     async def release_claim(self, *, key: str, owner: str) -> bool: ...
+
+    async def get_value(self, *, name: str) -> str | None:
+        """The value last set under ``name``, or None."""
+        ...
+
+    async def set_value(self, *, name: str, value: str) -> None:
+        """Set ``name`` to ``value`` (the last write wins)."""
+        ...
 
 
 @runtime_checkable
@@ -996,6 +1078,20 @@ class KnowledgeRecords(Protocol):
 
 
 @runtime_checkable
+class UsageRecords(Protocol):
+    """Tokens the model used, per call, and their totals."""
+
+    async def add_usage(self, records: Sequence[NewUsage]) -> int:
+        """Store up to :data:`MAX_USAGE_BATCH` records at once; returns how many."""
+        ...
+
+    async def usage_totals(self, query: UsageQuery) -> list[UsageTotal]:
+        """Totals per group, ordered by the grouped fields in :data:`USAGE_GROUPS` order
+        (missing values first); at most ``query.limit`` groups."""
+        ...
+
+
+@runtime_checkable
 class ConversationStore(
     StoreLifecycle,
     ConversationRecords,
@@ -1009,6 +1105,7 @@ class ConversationStore(
     JournalRecords,
     MemoryRecords,
     KnowledgeRecords,
+    UsageRecords,
     Protocol,
 ):
     """Every record type over one connection, so that writes spanning types stay atomic.

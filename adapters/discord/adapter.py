@@ -18,7 +18,7 @@ sharded bot could otherwise use up the day's 1,000).
 
 Settings: ``DISCORD_BOT_TOKEN`` (secret), ``DISCORD_API_URL`` (another API, see
 :mod:`adapters.discord.endpoints`), ``DISCORD_SHARDED`` (discord.py's ``AutoShardedClient``)
-and ``DISCORD_THREAD_ON_MENTION``.
+``DISCORD_THREAD_ON_MENTION`` and ``DISCORD_COMMAND_SYNC`` (see :mod:`adapters.discord.sync`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from adapters.base import (
 from adapters.channel_budget import DISCORD_CHANNEL_LIMIT, ChannelBudget, ChannelLimit
 from adapters.discord import endpoints
 from adapters.discord.commands import STARTED_BY, AgentTree, command_tree, goal_embed
-from adapters.discord.discordpy import app_commands, discord
+from adapters.discord.discordpy import describe, discord
 from adapters.discord.messages import DiscordTurns, discord_position, entry_message
 from adapters.discord.payloads import (
     attachment_note,
@@ -52,6 +52,7 @@ from adapters.discord.payloads import (
 )
 from adapters.discord.reply import NO_MENTIONS, rate_limit_trace
 from adapters.discord.routing import Place, bound_agent, key_for, place_of
+from adapters.discord.sync import sync_commands
 from bot.engine import Engine, EngineBusy
 from bot.errors import ConfigError, ParleyError, StoreError
 from bot.journal import CATCHING_UP_LINE, TurnJournal
@@ -79,15 +80,27 @@ LIMIT_RECHECK: Final = 1.0
 """Shortest wait before asking again (Discord may say ``reset_after: 0`` a little early)."""
 
 
-def intents() -> discord.Intents:
-    """Servers, their messages, DMs, and message content (a privileged intent: it must be
-    switched on for the application in the Developer Portal)."""
+def intents(*, content: bool = True) -> discord.Intents:
+    """Servers, their messages, DMs, and with ``content`` message content (a privileged
+    intent: it must be switched on for the application in the Developer Portal)."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_messages = True
     wanted.dm_messages = True
-    wanted.message_content = True
+    wanted.message_content = content
     return wanted
+
+
+CONTENT_FALLBACK_LINE = (
+    "Discord refused the Message Content intent: answering only mentions of the bot and "
+    "direct messages (they carry their content). To answer every message in bound channels, "
+    "threads and replies, switch on MESSAGE CONTENT INTENT for the application in the "
+    "Developer Portal (Bot page, Privileged Gateway Intents) and restart"
+)
+
+
+class _ContentRefused(Exception):
+    """The gateway closed with 4014: the application may not have message content."""
 
 
 class DiscordAdapter:
@@ -126,6 +139,7 @@ class DiscordAdapter:
         self._api_url = settings.discord_api_url
         self._sharded = settings.discord_sharded
         self._thread_on_mention = settings.discord_thread_on_mention
+        self._command_sync = settings.discord_command_sync
         self._engine = engine
         self._edit_interval = edit_interval
         self._budget = ChannelBudget(channel_limit or DISCORD_CHANNEL_LIMIT.paced(edit_interval))
@@ -153,6 +167,9 @@ class DiscordAdapter:
         self._intake = 0
         self._arrivals = KeyedLocks()
         """One per channel: its messages are recorded in the order they arrived."""
+        self._content = True
+        """Whether Discord sends the content of every message (the Message Content intent);
+        without it only mentions and DMs carry theirs, so only they are answered."""
 
     def __repr__(self) -> str:
         api = redact_url(self._api_url or "") or "discord.com"
@@ -172,13 +189,15 @@ class DiscordAdapter:
         This is ``client.start(token)`` (login, then connect in a task) with the gateway
         lookup (``GET /gateway/bot``: the gateway for ``DISCORD_API_URL``, the shard count and
         the session start limit, waited for when low), and the command sync in between.
-        Raises :class:`ParleyError` with one readable line (wrong token, intent not enabled,
-        gateway not ready in time), after cleaning up. Cancelling it (a shutdown while it
-        waits) cleans up too.
+        When Discord refuses the Message Content intent (close code 4014), it warns and
+        connects again without it: then only mentions and DMs are answered.
+        Raises :class:`ParleyError` with one readable line (wrong token, gateway not ready in
+        time), after cleaning up. Cancelling it (a shutdown while it waits) cleans up too.
         """
         if self._client is not None:
             raise RuntimeError("the Discord adapter is already started")
         self._stopping = False
+        self._content = True
         self._set("connecting", "logging in")
         if self._api_url:
             self._previous = endpoints.use_api(self._api_url)
@@ -198,14 +217,20 @@ class DiscordAdapter:
             self._journal.register("discord", self._turns)
             if self._own_journal:
                 await self._journal.start()
-            await self._sync_commands()
+            await self._sync_commands(client)
             await self._await_session_starts(client, gateway, shards)
             self._set("connecting", f"identifying {_shards(shards)}")
-            await self._connect(client, within=self.ready_timeout_for(shards))
+            try:
+                await self._connect(client, within=self.ready_timeout_for(shards))
+            except _ContentRefused:
+                logger.warning(CONTENT_FALLBACK_LINE)
+                client = await self._without_content(client)
+                self._set("connecting", f"identifying {_shards(shards)} without message content")
+                await self._connect(client, within=self.ready_timeout_for(shards))
         except BaseException as exc:
             await self.stop()
             if not isinstance(exc, asyncio.CancelledError):
-                self._set("failed", str(exc) if isinstance(exc, ParleyError) else _describe(exc))
+                self._set("failed", str(exc) if isinstance(exc, ParleyError) else describe(exc))
             raise
 
     async def stop(self) -> None:
@@ -264,10 +289,11 @@ class DiscordAdapter:
             return AdapterHealth(self.name, "reconnecting", detail)
         latency = client.latency
         beat = f", heartbeat {latency * 1000:.0f} ms" if math.isfinite(latency) else ""
+        scope = "" if self._content else "; mentions and DMs only (no Message Content intent)"
         return AdapterHealth(
             self.name,
             "connected",
-            f"{len(client.guilds)} servers, {_shards(total)} open{beat}",
+            f"{len(client.guilds)} servers, {_shards(total)} open{beat}{scope}",
         )
 
     def _set(self, state: AdapterState, detail: str) -> None:
@@ -301,10 +327,20 @@ class DiscordAdapter:
             await asyncio.sleep(wait)
             gateway = await endpoints.ask_gateway(client.http)
 
+    async def _without_content(self, refused: discord.Client) -> discord.Client:
+        """Close the client Discord refused and log in again with one that does not ask for
+        message content."""
+        self._content = False
+        await refused.close()
+        client = self._build_client()
+        self._client = client
+        await self._login(client)
+        return client
+
     def _build_client(self) -> discord.Client:
         kind = discord.AutoShardedClient if self._sharded else discord.Client
         client = kind(
-            intents=intents(),
+            intents=intents(content=self._content),
             allowed_mentions=NO_MENTIONS,
             max_messages=MESSAGE_CACHE,
             guild_ready_timeout=self._guild_ready_timeout,
@@ -328,22 +364,21 @@ class DiscordAdapter:
             ) from None
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             raise ParleyError(
-                f"could not log in to Discord at {endpoints.Route.BASE}: {_describe(exc)}"
+                f"could not log in to Discord at {endpoints.Route.BASE}: {describe(exc)}"
             ) from exc
 
-    async def _sync_commands(self) -> None:
-        """Register the ``/agent`` commands globally. A failure is logged, not fatal: people
-        can still talk to the agents."""
-        if self._tree is None:
+    async def _sync_commands(self, client: discord.Client) -> None:
+        """Register the ``/agent`` commands as ``DISCORD_COMMAND_SYNC`` says
+        (:mod:`adapters.discord.sync`). A failure is logged, not fatal: people can still talk
+        to the agents."""
+        if self._tree is None or client.application_id is None:
             return
-        try:
-            synced = await self._tree.sync()
-        except (discord.HTTPException, app_commands.AppCommandError) as exc:
-            problem = _describe(exc)
-        else:
-            logger.info("registered the slash commands: %s", ", ".join(c.name for c in synced))
-            return
-        logger.error("could not register the /agent commands with Discord: %s", problem)
+        await sync_commands(
+            self._tree,
+            store=self._engine.store,
+            mode=self._command_sync,
+            application_id=client.application_id,
+        )
 
     async def _connect(self, client: discord.Client, *, within: float) -> None:
         """Run the gateway connection in a task and wait until discord.py is ready (it has
@@ -374,7 +409,10 @@ class DiscordAdapter:
             )
             return
         if gateway in done:
-            raise ParleyError(_gateway_failure(gateway.exception()))
+            failure = gateway.exception()
+            if isinstance(failure, discord.PrivilegedIntentsRequired) and self._content:
+                raise _ContentRefused from failure
+            raise ParleyError(_gateway_failure(failure))
         raise ParleyError(f"the Discord gateway was not ready after {within:g} seconds")
 
     def _gateway_ended(self, task: asyncio.Task[None]) -> None:
@@ -480,6 +518,8 @@ class DiscordAdapter:
         place = await place_of(message, client)
         if place.is_dm:
             return place, None
+        if not self._content and not mentions(message, bot_id):
+            return None  # Discord sent it without its content
         addressed = mentions(message, bot_id) or replies_to(message, bot_id)
         try:
             agent = await bound_agent(self._engine, place)
@@ -553,7 +593,7 @@ class DiscordAdapter:
                 name=thread_name(text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
             )
         except discord.HTTPException as exc:
-            logger.warning("could not open a thread (%s); answering in the channel", _describe(exc))
+            logger.warning("could not open a thread (%s); answering in the channel", describe(exc))
             return None
         store = self._engine.store
         conversation, _ = await store.get_or_create_conversation(
@@ -576,7 +616,7 @@ class DiscordAdapter:
                 conversation_id = found.id if found is not None else ""
         logger.warning(
             "could not answer a Discord message: %s",
-            _describe(exc),
+            describe(exc),
             exc_info=None if isinstance(exc, EngineBusy) else exc,  # a refusal, not a fault
             extra=conversation_context(
                 conversation_id=conversation_id,
@@ -591,17 +631,11 @@ class DiscordAdapter:
                 allowed_mentions=NO_MENTIONS,
             )
         except (discord.DiscordException, aiohttp.ClientError, OSError) as error:
-            logger.warning("could not tell the person either: %s", _describe(error))
+            logger.warning("could not tell the person either: %s", describe(error))
 
 
 def _shards(count: int) -> str:
     return "1 shard" if count == 1 else f"{count} shards"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, discord.HTTPException):
-        return f"{exc.status} {exc.text or exc.__class__.__name__}"[:200]
-    return exc.__class__.__name__
 
 
 def _gateway_failure(exc: BaseException | None) -> str:
@@ -614,4 +648,4 @@ def _gateway_failure(exc: BaseException | None) -> str:
         return "the Discord gateway refused DISCORD_BOT_TOKEN"
     if exc is None:
         return "the Discord gateway connection ended before it was ready"
-    return f"could not connect to the Discord gateway: {_describe(exc)}"
+    return f"could not connect to the Discord gateway: {describe(exc)}"

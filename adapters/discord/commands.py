@@ -335,6 +335,10 @@ class AgentCommands(app_commands.Group):
         argument = "" if forget is None else f"forget {forget}"
         await self._show(interaction, await self._run(interaction, "memory", argument))
 
+    @app_commands.command(name="usage", description="Tokens the agent here used, and their cost")
+    async def usage(self, interaction: Interaction) -> None:
+        await self._show(interaction, await self._run(interaction, "usage"))
+
 
 def _refused(outcome: core.Outcome) -> Refused:
     """The refusal a slow subcommand came to instead of its work."""

@@ -24,4 +24,12 @@ with warnings.catch_warnings():
 discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
-__all__ = ["app_commands", "discord"]
+
+def describe(exc: BaseException) -> str:
+    """A failure in one short line for logs: Discord's status and text, else the kind."""
+    if isinstance(exc, discord.HTTPException):
+        return f"{exc.status} {exc.text or exc.__class__.__name__}"[:200]
+    return exc.__class__.__name__
+
+
+__all__ = ["app_commands", "describe", "discord"]

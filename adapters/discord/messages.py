@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from adapters.base import FAILURE_LINE
 from adapters.channel_budget import ChannelBudget
@@ -19,8 +20,13 @@ from adapters.discord.reply import MESSAGE_LIMIT, NO_MENTIONS, ChannelSink, show
 from adapters.streaming import ReplyNotShown, as_shown, show_complete
 from bot.engine import IncomingMessage, Turn
 from bot.errors import ParleyError
-from bot.journal import Shown, TurnJournal
+from bot.journal import Shown, TurnJournal, entry_context
 from memory.base import JournalEntry
+
+_MAX_LEFTOVERS = 100
+"""The most messages read back when looking for a reply an attempt left cut: one attempt
+posts a reply's parts and perhaps a line, never this many."""
+_REPLY_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +125,36 @@ class DiscordTurns:
         channel, reply_to = self._place(entry)
         reference = reply_to.to_reference(fail_if_not_exists=False) if reply_to else None
         await channel.send(line, reference=reference, allowed_mentions=NO_MENTIONS)  # type: ignore[arg-type]
+
+    async def clear_leftovers(self, entry: JournalEntry, since: datetime) -> None:
+        client = self._client()
+        if client is None or client.user is None:
+            return
+        channel, _ = self._place(entry)
+        after = max(
+            int(str(entry.message.get("message_id") or 0)),
+            discord.utils.time_snowflake(since, high=True),
+        )
+        try:
+            async for found in channel.history(
+                after=discord.Object(id=after), limit=_MAX_LEFTOVERS, oldest_first=True
+            ):
+                if (
+                    found.author.id == client.user.id
+                    and found.type in _REPLY_TYPES  # not a slash command's answer
+                    and str(found.id) != entry.shown_ref
+                ):
+                    logger.info(
+                        "deleting a reply left cut by an earlier attempt",
+                        extra=entry_context(entry),
+                    )
+                    await _delete(channel, str(found.id))
+        except discord.HTTPException as exc:
+            logger.warning(
+                "could not look for a reply left cut in the channel: %s",
+                exc,
+                extra=entry_context(entry),
+            )
 
     def _place(
         self, entry: JournalEntry

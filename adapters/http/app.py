@@ -22,6 +22,7 @@ from adapters.http.console import install_console
 from adapters.http.errors import install_error_handlers
 from adapters.http.limits import BodyLimit
 from adapters.http.mounts import BODY_LIMITS, PlatformRoutes, mount
+from adapters.http.openapi import install_openapi
 from adapters.http.routes import (
     agents,
     chat,
@@ -30,6 +31,7 @@ from adapters.http.routes import (
     health,
     memories,
     messages,
+    usage,
 )
 from adapters.http.security import SECURITY_HEADERS, inline_script_hashes, with_directives
 from adapters.http.services import Services
@@ -61,6 +63,7 @@ def build_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     limits: dict[str, int] = {}
     setattr(app.state, BODY_LIMITS, limits)
@@ -69,7 +72,7 @@ def build_app(
     if services is not None:
         app.state.services = services
         api = APIRouter(prefix=API_PREFIX)
-        for module in (agents, documents, conversations, messages, memories):
+        for module in (agents, documents, conversations, messages, memories, usage):
             api.include_router(module.router)
         limits[API_PREFIX + documents.UPLOAD_PATH] = documents.UPLOAD_LIMIT
         api.include_router(chat.router)

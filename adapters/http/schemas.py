@@ -4,10 +4,12 @@ messages, goal checks, agents) are the store's and the agents file's own models.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
+from bot.usage import CostedTotal, UsageReport
 from config.agents import AGENT_ID, Agent
 from memory.base import (
     MAX_DOCUMENT_NAME,
@@ -16,6 +18,7 @@ from memory.base import (
     MemoryScope,
     Message,
     Platform,
+    UsageGroup,
 )
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
@@ -130,3 +133,70 @@ class NewPersonMemory(_Body):
 class ForgottenMemories(BaseModel):
     deleted: int
     """How many memories were deleted, superseded ones included."""
+
+
+class UsageRow(BaseModel):
+    """Usage of one group (the grouped fields are set, the others null), with its cost."""
+
+    day: date | None = Field(default=None, description="the UTC day, when grouped by day")
+    agent: str | None = None
+    conversation_id: str | None = None
+    purpose: str | None = Field(
+        default=None, description="reply, summary, goal_check, memory or other"
+    )
+    model: str | None = None
+    calls: int
+    input_tokens: int
+    cached_input_tokens: int = Field(description="of input_tokens, read from the prompt cache")
+    output_tokens: int
+    estimated_calls: int = Field(
+        description="calls whose counts were made here: the server reported no usage"
+    )
+    cost: float | None = Field(
+        description="in the report's currency; null when a model in it has no price"
+    )
+    unpriced_models: list[str] = Field(description="the models in it that have no price")
+
+    @classmethod
+    def of(cls, row: CostedTotal) -> UsageRow:
+        t = row.total
+        return cls(
+            day=t.day,
+            agent=t.agent_id,
+            conversation_id=t.conversation_id,
+            purpose=t.purpose,
+            model=t.model,
+            calls=t.calls,
+            input_tokens=t.input_tokens,
+            cached_input_tokens=t.cached_input_tokens,
+            output_tokens=t.output_tokens,
+            estimated_calls=t.estimated_calls,
+            cost=row.cost,
+            unpriced_models=list(row.unpriced),
+        )
+
+
+class UsageReportBody(BaseModel):
+    """Tokens the model used in ``[from, to)``, per group and in all, priced per model."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    since: datetime | None = Field(alias="from")
+    until: datetime | None = Field(alias="to")
+    group_by: list[UsageGroup]
+    currency: str
+    rows: list[UsageRow]
+    total: UsageRow
+    truncated: bool = Field(description="more groups matched than one report holds")
+
+    @classmethod
+    def of(cls, report: UsageReport) -> UsageReportBody:
+        return cls(
+            since=report.query.since,
+            until=report.query.until,
+            group_by=list(report.group_by),
+            currency=report.currency,
+            rows=[UsageRow.of(row) for row in report.rows],
+            total=UsageRow.of(report.total),
+            truncated=report.truncated,
+        )

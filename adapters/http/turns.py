@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from bot.admission import Ticket
 from bot.engine import Engine, IncomingMessage, Turn, TurnResult
@@ -182,6 +183,10 @@ class ApiTurns:
     async def tell(self, entry: JournalEntry, line: str) -> None:
         """Nothing: the request sees its entry's state (a failed entry ends it with an
         error), and API conversations hold only what was asked and answered."""
+        return
+
+    async def clear_leftovers(self, entry: JournalEntry, since: datetime) -> None:
+        """Nothing: an API reply is shown only from the store, so no attempt leaves one cut."""
         return
 
     # following ----------------------------------------------------------------------------

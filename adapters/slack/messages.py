@@ -24,8 +24,10 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -58,7 +60,7 @@ from adapters.streaming import ReplyNotShown, as_shown, show_complete
 from bot.engine import Engine, EngineBusy, IncomingMessage, Turn, TurnResult
 from bot.errors import StoreError
 from bot.feedback import FeedbackBook
-from bot.journal import Shown, TurnJournal
+from bot.journal import Shown, TurnJournal, entry_context
 from bot.logs import conversation_context
 from memory.base import Conversation, JournalEntry, NewJournalEntry, PlatformKey
 
@@ -72,6 +74,9 @@ STOP_POLL = 1.0
 another process (Slack sends each event to one of them)."""
 GONE_LINE = "That reply is no longer kept, so it cannot be rated."
 _MAX_MENTIONS = 10
+_MAX_LEFTOVERS = 100
+"""The most messages read back from a thread when looking for a reply an attempt left cut:
+one attempt posts a reply's parts and perhaps a line, never this many."""
 """Mentioned people whose names are looked up for one message; more stay as ids."""
 
 
@@ -269,6 +274,33 @@ class MessageHandler:
 
     async def tell(self, entry: JournalEntry, line: str) -> None:
         await self._post(_recorded(entry), line)
+
+    async def clear_leftovers(self, entry: JournalEntry, since: datetime) -> None:
+        message = _recorded(entry)
+        oldest = max(float(message.ts), since.timestamp())
+        try:
+            response = await self._client.conversations_replies(
+                channel=message.channel,
+                ts=message.thread,
+                oldest=f"{oldest:.6f}",
+                inclusive=False,
+                limit=_MAX_LEFTOVERS,
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning(
+                "could not look for a reply left cut in the thread: %s",
+                error_code(exc),
+                extra=entry_context(entry),
+            )
+            return
+        for found in response.get("messages") or []:
+            ts = str(found.get("ts") or "")
+            mine = found.get("user") == self._bot.user_id or found.get("bot_id") == self._bot.bot_id
+            if mine and ts not in (message.thread, entry.shown_ref) and float(ts) > oldest:
+                logger.info(
+                    "deleting a reply left cut by an earlier attempt", extra=entry_context(entry)
+                )
+                await self._delete(message, ts)
 
     async def _delete(self, message: SlackMessage, ts: str) -> None:
         await aux_call("chat.delete", self._client.chat_delete(channel=message.channel, ts=ts))

@@ -35,6 +35,7 @@ from bot.commands.rules import (
     no_conversation,
     refusal,
 )
+from bot.commands.usage import AgentUsage
 from bot.engine import Engine, NoGoal, UnknownAgent
 from config.agents import Agent
 from memory.base import Conversation, PlatformKey
@@ -49,6 +50,7 @@ class AgentCommands:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._memories = PersonMemories(engine.store)
+        self._usage = AgentUsage(engine.usage)
 
     def usage(self, prefix: str = "/agent ") -> str:
         lines = [f"**Usage:** `{prefix}<subcommand>`"]
@@ -92,6 +94,9 @@ class AgentCommands:
             return await self._use(caller, argument, conversation)
         if verb == "start":
             return await self._start(caller, argument, conversation)
+        if verb == "usage":
+            agent = await self.agent_here(caller, conversation)
+            return Said(await self._usage.run(agent, conversation))
         return await self._memory(caller, argument, conversation)
 
     async def _about(self, verb: Verb, caller: Caller, conversation: Conversation) -> Outcome:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-Verb = Literal["help", "list", "use", "start", "reset", "summary", "export", "forget", "memory"]
+Verb = Literal[
+    "help", "list", "use", "start", "reset", "summary", "export", "forget", "memory", "usage"
+]
 Who = Literal["anyone", "admins", "admins or the opener"]
 
 OPENED_BY: Final = "opened_by"
@@ -77,6 +79,11 @@ PERMISSIONS: Final[Mapping[Verb, Rule]] = MappingProxyType(
             "what the agent here remembers about you, newest first (only you see it); "
             "`forget N` deletes the N-th, `forget all` all of it",
             argument=" [forget N|all]",
+        ),
+        "usage": Rule(
+            "admins",
+            "the tokens the agent here used today (against its daily budget), in the last 30 "
+            "days and in this conversation, with their cost (only you see it)",
         ),
     }
 )

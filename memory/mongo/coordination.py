@@ -1,5 +1,5 @@
 """Processed platform events and claims in MongoDB: upserts on ``_id`` that only match an
-expired (or own) record, expired by TTL indexes."""
+expired (or own) record, expired by TTL indexes; and small shared values by ``_id``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from memory.mongo.connection import (
 from memory.mongo.schema import (
     CLAIMS,
     EVENTS,
+    KEY_VALUES,
 )
 from memory.rules import (
     truncate_ms,
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 class MongoCoordination(MongoConnection):
-    """Processed platform events and expiring claims."""
+    """Processed platform events, expiring claims and shared values."""
 
     async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
         now = self._now()
@@ -50,6 +51,19 @@ class MongoCoordination(MongoConnection):
         with self._errors("release a claim"):
             result = await self._collection(CLAIMS).delete_one({"_id": key, "owner": owner})
         return result.deleted_count == 1
+
+    async def get_value(self, *, name: str) -> str | None:
+        with self._errors("read a value"):
+            found = await self._collection(KEY_VALUES).find_one({"_id": name})
+        return None if found is None else str(found["value"])
+
+    async def set_value(self, *, name: str, value: str) -> None:
+        with self._errors("write a value"):
+            await self._collection(KEY_VALUES).update_one(
+                {"_id": name},
+                {"$set": {"value": value, "updated_at": truncate_ms(self._now())}},
+                upsert=True,
+            )
 
     async def _take(
         self, collection: str, conditions: Document, fields: Document, *, action: str

@@ -121,15 +121,17 @@ class MongoJournal(MongoCoordination):
         for _ in range(_LOOKS):
             if not await self.claim(key=lease, owner=owner, ttl_seconds=ttl_seconds):
                 return None
+            now = self._now()
             with self._errors("take up the next journal entry"):
-                doc = await self._collection(JOURNAL).find_one_and_update(
+                before = await self._collection(JOURNAL).find_one_and_update(
                     {"place": key.canonical, "pending": True},
-                    {"$inc": {"attempts": 1}, "$set": {"updated_at": self._now()}},
+                    {"$inc": {"attempts": 1}, "$set": {"updated_at": now}},
                     sort=[("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
-                    return_document=ReturnDocument.AFTER,
+                    return_document=ReturnDocument.BEFORE,
                 )
-            if doc is not None:
-                return _journal_entry(doc)
+            if before is not None:  # the entry as it was, moved as the update moved it
+                taken = {**before, "attempts": before.get("attempts", 0) + 1, "updated_at": now}
+                return _journal_entry(taken, prior_touch=utc(before["updated_at"]))
             await self.release_claim(key=lease, owner=owner)
             if await self.journal_next(key=key) is None:
                 return None
@@ -232,7 +234,7 @@ class MongoJournal(MongoCoordination):
         return result.deleted_count
 
 
-def _journal_entry(doc: Document) -> JournalEntry:
+def _journal_entry(doc: Document, prior_touch: datetime | None = None) -> JournalEntry:
     return JournalEntry(
         id=doc["_id"],
         key=PlatformKey.from_canonical(doc["place"]),
@@ -247,6 +249,7 @@ def _journal_entry(doc: Document) -> JournalEntry:
         reply_message_id=doc.get("reply_message_id"),
         shown_ref=doc.get("shown_ref"),
         error=doc.get("error"),
+        prior_touch=prior_touch,
     )
 
 

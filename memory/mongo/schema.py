@@ -40,6 +40,9 @@ SEARCH = "conversation_search"
 MEMORIES = "memories"
 KNOWLEDGE_DOCUMENTS = "knowledge_documents"
 KNOWLEDGE_CHUNKS = "knowledge_chunks"
+USAGE = "usage"
+KEY_VALUES = "key_values"
+"""Small values processes share, by ``_id`` (no index beyond it, so no migration)."""
 FEEDBACK = "feedback"
 VERSIONS = "parley_schema"
 
@@ -218,9 +221,20 @@ async def _knowledge(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _usage(db: AsyncDatabase[Document]) -> None:
+    """Version 6: model usage per call, summed by agent or conversation over a time range."""
+    await db[USAGE].create_indexes(
+        [
+            IndexModel([("agent_id", ASCENDING), ("at", ASCENDING)]),
+            IndexModel([("conversation_id", ASCENDING), ("at", ASCENDING)]),
+            IndexModel([("at", ASCENDING)]),
+        ]
+    )
+
+
 async def _feedback(db: AsyncDatabase[Document]) -> None:
-    """People's ratings of replies (the feedback buttons), found per reply and deleted per
-    conversation."""
+    """Version 7: people's ratings of replies (the feedback buttons), found per reply and
+    deleted per conversation."""
     await db[FEEDBACK].create_indexes(
         [
             IndexModel([("message_id", ASCENDING), ("rated_at", ASCENDING)]),
@@ -235,6 +249,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _search_apart,
     _memories,
     _knowledge,
+    _usage,
     _feedback,
 )
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""

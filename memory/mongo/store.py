@@ -13,6 +13,7 @@ from memory.mongo.journal import MongoJournal
 from memory.mongo.knowledge import MongoKnowledge
 from memory.mongo.memories import MongoMemories
 from memory.mongo.messages import MongoMessages
+from memory.mongo.usage import MongoUsage
 
 
 class MongoStore(
@@ -27,6 +28,7 @@ class MongoStore(
     MongoCoordination,
     MongoMemories,
     MongoKnowledge,
+    MongoUsage,
 ):
     """A :class:`~memory.base.ConversationStore` in one MongoDB database.
 

@@ -1,4 +1,5 @@
-"""What lets processes share work, in SQLite: processed events and claims, both expiring."""
+"""What lets processes share work, in SQLite: processed events and claims, both expiring, and
+small shared values."""
 
 from __future__ import annotations
 
@@ -28,12 +29,18 @@ RETURNING 1
 
 RELEASE = "DELETE FROM claims WHERE key = ? AND owner = ? RETURNING 1"
 
+_GET_VALUE = "SELECT value FROM key_values WHERE name = ?"
+_SET_VALUE = """
+INSERT INTO key_values (name, value, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+"""
+
 _PRUNE_EVERY = 1000
 """Delete expired events and claims once per this many ``mark_event_processed`` calls."""
 
 
 class SqliteCoordination(SqliteConnection):
-    """Processed platform events and expiring claims."""
+    """Processed platform events, expiring claims and shared values."""
 
     async def mark_event_processed(self, *, event_id: str, ttl_seconds: int = 86_400) -> bool:
         now = self._now_ms()
@@ -57,3 +64,12 @@ class SqliteCoordination(SqliteConnection):
         async with self._connection() as db:
             released = await fetch(db, RELEASE, (key, owner))
         return bool(released)
+
+    async def get_value(self, *, name: str) -> str | None:
+        async with self._connection() as db:
+            rows = await fetch(db, _GET_VALUE, (name,))
+        return str(rows[0]["value"]) if rows else None
+
+    async def set_value(self, *, name: str, value: str) -> None:
+        async with self._connection() as db:
+            await change(db, _SET_VALUE, (name, value, self._now_ms()))

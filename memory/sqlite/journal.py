@@ -53,11 +53,13 @@ ORDER BY position, created_at, id
 LIMIT 1
 """
 
-_JOURNAL_TAKE = f"""
+_JOURNAL_HEAD = _JOURNAL_NEXT.replace("SELECT *", "SELECT id, updated_at", 1)
+
+_JOURNAL_TAKE = """
 UPDATE journal SET attempts = attempts + 1, updated_at = ?
-WHERE id = ({_JOURNAL_NEXT.replace("SELECT *", "SELECT id", 1)})
+WHERE id = ?
 RETURNING *
-"""  # noqa: S608
+"""
 
 _JOURNAL_MOVES = (
     ":set_state AND pending = 1 AND :rank > CASE state WHEN 'received' THEN 0 ELSE 1 END"
@@ -160,18 +162,23 @@ class SqliteJournal(SqliteConnection):
         if finish is not None and is_valid_journal_id(finish.entry_id):
             done = _update_params(finish.entry_id, finish.changes, finish.state, now=now)
 
-        def step(db: sqlite3.Connection) -> sqlite3.Row | None:
+        def step(db: sqlite3.Connection) -> tuple[sqlite3.Row, int] | None:
             if done is not None:
                 db.execute(_UPDATE_JOURNAL, done)
             if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
                 return None
-            taken: sqlite3.Row | None = db.execute(_JOURNAL_TAKE, (now, key.canonical)).fetchone()
-            if taken is None:
+            head = db.execute(_JOURNAL_HEAD, (key.canonical,)).fetchone()
+            if head is None:
                 db.execute(RELEASE, (lease, owner)).fetchall()
-            return taken
+                return None
+            taken: sqlite3.Row = db.execute(_JOURNAL_TAKE, (now, head["id"])).fetchone()
+            return taken, head["updated_at"]
 
-        row = await self._grouped(step, "advance the journal")
-        return None if row is None else _journal_entry(row)
+        found = await self._grouped(step, "advance the journal")
+        if found is None:
+            return None
+        row, prior_touch = found
+        return _journal_entry(row, prior_touch=from_ms(prior_touch))
 
     async def journal_update(
         self,
@@ -251,7 +258,7 @@ def _update_params(
     return params
 
 
-def _journal_entry(row: sqlite3.Row) -> JournalEntry:
+def _journal_entry(row: sqlite3.Row, prior_touch: datetime | None = None) -> JournalEntry:
     return JournalEntry(
         id=row["id"],
         key=PlatformKey.from_canonical(row["place"]),
@@ -266,4 +273,5 @@ def _journal_entry(row: sqlite3.Row) -> JournalEntry:
         reply_message_id=row["reply_message_id"],
         shown_ref=row["shown_ref"],
         error=row["error"],
+        prior_touch=prior_touch,
     )

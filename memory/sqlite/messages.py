@@ -19,7 +19,6 @@ from memory.sqlite.connection import SqliteConnection
 from memory.sqlite.sql import (
     MAX_INT64,
     MIN_INT64,
-    change,
     dumps,
     fetch,
     from_ms,
@@ -65,30 +64,33 @@ class SqliteMessages(SqliteConnection):
         now = self._now()
         now_ms = to_ms(now)
         message_id = uuid.uuid4().hex
-        async with self._write() as db:
-            counted = await fetch(db, _COUNT_MESSAGE, (now_ms, now_ms, conversation_id))
-            if not counted:
-                raise NotFound(f"conversation {conversation_id} not found")
-            seq: int = counted[0][0]
-            await change(
-                db,
-                _INSERT_MESSAGE,
-                (
-                    message_id,
-                    conversation_id,
-                    seq,
-                    message.role,
-                    message.author_id,
-                    message.author_name,
-                    message.text,
-                    None if message.data is None else dumps(message.data),
-                    message.platform_message_id,
-                    now_ms,
-                    message.token_count,
-                    message.error,
-                    dumps(list(message.sources)) if message.sources else None,
-                ),
-            )
+        row = (
+            message_id,
+            conversation_id,
+            0,  # the seq, counted in the transaction
+            message.role,
+            message.author_id,
+            message.author_name,
+            message.text,
+            None if message.data is None else dumps(message.data),
+            message.platform_message_id,
+            now_ms,
+            message.token_count,
+            message.error,
+            dumps(list(message.sources)) if message.sources else None,
+        )
+
+        def append(db: sqlite3.Connection) -> int | None:
+            counted = db.execute(_COUNT_MESSAGE, (now_ms, now_ms, conversation_id)).fetchone()
+            if counted is None:
+                return None
+            db.execute(_INSERT_MESSAGE, (*row[:2], counted[0], *row[3:]))
+            return int(counted[0])
+
+        # One trip to SQLite's thread, shared with the other writes waiting (group commit).
+        seq = await self._grouped(append, "append a message")
+        if seq is None:
+            raise NotFound(f"conversation {conversation_id} not found")
         return Message(
             id=message_id,
             conversation_id=conversation_id,

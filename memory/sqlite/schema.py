@@ -407,8 +407,40 @@ _EMBEDDINGS = (
     ("knowledge_chunks", "ALTER TABLE knowledge_chunks ADD COLUMN embedding BLOB"),
 )
 """Version 10: embeddings of memories and chunks (unit-length float32 bytes, NULL for none)."""
+_KEY_VALUES = """
+CREATE TABLE IF NOT EXISTS key_values (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+"""Version 11: small values processes share (the Discord commands last registered)."""
 """Version 9: the user of the caller's system an API conversation is with."""
 """Version 8: the knowledge chunks each reply was given (a JSON list, NULL for none)."""
+
+_USAGE = (
+    # Model usage (memory.sqlite.usage): one row per model call; ``day`` is the UTC day
+    # (days since 1970-01-01) so totals per day group on a column.
+    """
+    CREATE TABLE IF NOT EXISTS usage (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        agent_id TEXT NOT NULL,
+        conversation_id TEXT,
+        purpose TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        cached_input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        estimated INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS usage_by_agent ON usage (agent_id, at)",
+    "CREATE INDEX IF NOT EXISTS usage_by_conversation ON usage (conversation_id, at)",
+    "CREATE INDEX IF NOT EXISTS usage_by_time ON usage (at)",
+)
+"""Version 11: model usage per call."""
 
 
 async def _run(db: aiosqlite.Connection, statements: tuple[str, ...]) -> None:
@@ -477,6 +509,14 @@ async def _embeddings(db: aiosqlite.Connection) -> None:
             await change(db, statement)
 
 
+async def _usage(db: aiosqlite.Connection) -> None:
+    await _run(db, _USAGE)
+
+
+async def _key_values(db: aiosqlite.Connection) -> None:
+    await change(db, _KEY_VALUES)
+
+
 _FEEDBACK = """
 CREATE TABLE IF NOT EXISTS feedback (
     message_id TEXT NOT NULL,
@@ -510,6 +550,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _sources,
     _user,
     _embeddings,
+    _usage,
+    _key_values,
     _feedback,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""

@@ -13,6 +13,7 @@ from memory.sqlite.journal import SqliteJournal
 from memory.sqlite.knowledge import SqliteKnowledge
 from memory.sqlite.memories import SqliteMemories
 from memory.sqlite.messages import SqliteMessages
+from memory.sqlite.usage import SqliteUsage
 
 
 class SqliteStore(
@@ -27,6 +28,7 @@ class SqliteStore(
     SqliteJournal,
     SqliteMemories,
     SqliteKnowledge,
+    SqliteUsage,
 ):
     """A :class:`~memory.base.ConversationStore` kept in one SQLite file.
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from memory.base import NewMessage, PlatformKey
 from memory.sqlite import SqliteStore
+from tests.support.agents import plain
 from tests.support.process import bot_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,10 +53,25 @@ def test_check_describes_a_good_configuration(workdir: Path) -> None:
     assert "Model        gpt-4o-mini via OpenAI (api.openai.com) (key set)" in out
     assert "Store        SQLite (data/parley.sqlite3)" in out
     assert "Retrieval    memory and knowledge by keyword only (set EMBEDDING_MODEL" in out
+    assert "Prices       none (set PRICES_FILE): costs are shown as unknown" in out
     assert "Slack        off" in out
-    assert "Discord      on" in out
+    assert "Discord      on; /agent commands registered when they change" in out
     assert OPENAI_KEY not in out + result.stderr
     assert DISCORD_TOKEN not in out + result.stderr
+
+
+def test_check_reads_the_price_file(workdir: Path) -> None:
+    shutil.copy(REPO / "prices.yaml", workdir / "prices.yaml")
+    result = bot(workdir, "check", PRICES_FILE="prices.yaml", BOT_MODEL="house-llm")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Prices       prices.yaml (5 models, USD); no price for house-llm (cost unknown)"
+        in result.stdout
+    )
+    (workdir / "prices.yaml").write_text("models: [gpt-4o-mini]\n", encoding="utf-8")
+    result = bot(workdir, "check", PRICES_FILE="prices.yaml")
+    assert result.returncode == 2
+    assert result.stderr.startswith("parley: prices.yaml: models: ")
 
 
 def test_check_names_mongodb_without_its_password(workdir: Path) -> None:
@@ -125,6 +142,59 @@ def test_check_refuses_a_broken_agents_file(workdir: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_check_refuses_a_typo_in_a_response_shape_with_a_hint(workdir: Path) -> None:
+    text = (workdir / "agents.yaml").read_text(encoding="utf-8")
+    typo = text.replace(
+        '      answer: "String, your reply to the person, in Markdown"\n',
+        '      answer: {tpye: string, description: "your reply"}\n',
+        1,
+    )
+    assert typo != text
+    (workdir / "agents.yaml").write_text(typo, encoding="utf-8")
+
+    result = bot(workdir, "check")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "parley: agents.yaml: agent 'chef': response_shape: unknown JSON Schema keyword 'tpye' "
+        "at properties.answer (did you mean 'type'?)"
+    )
+
+
+def test_check_shows_model_providers_and_refuses_an_unknown_one(workdir: Path) -> None:
+    text = (workdir / "agents.yaml").read_text(encoding="utf-8")
+    local = text.replace("  - id: tutor\n", "  - id: tutor\n    provider: local\n", 1)
+    assert local != text
+    (workdir / "agents.yaml").write_text(local, encoding="utf-8")
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "MODEL_PROVIDERS__LOCAL__BASE_URL": f"http://ollama:{MONGO_PASSWORD}@gpu:11434/v1",
+        "MODEL_PROVIDERS__LOCAL__MODEL": "llama3.1",
+        "MODEL_PROVIDERS__LOCAL__API_KEY": "sk-local-provider-secret",
+        "MODEL_PROVIDERS__LOCAL__CONCURRENCY": "2",
+    }
+
+    result = bot(workdir, "check", **env)
+
+    assert result.returncode == 0, result.stderr
+    assert "tutor (Maths Tutor): model llama3.1; provider local;" in result.stdout
+    assert (
+        "  - provider local: llama3.1 via http://ollama:***@gpu:11434/v1 (key set), 2 calls at once"
+    ) in result.stdout
+    for secret in (OPENAI_KEY, MONGO_PASSWORD, "sk-local-provider-secret"):
+        assert secret not in result.stdout + result.stderr
+
+    del env["MODEL_PROVIDERS__LOCAL__BASE_URL"], env["MODEL_PROVIDERS__LOCAL__API_KEY"]
+    del env["MODEL_PROVIDERS__LOCAL__MODEL"], env["MODEL_PROVIDERS__LOCAL__CONCURRENCY"]
+    refused = bot(workdir, "check", **env)
+
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "parley: agents.yaml: agent 'tutor': provider: 'local' is not a configured model "
+        "provider (configured: default); set MODEL_PROVIDERS__LOCAL__BASE_URL or __API_KEY"
+    )
+
+
 def test_check_refuses_bad_settings_without_echoing_secrets(workdir: Path) -> None:
     result = bot(workdir, "check", PORT="eighty", SLACK_BOT_TOKEN="xoxb-secret-slack")
     assert result.returncode == 2
@@ -177,6 +247,62 @@ async def test_export_prints_a_stored_conversation(workdir: Path) -> None:
     unknown = bot(workdir, "export", "0" * 32)
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == f"parley: no conversation {'0' * 32!r}"
+
+
+def test_version_prints_the_release(workdir: Path) -> None:
+    result = bot(workdir, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"parley {metadata.version('parley')}"
+
+
+async def test_agents_lists_the_file_and_the_stored_ones(workdir: Path) -> None:
+    store = SqliteStore(path=workdir / "data" / "parley.sqlite3")
+    await store.open()
+    await store.create_agent(agent_id="pirate", definition=plain(id="pirate", name="Pirate"))
+    await store.close()
+
+    result = bot(workdir, "agents")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("file  default  chef (Mediterranean Chef): model gpt-4o-mini;")
+    assert lines[1].startswith("file  -        tutor (Maths Tutor): ")
+    assert lines[2].startswith("api   -        pirate (Pirate): ")
+    assert "replies in plain text" in lines[2]
+
+
+async def test_conversations_lists_the_newest_first_with_filters(workdir: Path) -> None:
+    store = SqliteStore(path=workdir / "data" / "parley.sqlite3")
+    await store.open()
+    made = []
+    for n, (platform, agent) in enumerate([("console", "chef"), ("api", "tutor"), ("api", "chef")]):
+        conversation, _ = await store.get_or_create_conversation(
+            key=PlatformKey(platform=platform, channel=f"c{n}"),
+            agent_id=agent,
+            title=f"Talk\x1b[31m {n}",
+        )
+        await store.append_message(
+            conversation_id=conversation.id,
+            message=NewMessage(role="user", text="hello", author_name="Ada"),
+        )
+        made.append(conversation.id)
+    await store.close()
+
+    everything = bot(workdir, "conversations")
+    assert everything.returncode == 0, everything.stderr
+    lines = everything.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(reversed(made))
+    assert "  api/-/c2  agent=chef  1 message  open  Talk [31m 2" in lines[0]
+    assert "\x1b" not in everything.stdout, "no control character reaches the terminal"
+
+    api_chef = bot(workdir, "conversations", "--platform", "api", "--agent", "chef")
+    assert [line.split()[0] for line in api_chef.stdout.splitlines()] == [made[2]]
+    limited = bot(workdir, "conversations", "--limit", "1")
+    assert limited.stdout.splitlines()[1].startswith("... and 2 more")
+    nothing = bot(workdir, "conversations", "--agent", "nobody")
+    assert nothing.stdout == "No conversations match.\n"
+    bad = bot(workdir, "conversations", "--platform", "irc")
+    assert bad.returncode == 2
 
 
 def test_unknown_command_is_a_usage_error(workdir: Path) -> None:

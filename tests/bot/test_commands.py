@@ -87,8 +87,10 @@ def test_the_permission_table_decides_each_drift_once() -> None:
         "export",
         "forget",
         "memory",
+        "usage",
     }
     assert PERMISSIONS["use"].who == "admins"
+    assert PERMISSIONS["usage"].who == "admins"
     assert not PERMISSIONS["use"].in_dm
     assert PERMISSIONS["forget"].who == "admins or the opener"
     assert PERMISSIONS["forget"].confirm

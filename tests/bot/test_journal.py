@@ -8,6 +8,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ class RecordingPlatform:
     stored_shows: list[str] = field(default_factory=list)
     cut_refs: list[str | None] = field(default_factory=list)
     """The ``shown_ref`` each live show was given: a reply an earlier attempt left cut."""
+    cleared: list[tuple[str, datetime]] = field(default_factory=list)
+    """Entries whose leftovers were cleared, and since when."""
 
     async def incoming(self, entry: JournalEntry) -> IncomingMessage | None:
         return IncomingMessage(
@@ -60,6 +63,9 @@ class RecordingPlatform:
 
     async def tell(self, entry: JournalEntry, line: str) -> None:
         self.told.append((entry.id, line))
+
+    async def clear_leftovers(self, entry: JournalEntry, since: datetime) -> None:
+        self.cleared.append((entry.id, since))
 
 
 def place(n: int) -> PlatformKey:
@@ -230,6 +236,7 @@ async def test_a_stream_cut_short_is_shown_in_full(processes: Callable[..., Any]
     await drained(bot.store)
     assert bot.platform.stored_shows == [entry(key, 1).id]
     assert bot.platform.shown == [(entry(key, 1).id, "You said: Ada: tell me a story")]
+    assert bot.platform.cleared == [], "a first attempt has nothing to clear"
 
 
 async def test_a_reply_cut_by_a_dead_process_is_handed_to_the_next_attempt(
@@ -254,6 +261,9 @@ async def test_a_reply_cut_by_a_dead_process_is_handed_to_the_next_attempt(
     clock.advance(LEASE + 1)
     await drained(survivor.store)
     assert survivor.platform.cut_refs == ["1700.9"]
+    # What the dead attempt posted after its last write (its reply's later parts, a line)
+    # is recorded nowhere: the retry clears it first.
+    assert survivor.platform.cleared == [(recorded.id, stump.updated_at)]
     assert survivor.platform.shown == [(recorded.id, "You said: Ada: still there?")]
     shown = await survivor.store.journal_get(entry_id=recorded.id)
     assert shown is not None

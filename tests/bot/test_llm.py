@@ -132,3 +132,72 @@ async def test_a_failed_or_cancelled_call_gives_its_place_back(
     assert (client.in_flight, client.waiting) == (0, 0)
     held.release()
     assert await client.complete(ask("after")) == "You said: after"
+
+
+@pytest.fixture
+async def client(fake_openai: FakeOpenAI) -> AsyncIterator[OpenAIModelClient]:
+    made = OpenAIModelClient(api_key="k", base_url=fake_openai.base_url, timeout=10, max_retries=0)
+    yield made
+    await made.close()
+
+
+def capped(model: str, text: str = "hi", temperature: float | None = None) -> ChatRequest:
+    return ChatRequest(
+        model=model,
+        messages=(ChatMessage(role="user", content=text),),
+        max_tokens=64,
+        temperature=temperature,
+    )
+
+
+async def test_a_reasoning_model_that_refuses_max_tokens_is_answered(
+    fake_openai: FakeOpenAI, client: OpenAIModelClient
+) -> None:
+    assert await client.complete(capped("gpt-5")) == "You said: hi"
+
+    refused, answered = fake_openai.chat_requests()
+    assert refused.body["max_tokens"] == 64
+    assert "max_tokens" not in answered.body
+    assert answered.body["max_completion_tokens"] == 64
+
+
+async def test_the_refusal_is_remembered_per_model(
+    fake_openai: FakeOpenAI, client: OpenAIModelClient
+) -> None:
+    await client.complete(capped("o3-mini"))
+    assert len(fake_openai.chat_requests()) == 2
+
+    streamed = "".join([piece async for piece in client.stream(capped("o3-mini", "again"))])
+
+    assert streamed == "You said: again"
+    assert len(fake_openai.chat_requests()) == 3  # straight to max_completion_tokens
+    assert fake_openai.chat_requests()[-1].body["max_completion_tokens"] == 64
+    await client.complete(capped("fake-model"))
+    assert fake_openai.chat_requests()[-1].body["max_tokens"] == 64  # other models unchanged
+
+
+async def test_a_streamed_call_is_sent_again_too(
+    fake_openai: FakeOpenAI, client: OpenAIModelClient
+) -> None:
+    streamed = "".join([piece async for piece in client.stream(capped("o1", temperature=0))])
+
+    assert streamed == "You said: hi"
+    bodies = [request.body for request in fake_openai.chat_requests()]
+    assert [("max_tokens" in b, "temperature" in b) for b in bodies] == [
+        (True, True),
+        (False, True),  # max_tokens became max_completion_tokens
+        (False, False),  # the default temperature is the only one it takes
+    ]
+    assert bodies[-1]["max_completion_tokens"] == 64
+
+
+async def test_other_bad_requests_are_not_sent_again(
+    fake_openai: FakeOpenAI, client: OpenAIModelClient
+) -> None:
+    fake_openai.script(
+        Reply(status=400, error_message="max_tokens is too large", error_param="max_tokens")
+    )
+
+    with pytest.raises(ModelError, match="HTTP 400"):
+        await client.complete(capped("fake-model"))
+    assert len(fake_openai.chat_requests()) == 1

@@ -535,6 +535,40 @@ async def test_summarize_now_dry_run_prints_and_keeps_the_post_for_later(
     assert "chef: 0 checked, 0 failed, 1 printed" in again.out, "printed again, not re-checked"
 
 
+async def test_summarize_now_dry_run_prints_every_platforms_checks(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """The terminal's and the API's conversations are checked like Slack's and Discord's, and
+    a dry run prints each (it printed nothing for them: they have no platform to post to)."""
+    shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
+    store = SqliteStore(path=tmp_path / "data" / "parley.sqlite3")
+    await store.open()
+    places = {
+        "slack": PlatformKey(platform="slack", workspace="T1", channel="C1", thread="1.0"),
+        "discord": PlatformKey(platform="discord", workspace="G1", channel="42"),
+        "console": PlatformKey(platform="console", channel="dinner"),
+        "api": PlatformKey(platform="api", channel="0f" * 16),
+    }
+    ids = {}
+    for platform, place in places.items():
+        conversation, _ = await store.get_or_create_conversation(key=place, agent_id="chef")
+        await store.append_message(
+            conversation_id=conversation.id,
+            message=NewMessage(role="user", text="I have chosen the paella", author_name="Ada"),
+        )
+        ids[platform] = conversation.id
+    await store.close()
+    model = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-secret-summaries"}
+
+    done = await run_bot(tmp_path, "summarize", "--now", "--agent", "chef", "--dry-run", **model)
+    assert done.code == 0, done.err
+    assert "chef: 4 checked, 0 failed, 4 printed" in done.out
+    assert f"chef · {ids['console']} · console/dinner: goal reached" in done.out
+    assert f"chef · {ids['api']} · api/{'0f' * 16}: goal reached" in done.out
+    assert f"chef · {ids['discord']} · discord/G1/42: goal reached" in done.out
+    assert f"chef · {ids['slack']} · slack/T1/C1/1.0: goal reached" in done.out
+
+
 async def test_summarize_refuses_an_agent_without_a_goal(tmp_path: Path) -> None:
     shutil.copy(REPO / "agents.yaml", tmp_path / "agents.yaml")
     done = await run_bot(tmp_path, "summarize", "--now", "--agent", "waiter")

@@ -300,3 +300,30 @@ def test_crontab_weekdays_become_names_and_sunday_is_0_or_7() -> None:
     assert crontab_fields("0 9 * * sun-mon").day_of_week == "sun,mon"
     assert crontab_fields("0 9 * * mon-fri/2").day_of_week == "mon,wed,fri"
     assert crontab_fields("0 9 last JAN *") == ("0", "9", "last", "JAN", "*")
+
+
+# model providers ----------------------------------------------------------------------------
+
+
+def test_an_agent_names_a_configured_provider(tmp_path: Path) -> None:
+    path = write(tmp_path, {"agents": [{**CHEF, "provider": "local"}]})
+    agents = load_agents(path, providers=("default", "local"))
+    chef = agents.get("chef")
+    assert chef.provider == "local"
+    assert chef.effective_model("gpt-4o-mini", {"local": "llama3.1"}) == "llama3.1"
+    assert chef.effective_model("gpt-4o-mini", {}) == "gpt-4o-mini"
+    own = load_agents(
+        write(tmp_path, {"agents": [{**CHEF, "provider": "local", "model": "qwen3"}]}),
+        providers=("default", "local"),
+    )
+    assert own.get("chef").effective_model("gpt-4o-mini", {"local": "llama3.1"}) == "qwen3"
+
+
+def test_an_unknown_provider_is_refused_with_the_configured_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, {"agents": [CHEF, {**CHEF, "id": "tutor", "provider": "lcoal"}]})
+    with pytest.raises(ConfigError) as caught:
+        load_agents(path, providers=("default", "local"))
+    assert str(caught.value) == (
+        f"{path}: agent 'tutor': provider: 'lcoal' is not a configured model provider "
+        "(configured: default, local); set MODEL_PROVIDERS__LCOAL__BASE_URL or __API_KEY"
+    )

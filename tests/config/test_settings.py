@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from bot.errors import ConfigError
 from config.settings import Settings, load_settings
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "xoxb-1234-very-secret-token"
 MONGO_PASSWORD = "hunter2-s3cr3t"
 
@@ -23,6 +25,8 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert not settings.discord_enabled
     assert not settings.model_configured
     assert settings.journal_lease_seconds == 30.0
+    assert settings.host == "127.0.0.1", "make run serves this machine only"
+    assert settings.discord_command_sync == "auto"
 
 
 def test_reads_environment_and_env_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -116,3 +120,116 @@ def test_settings_are_frozen(clean_env: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
+
+
+PROVIDER_KEY = "sk-local-provider-secret"
+
+
+def test_model_providers_come_from_nested_variables_and_env_file(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "MODEL_PROVIDERS__LOCAL__BASE_URL=http://127.0.0.1:11434/v1\n"
+        "MODEL_PROVIDERS__LOCAL__MODEL=llama3.1\n",
+        encoding="utf-8",
+    )
+    clean_env.setenv("MODEL_PROVIDERS__LOCAL__CONCURRENCY", "4")
+    clean_env.setenv("MODEL_PROVIDERS__Cloud__API_KEY", PROVIDER_KEY)
+    settings = load_settings(env_file=env_file)
+
+    local = settings.model_providers["local"]
+    assert (local.base_url, local.model, local.concurrency) == (
+        "http://127.0.0.1:11434/v1",
+        "llama3.1",
+        4,
+    )
+    assert settings.provider_names == ("default", "cloud", "local")  # names are lowercase
+    assert settings.provider_models == {"local": "llama3.1"}
+    assert PROVIDER_KEY in settings.secrets()
+
+
+def test_a_provider_keeps_its_secrets_out_of_reprs(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MODEL_PROVIDERS__LOCAL__BASE_URL", f"http://u:{MONGO_PASSWORD}@llm/v1")
+    clean_env.setenv("MODEL_PROVIDERS__LOCAL__API_KEY", PROVIDER_KEY)
+    settings = load_settings(env_file=None)
+
+    for text in (repr(settings), str(settings), repr(settings.model_providers)):
+        assert PROVIDER_KEY not in text
+        assert MONGO_PASSWORD not in text
+    assert MONGO_PASSWORD in settings.secrets(), "the address's password is scrubbed from logs"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "MODEL_PROVIDERS__LOCAL__BASE_URL",
+            f"ftp://{PROVIDER_KEY}",
+            "MODEL_PROVIDERS__LOCAL__BASE_URL: must start with http:// or https://",
+        ),
+        (
+            "MODEL_PROVIDERS__LOCAL__BASEURL",
+            "http://x",
+            "MODEL_PROVIDERS__LOCAL__BASEURL: Extra inputs are not permitted",
+        ),
+        (
+            "MODEL_PROVIDERS__LOCAL__MODEL",
+            "llama3.1",
+            "MODEL_PROVIDERS__LOCAL: set its BASE_URL (a compatible server) or its API_KEY",
+        ),
+        (
+            "MODEL_PROVIDERS__DEFAULT__BASE_URL",
+            "http://x",
+            "MODEL_PROVIDERS: 'default' is the provider set by OPENAI_BASE_URL",
+        ),
+        (
+            "MODEL_PROVIDERS__A.B__BASE_URL",
+            "http://x",
+            "MODEL_PROVIDERS: 'a.b' is not a provider name",
+        ),
+    ],
+)
+def test_a_bad_provider_is_refused_with_its_variable(
+    clean_env: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert str(caught.value).startswith(f"settings: {message}")
+    assert PROVIDER_KEY not in str(caught.value)
+
+
+def test_the_deployments_listen_on_every_interface() -> None:
+    """Containers and PaaS routers reach the process from outside it: the Dockerfile,
+    docker-compose.yml (whose .env may say HOST=127.0.0.1 for make run) and the Procfile set
+    HOST=0.0.0.0 themselves."""
+    assert re.search(r"^\s*HOST=0\.0\.0\.0\b", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert re.search(r"^\s+HOST: 0\.0\.0\.0\b", (REPO / "docker-compose.yml").read_text(), re.M)
+    assert (REPO / "Procfile").read_text().startswith("web: HOST=0.0.0.0 python -m bot run")
+
+
+def test_env_example_lists_every_setting() -> None:
+    """Every field of Settings appears in .env.example (set, or commented out), so the file
+    people copy stays the whole list."""
+    listed = {
+        match.group(1)
+        for line in (REPO / ".env.example").read_text(encoding="utf-8").splitlines()
+        if (match := re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=", line))
+    }
+    fields = {name.upper() for name in Settings.model_fields}
+    # A nested setting (MODEL_PROVIDERS) is listed by its variables (MODEL_PROVIDERS__...).
+    missing = {
+        field
+        for field in fields
+        if field not in listed and not any(name.startswith(f"{field}__") for name in listed)
+    }
+    assert missing == set(), "missing from .env.example"
+
+
+def test_command_sync_takes_three_values(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DISCORD_COMMAND_SYNC", "never")
+    assert load_settings(env_file=None).discord_command_sync == "never"
+    clean_env.setenv("DISCORD_COMMAND_SYNC", "sometimes")
+    with pytest.raises(ConfigError, match="DISCORD_COMMAND_SYNC"):
+        load_settings(env_file=None)

@@ -1,4 +1,4 @@
-"""Coordination records (processed platform events and claims), run unchanged against each
+"""Coordination records (processed platform events, claims and shared values), run unchanged
 store."""
 
 from __future__ import annotations
@@ -59,3 +59,22 @@ async def test_concurrent_claims_have_one_winner(store_factory: StoreFactory) ->
         )
     )
     assert results.count(True) == 1
+
+
+async def test_values_are_read_back_until_replaced(store: ConversationStore) -> None:
+    assert await store.get_value(name="discord.commands.1") is None
+    await store.set_value(name="discord.commands.1", value="abc")
+    await store.set_value(name="discord.commands.2", value="other")
+    assert await store.get_value(name="discord.commands.1") == "abc"
+    await store.set_value(name="discord.commands.1", value="def")
+    assert await store.get_value(name="discord.commands.1") == "def"
+    assert await store.get_value(name="discord.commands.2") == "other"
+    assert await store.get_value(name="discord.commands") is None
+
+
+async def test_values_are_shared_by_processes(store_factory: StoreFactory) -> None:
+    one, two = await store_factory(), await store_factory()
+    await one.set_value(name="shared", value="from one")
+    assert await two.get_value(name="shared") == "from one"
+    await asyncio.gather(*(two.set_value(name="raced", value=f"v{n}") for n in range(10)))
+    assert await one.get_value(name="raced") in {f"v{n}" for n in range(10)}

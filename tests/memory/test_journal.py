@@ -234,16 +234,22 @@ async def test_advance_takes_the_head_and_counts_an_attempt(
     assert (first.id, first.state, first.attempts) == ("discord:1", "received", 1)
     assert first.updated_at == clock.now
     assert first.updated_at > first.created_at
-    assert await store.journal_get(entry_id="discord:1") == first
+    assert first.prior_touch == first.created_at  # never touched before this take
+    assert await store.journal_get(entry_id="discord:1") == first.model_copy(
+        update={"prior_touch": None}
+    )
+    clock.advance(2)
     again = await take(store, DISCORD)
     assert again is not None
     assert (again.id, again.attempts) == ("discord:1", 2)
+    assert again.prior_touch == first.updated_at  # when the attempt before this one began
     await move_to(store, "discord:1", "answered")
     clock.advance(5)
     showing = await take(store, DISCORD)
     assert showing is not None
     assert (showing.id, showing.state, showing.attempts) == ("discord:1", "answered", 3)
     assert showing.updated_at == clock.now
+    assert showing.prior_touch == clock.now - timedelta(seconds=5)  # the move to answered
     await move_to(store, "discord:1", "shown")
     second = await take(store, DISCORD)
     assert second is not None
@@ -730,8 +736,10 @@ async def _journal_plans(tmp_path: Path, clock: FakeClock) -> dict[str, str]:
                 await call()
             finally:
                 await db.set_trace_callback(None)
-            if name == "take":  # one transaction: the statement that takes the entry
+            if name == "take":  # one transaction: finding the head, then taking it
+                (head,) = [sql for sql in statements if "SELECT id, updated_at" in sql]
                 statements = [sql for sql in statements if "attempts = attempts + 1" in sql]
+                plans["head"] = head
             (sql,) = statements
             plans[name] = sql
     finally:
@@ -752,9 +760,8 @@ async def test_sqlite_journal_reads_indexes(tmp_path: Path, clock: FakeClock) ->
     found is sorted."""
     plans = await _journal_plans(tmp_path, clock)
     assert plans["next"] == "SEARCH journal USING INDEX journal_next (place=?)", plans
-    take = plans["take"].split(" | ")
-    assert "SEARCH journal USING INDEX journal_next (place=?)" in take, plans
-    assert not [step for step in take if step.startswith("SCAN")], plans
+    assert plans["head"] == "SEARCH journal USING INDEX journal_next (place=?)", plans
+    assert plans["take"] == "SEARCH journal USING INDEX sqlite_autoindex_journal_1 (id=?)", plans
     assert plans["backlog"] == "SCAN journal USING COVERING INDEX journal_unfinished", plans
     assert plans["prune"] == "SEARCH journal USING INDEX journal_finished (updated_at<?)", plans
     for name in ("pending", "stale"):

@@ -91,7 +91,9 @@ async def test_sqlite_file_made_by_todays_schema_migrates_and_works(
         assert created
         assert await store.journal_advance(
             key=KEY, lease="turns:k", owner="p1", ttl_seconds=30
-        ) == entry.model_copy(update={"attempts": 1, "updated_at": entry.updated_at})
+        ) == entry.model_copy(
+            update={"attempts": 1, "updated_at": entry.updated_at, "prior_touch": entry.updated_at}
+        )
     finally:
         await store.close()
     reopened = SqliteStore(path=path, clock=clock)

@@ -24,6 +24,7 @@ from memory.base import (
     MemoryRecords,
     MessageRecords,
     StoreLifecycle,
+    UsageRecords,
 )
 from memory.export import export_conversation
 from tests.memory.helpers import (
@@ -117,10 +118,11 @@ RECORD_PROTOCOLS: dict[type[Any], tuple[str, ...]] = {
     FeedbackRecords: ("rate_message", "list_feedback"),
     AgentRecords: ("create_agent", "list_agents"),
     ApiKeyRecords: ("add_api_key", "find_api_key"),
-    Coordination: ("mark_event_processed", "claim", "release_claim"),
+    Coordination: ("mark_event_processed", "claim", "release_claim", "get_value", "set_value"),
     JournalRecords: ("journal_add", "journal_advance"),
     MemoryRecords: ("add_memories", "recall_memories", "forget_memories"),
     KnowledgeRecords: ("put_document", "search_knowledge", "delete_document"),
+    UsageRecords: ("add_usage", "usage_totals"),
 }
 
 

@@ -20,6 +20,7 @@ from adapters.http.server import HttpServer
 from adapters.http.services import Services
 from bot.engine import Engine
 from config.agents import AgentsFile
+from config.pricing import NO_PRICES, Prices
 from config.settings import Settings
 from memory.base import ConversationStore, Scope
 from tests.support.agents import agents_file, chef, plain
@@ -100,16 +101,21 @@ async def api_factory(
     make_engine: EngineFactory, fake_openai: FakeOpenAI
 ) -> AsyncIterator[ApiFactory]:
     """Apps over ``make_engine``'s engine (SQLite unless ``store=`` is given); agents chef
-    (default, with a goal) and plain unless ``agents=`` is given."""
+    (default, with a goal) and plain unless ``agents=`` is given; ``usage``: the model
+    client records usage, priced with ``prices``."""
     made: list[Api] = []
 
     async def factory(
         *,
         agents: AgentsFile | None = None,
         store: ConversationStore | None = None,
+        usage: bool = False,
+        prices: Prices = NO_PRICES,
         **settings: Any,
     ) -> Api:
-        engine = make_engine(agents or agents_file(chef(), plain()), store=store)
+        engine = make_engine(
+            agents or agents_file(chef(), plain()), store=store, usage=usage, prices=prices
+        )
         settings.setdefault("openai_base_url", fake_openai.base_url)
         services = Services.build(api_settings(**settings), engine)
         app = build_app(services=services)

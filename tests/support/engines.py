@@ -12,7 +12,9 @@ from bot.embeddings import Embedder
 from bot.engine import Engine
 from bot.llm import OpenAIModelClient
 from bot.tokens import TokenCounter
+from bot.usage import UsageLedger, UsageRecorder
 from config.agents import AgentsFile
+from config.pricing import NO_PRICES, Prices
 from memory.base import ConversationStore
 from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef
@@ -38,7 +40,7 @@ def tokens() -> TokenCounter:
 async def make_engine(
     fake_openai: FakeOpenAI, sqlite_store: ConversationStore, tokens: TokenCounter
 ) -> AsyncIterator[EngineFactory]:
-    made: list[tuple[Engine, OpenAIModelClient]] = []
+    made: list[tuple[Engine, OpenAIModelClient, UsageRecorder | None]] = []
 
     def factory(
         agents: AgentsFile | None = None,
@@ -50,15 +52,24 @@ async def make_engine(
         api_turn_share: float = 0.5,
         consolidation_settle: float = 0.05,
         embedder: Embedder | None = None,
+        usage: bool = False,
+        prices: Prices = NO_PRICES,
+        usage_buffer: int = 10_000,
     ) -> Engine:
+        """``usage``: the model client records usage (``engine.usage`` reports it)."""
+        kept = store or sqlite_store
+        recorder = (
+            UsageRecorder(store=kept, count=tokens.count, limit=usage_buffer) if usage else None
+        )
         model = OpenAIModelClient(
             api_key="test-key",
             base_url=fake_openai.base_url,
             timeout=timeout,
             max_retries=max_retries,
+            usage=recorder,
         )
         engine = Engine(
-            store=store or sqlite_store,
+            store=kept,
             agents=agents or agents_file(chef()),
             model=model,
             tokens=tokens,
@@ -67,11 +78,14 @@ async def make_engine(
             api_turn_share=api_turn_share,
             consolidation_settle=consolidation_settle,
             embedder=embedder,
+            usage=UsageLedger(store=kept, prices=prices, recorder=recorder),
         )
-        made.append((engine, model))
+        made.append((engine, model, recorder))
         return engine
 
     yield factory
-    for engine, model in made:
+    for engine, model, recorder in made:
         await engine.aclose()
         await model.close()
+        if recorder is not None:
+            await recorder.aclose()

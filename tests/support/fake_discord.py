@@ -11,7 +11,9 @@ One aiohttp server plays both halves of Discord, with the wire shapes of the API
   (:meth:`FakeDiscord.rate_limit`, :meth:`FakeDiscord.fail`); a 429 carries ``retry_after`` and
   the ``Via`` header discord.py checks to tell Discord's limits from Cloudflare's.
 * **Gateway** at ``/gateway`` (what ``GET /gateway/bot`` names) and ``/resume`` (the READY's
-  ``resume_gateway_url``): HELLO, IDENTIFY (token and privileged intent checked, shards
+  ``resume_gateway_url``): HELLO, IDENTIFY (token checked; the Message Content intent, when
+  the application does not have it, refused with close code 4014, as Discord does; a session
+  without it gets messages' content only in DMs, mentions and its own messages; shards
   honoured), RESUME with replay of missed events, HEARTBEAT / ACK, READY with unavailable guild
   stubs, then GUILD_CREATE per guild of the shard, then dispatches with increasing ``s``.
   ``compress=zlib-stream`` (what discord.py 2.7 asks for without zstandard) is honoured: one
@@ -170,6 +172,9 @@ class Session:
     seq: int = 0
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     connection: Connection | None = None
+    intents: int = 0
+    """What its IDENTIFY asked for: without the Message Content intent, messages arrive with
+    their content blanked, as Discord sends them (:func:`without_content`)."""
 
     def serves(self, guild_id: int | None) -> bool:
         shard_id, count = self.shard
@@ -226,6 +231,10 @@ class FakeDiscord:
         self.members: dict[int, dict[int, dict[str, Any]]] = {}
         self.channels: dict[int, dict[str, Any]] = {}
         self.messages: dict[int, dict[str, Any]] = {}
+        self.held_answers: dict[str, asyncio.Event] = {}
+        """Requests (``"POST /channels/(\\d+)/messages"``, a pattern) that take effect at once
+        but are answered only once the event is set: a caller that dies meanwhile never
+        learns what its request did."""
         self.deleted: set[int] = set()
         self.uploads: dict[int, list[UploadedFile]] = {}
         self.attachments: dict[int, bytes] = {}
@@ -597,6 +606,11 @@ class FakeDiscord:
         await self._notify()
 
     async def _dispatch_to(self, session: Session, event: str, data: dict[str, Any]) -> None:
+        if (
+            event in {"MESSAGE_CREATE", "MESSAGE_UPDATE"}
+            and not session.intents & MESSAGE_CONTENT_INTENT
+        ):
+            data = without_content(data, int(self.bot["id"]))
         session.seq += 1
         payload = {"op": 0, "t": event, "s": session.seq, "d": data}
         session.log.append(payload)
@@ -940,7 +954,7 @@ class FakeDiscord:
         self._starts_remaining = max(0, remaining - 1)
         connection.identified_at = time.monotonic()
         shard_id, count = data.get("shard") or (0, 1)
-        session = Session(id=uuid.uuid4().hex, shard=(int(shard_id), int(count)))
+        session = Session(id=uuid.uuid4().hex, shard=(int(shard_id), int(count)), intents=intents)
         self.sessions[session.id] = session
         session.connection = connection
         connection.session = session
@@ -1013,6 +1027,9 @@ class FakeDiscord:
             response = _error(refusal.status, refusal.message, refusal.code)
         call.status = response.status
         await self._notify()
+        for pattern, answer in self.held_answers.items():
+            if re.fullmatch(pattern, f"{call.method} {path}"):
+                await answer.wait()  # done, but the caller hears of it only later, if ever
         return response
 
     async def _read_body(self, request: web.Request, call: Call) -> None:
@@ -1057,6 +1074,7 @@ class FakeDiscord:
             ("PUT", r"/applications/(\d+)/commands", self._put_commands),
             ("PUT", r"/applications/(\d+)/guilds/(\d+)/commands", self._put_guild_commands),
             ("GET", r"/channels/(\d+)", self._get_channel),
+            ("GET", r"/channels/(\d+)/messages", self._get_messages),
             ("POST", r"/channels/(\d+)/messages", self._post_message),
             ("GET", r"/channels/(\d+)/messages/(\d+)", self._get_message),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._patch_message),
@@ -1185,6 +1203,23 @@ class FakeDiscord:
 
     def _uploaded(self, call: Call) -> list[dict[str, Any]]:
         return [self.add_attachment(f.filename, f.content, f.content_type) for f in call.files]
+
+    async def _get_messages(self, call: Call, channel_id: str) -> web.Response:
+        """A channel's history as Discord pages it: with ``after``, the ``limit`` messages
+        just after it; else those just before ``before`` (or the latest). Newest first."""
+        self._channel(channel_id)
+        limit = min(max(int(call.query.get("limit") or 50), 1), 100)
+        after, before = call.query.get("after"), call.query.get("before")
+        found = sorted(
+            message_id
+            for message_id, message in self.messages.items()
+            if message["channel_id"] == channel_id
+            and message_id not in self.deleted
+            and (after is None or message_id > int(after))
+            and (before is None or message_id < int(before))
+        )
+        page = found[:limit] if after is not None else found[-limit:]
+        return _json(200, [self.messages[message_id] for message_id in reversed(page)])
 
     async def _get_message(self, call: Call, channel_id: str, message_id: str) -> web.Response:
         return _json(200, self._stored(channel_id, message_id))
@@ -1393,6 +1428,21 @@ class _Refusal(Exception):
         self.status = status
         self.message = message
         self.code = code
+
+
+def without_content(message: dict[str, Any], bot_id: int) -> dict[str, Any]:
+    """``message`` as Discord sends it to a bot without the Message Content intent: content,
+    embeds, attachments, components and poll empty, except in DMs, in messages that mention
+    the bot and in the bot's own messages."""
+    if "guild_id" not in message:
+        return message
+    author = message.get("author") or {}
+    mentioned = any(int(user["id"]) == bot_id for user in message.get("mentions", ()))
+    if mentioned or int(author.get("id", 0)) == bot_id:
+        return message
+    blank = {**message, "content": "", "embeds": [], "attachments": [], "components": []}
+    blank.pop("poll", None)
+    return blank
 
 
 def _partial_member(member: dict[str, Any]) -> dict[str, Any]:

@@ -5,14 +5,18 @@ fake is a real aiohttp server on a free loopback port. Point a client at ``fake.
 
 It speaks the wire protocol: ``chat.completion`` JSON, server-sent ``chat.completion.chunk``
 events ending in ``data: [DONE]`` (with a usage chunk when ``stream_options.include_usage``
-is set) and OpenAI-style error bodies. Every request is recorded.
+is set; ``report_usage = False`` sends none, like servers without usage) and OpenAI-style
+error bodies. Every request is recorded.
 
-Each chat request is answered by, in order: a refusal of an unsupported ``response_format``
+Each chat request is answered by, in order: a reasoning model's refusal of ``max_tokens`` or
+of a ``temperature`` other than 1 (models named like OpenAI's: ``o1``, ``o3-mini``,
+``gpt-5``...; see :data:`REASONING_MODEL`), a refusal of an unsupported ``response_format``
 (``reject_json_schema`` / ``reject_json_object``), the next scripted :class:`Reply`, the
 handler set with :meth:`FakeOpenAI.handle`, or else :func:`default_brain`, a deterministic
 model that remembers ``my name is X`` from whatever messages it is sent, writes summaries and
 goal checks for the engine's ``[parley:summary]`` / ``[parley:goal]`` prompts, and fills
-whatever JSON Schema it is asked for.
+whatever JSON Schema it is asked for. With ``think`` set, every answer starts with a
+``<think>...</think>`` block, as local reasoning models (DeepSeek-R1, Qwen3) write them.
 
 Use the ``fake_openai`` fixture (a plugin of ``tests/conftest.py``), or ``async with
 FakeOpenAI() as fake``.
@@ -29,7 +33,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -46,6 +50,13 @@ MEMORY_MARKER = "[parley:memory]"
 EXTRACT_MARKER = "[parley:extract]"
 JSON_SCHEMA_REFUSAL = "response_format json_schema is not supported by this server"
 JSON_OBJECT_REFUSAL = "response_format json_object is not supported by this server"
+MAX_TOKENS_REFUSAL = (
+    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+    "Use 'max_completion_tokens' instead."
+)
+"""OpenAI's own words to a reasoning model's caller that sends ``max_tokens``."""
+REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)")
+"""Model names the fake answers as OpenAI answers its reasoning models."""
 
 
 @dataclass
@@ -90,6 +101,10 @@ class Reply:
     status: int = 200
     """Anything but 200 answers with an OpenAI-style error body carrying ``error_message``."""
     error_message: str = "fake error"
+    error_param: str | None = None
+    """The error body's ``param`` (``response_format`` is filled in for its refusals)."""
+    error_code: str | None = None
+    """The error body's ``code``; default: the status's usual one."""
     headers: dict[str, str] = field(default_factory=dict)
     """Extra response headers, e.g. ``{"retry-after": "0"}`` with ``status=429``."""
     delay: float = 0.0
@@ -99,6 +114,9 @@ class Reply:
     drop_after_chunks: int | None = None
     """Close the connection after this many stream events (the role chunk counts as one).
     On a request that does not stream, the connection is closed without any answer."""
+    usage: dict[str, Any] | None = None
+    """The ``usage`` object to report (``prompt_tokens``, ``completion_tokens``,
+    ``prompt_tokens_details``...); None: words counted by :func:`_usage`."""
 
 
 Handler = Callable[[RecordedRequest], Reply | Awaitable[Reply]]
@@ -120,6 +138,10 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         self.reject_json_schema = False
         self.reject_json_object = False
+        self.report_usage = True
+        """False: like servers that report no usage (no ``usage`` field, no usage chunk)."""
+        self.think: str | None = None
+        """When set, every answer starts with ``<think>`` this ``</think>``."""
         self.base_url = ""
         self._script: deque[Reply] = deque()
         self._handler: Handler | None = None
@@ -230,6 +252,8 @@ class FakeOpenAI:
         if not valid:
             return _error_response(Reply(status=400, error_message="the body is not JSON"))
         reply = self._refusal(recorded) or await self._answer(recorded)
+        if self.think is not None and reply.status == 200:
+            reply = replace(reply, content=f"<think>{self.think}</think>\n\n{reply.content}")
         if reply.delay > 0:
             await self._pause(reply.delay)
         if reply.status != 200:
@@ -237,12 +261,29 @@ class FakeOpenAI:
         if not recorded.stream:
             if reply.drop_after_chunks is not None:
                 return _drop(request)
-            return web.json_response(
-                self._completion(recorded, reply.content), headers=reply.headers
-            )
+            return web.json_response(self._completion(recorded, reply), headers=reply.headers)
         return await self._stream(request, recorded, reply)
 
     def _refusal(self, recorded: RecordedRequest) -> Reply | None:
+        if REASONING_MODEL.match(_model(recorded)):
+            if "max_tokens" in recorded.body:
+                return Reply(
+                    status=400,
+                    error_message=MAX_TOKENS_REFUSAL,
+                    error_param="max_tokens",
+                    error_code="unsupported_parameter",
+                )
+            temperature = recorded.body.get("temperature", 1)
+            if temperature != 1:
+                return Reply(
+                    status=400,
+                    error_message=(
+                        f"Unsupported value: 'temperature' does not support {temperature} with "
+                        "this model. Only the default (1) value is supported."
+                    ),
+                    error_param="temperature",
+                    error_code="unsupported_value",
+                )
         kind = (recorded.response_format or {}).get("type")
         if kind == "json_schema" and self.reject_json_schema:
             return Reply(status=400, error_message=JSON_SCHEMA_REFUSAL)
@@ -290,8 +331,9 @@ class FakeOpenAI:
         self._ids += 1
         return f"chatcmpl-fake{self._ids:06d}"
 
-    def _completion(self, recorded: RecordedRequest, content: str) -> dict[str, Any]:
-        return {
+    def _completion(self, recorded: RecordedRequest, reply: Reply) -> dict[str, Any]:
+        content = reply.content
+        completion = {
             "id": self._next_id(),
             "object": "chat.completion",
             "created": int(time.time()),
@@ -304,13 +346,17 @@ class FakeOpenAI:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": _usage(recorded, content),
+            "usage": reply.usage or _usage(recorded, content),
         }
+        if not self.report_usage:
+            del completion["usage"]
+        return completion
 
     def _events(self, recorded: RecordedRequest, reply: Reply) -> list[str]:
         """The JSON of every ``chat.completion.chunk`` of the reply, in order."""
         options = recorded.body.get("stream_options")
         with_usage = isinstance(options, dict) and options.get("include_usage") is True
+        with_usage = with_usage and self.report_usage
         base: dict[str, Any] = {
             "id": self._next_id(),
             "object": "chat.completion.chunk",
@@ -330,7 +376,8 @@ class FakeOpenAI:
         events += [chunk({"content": text[i : i + size]}) for i in range(0, len(text), size)]
         events.append(chunk({}, "stop"))
         if with_usage:
-            events.append(json.dumps({**base, "choices": [], "usage": _usage(recorded, text)}))
+            usage = reply.usage or _usage(recorded, text)
+            events.append(json.dumps({**base, "choices": [], "usage": usage}))
         return events
 
 
@@ -345,7 +392,10 @@ def _error_response(reply: Reply) -> web.Response:
     kind, code = _ERROR_KINDS.get(
         reply.status, ("server_error" if reply.status >= 500 else "invalid_request_error", None)
     )
-    param = "response_format" if reply.error_message.startswith("response_format") else None
+    param = reply.error_param
+    if param is None and reply.error_message.startswith("response_format"):
+        param = "response_format"
+    code = reply.error_code or code
     error = {"message": reply.error_message, "type": kind, "param": param, "code": code}
     return web.json_response({"error": error}, status=reply.status, headers=reply.headers)
 

@@ -58,14 +58,18 @@ SIGNING_SECRET = "fake-signing-secret-0001"
 WAIT = 15.0
 """Seconds a test waits for something the fake should record (generous: CI machines vary)."""
 
-_ts_counter = itertools.count(1)
 _ids = itertools.count(1)
+_last_ts = 0
+"""The latest timestamp given, in microseconds."""
 
 
 def new_ts() -> str:
-    """A unique, increasing Slack timestamp."""
-    n = next(_ts_counter)
-    return f"{1_760_000_000 + n}.{n:06d}"
+    """A unique, increasing Slack timestamp: the wall clock's seconds and microseconds, as
+    Slack's are (the bot compares them with its own clock)."""
+    global _last_ts  # noqa: PLW0603 - one sequence for every fake in the process
+    _last_ts = max(time.time_ns() // 1000, _last_ts + 1)
+    seconds, micros = divmod(_last_ts, 1_000_000)
+    return f"{seconds}.{micros:06d}"
 
 
 def _new_id(prefix: str) -> str:
@@ -190,6 +194,9 @@ class FakeSlack:
         """Send unacknowledged Events API envelopes again (None: never)."""
         self.api_latency = api_latency
         """Seconds every Web API call takes before it is answered (Slack's own time)."""
+        self.held_answers: dict[str, asyncio.Event] = {}
+        """Methods whose calls take effect at once but are answered only once the event is
+        set: a caller that dies meanwhile never learns what its call did."""
         self._failures: dict[str, list[Failure]] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_numbers: dict[int, int] = {}
@@ -476,6 +483,9 @@ class FakeSlack:
             return _error("unknown_method", req_method=method)
         answer = handler(args)
         self._record_change()
+        held = self.held_answers.get(method)
+        if held is not None:  # done, but the caller hears of it only later, if ever
+            await held.wait()
         return web.json_response(answer)
 
     def _next_failure(self, method: str) -> Failure | None:
@@ -505,6 +515,7 @@ class FakeSlack:
             "assistant.threads.setSuggestedPrompts": _suggested_prompts,
             "agents.sessions.setStatus": _session_status,
             "agents.sessions.rename": _session_rename,
+            "conversations.replies": self._replies,
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
@@ -580,6 +591,32 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         message.deleted = True
         return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread's messages after ``oldest``, oldest first. The fake keeps only the bot's
+        own messages, so people's (the parent's included) are not among them."""
+        channel, thread = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel or not thread:
+            return {"ok": False, "error": "invalid_arguments"}
+        oldest = float(args.get("oldest") or 0)
+        inclusive = str(args.get("inclusive") or "").lower() in ("1", "true")
+        limit = int(args.get("limit") or 1000)
+        found = sorted(
+            (
+                message
+                for message in self.messages
+                if message.channel == channel
+                and message.thread_ts == thread
+                and not message.deleted
+                and (float(message.ts) > oldest or (inclusive and float(message.ts) == oldest))
+            ),
+            key=lambda message: float(message.ts),
+        )
+        return {
+            "ok": True,
+            "messages": [self._shape(message) for message in found[:limit]],
+            "has_more": len(found) > limit,
+        }
 
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         entry = dict(args)

@@ -19,6 +19,7 @@ from openai.types.chat import (
 
 from tests.support.fake_openai import (
     JSON_SCHEMA_REFUSAL,
+    MAX_TOKENS_REFUSAL,
     FakeOpenAI,
     RecordedRequest,
     Reply,
@@ -332,6 +333,59 @@ async def test_reject_json_object_is_a_bad_request(
         await ask(client, user("hi"), response_format={"type": "json_object"})
     assert await ask(client, user("hi")) == "You said: hi"
     assert len(fake_openai.chat_requests()) == 2
+
+
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-nano"])
+async def test_a_reasoning_model_refuses_max_tokens_as_openai_does(
+    fake_openai: FakeOpenAI, client: AsyncOpenAI, model: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model=model, messages=[user("hi")], max_tokens=50)
+
+    assert caught.value.body == {
+        "message": MAX_TOKENS_REFUSAL,
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unsupported_parameter",
+    }
+    answer = await client.chat.completions.create(
+        model=model, messages=[user("hi")], max_completion_tokens=50
+    )
+    assert answer.choices[0].message.content == "You said: hi"
+
+
+async def test_a_reasoning_model_takes_only_the_default_temperature(
+    client: AsyncOpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(model="o3", messages=[user("hi")], temperature=0)
+
+    assert caught.value.param == "temperature"
+    assert caught.value.code == "unsupported_value"
+    answer = await client.chat.completions.create(model="o3", messages=[user("hi")], temperature=1)
+    assert answer.choices[0].message.content == "You said: hi"
+
+
+async def test_other_models_take_max_tokens_and_any_temperature(client: AsyncOpenAI) -> None:
+    assert await ask(client, user("hi"), max_tokens=5, temperature=0) == "You said: hi"
+
+
+async def test_think_mode_writes_reasoning_before_every_answer(
+    fake_openai: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    fake_openai.think = "The user greets me. {not json}"
+    fake_openai.script(Reply(content='{"answer": "hi"}'))
+
+    assert await ask(client, user("hi")) == (
+        '<think>The user greets me. {not json}</think>\n\n{"answer": "hi"}'
+    )
+    streamed = await client.chat.completions.create(
+        model="fake-model", messages=[user("hi")], stream=True
+    )
+    pieces = [chunk.choices[0].delta.content async for chunk in streamed if chunk.choices]
+    assert "".join(p or "" for p in pieces) == (
+        "<think>The user greets me. {not json}</think>\n\nYou said: hi"
+    )
 
 
 async def test_scripted_replies_are_used_in_order_then_the_brain(

@@ -19,10 +19,17 @@ from adapters.http.console.errors import ConsoleRoute
 from adapters.http.console.sources import sources_of
 from adapters.http.console.state import console_of
 from adapters.http.console.templating import page
+from adapters.http.console.usage import agent_usage, conversation_usage
 from adapters.http.errors import ApiError
 from adapters.http.routes.conversations import export_download, load
 from adapters.http.services import Services
-from bot.keys import agent_allowed, visible_agent, visible_bindings, within_limits
+from bot.keys import (
+    agent_allowed,
+    place_limited,
+    visible_agent,
+    visible_bindings,
+    within_limits,
+)
 from bot.knowledge import MAX_DOCUMENT_BYTES, SUFFIXES
 from config.agents import AGENT_ID, Agent
 from memory.base import (
@@ -163,6 +170,7 @@ async def conversation_page(
         sources=await sources_of(services.store, messages),
         older_url=f"/console/conversations/{conversation.id}?before={older}" if older else None,
         checks=checks,
+        usage=await conversation_usage(services.engine.usage, conversation.id),
         form=values,
         form_error=form_error,
     )
@@ -207,6 +215,7 @@ async def agents_page(
     upload_error: UploadError | None = None,
 ) -> Response:
     services = console_of(request).services
+    await services.engine.usage.flush()
     now = utc_now()
     since = chart_since(now)
     cards: list[dict[str, Any]] = []
@@ -221,6 +230,7 @@ async def agents_page(
         bound = await services.store.list_channel_bindings(agent_id=agent.id)
         stored = visible_bindings(key, bound)
         counts = daily_counts(checks, now=now)
+        usage = None if place_limited(key) else await agent_usage(services.engine.usage, agent)
         cards.append(
             {
                 "agent": agent,
@@ -231,6 +241,7 @@ async def agents_page(
                 "chart": goal_chart_svg(counts, label=f"Goal checks of {agent.name}"),
                 "checked": sum(count.total for count in counts),
                 "is_default": agent.id == services.catalog.default.id,
+                "usage": usage,
                 "documents": documents.get(agent.id, []),
                 "upload_error": (
                     upload_error.message

@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 
 from adapters.http.auth import Admin, Reader, ServicesDep, check_agent
-from adapters.http.errors import ApiError, ErrorBody
+from adapters.http.errors import ApiError
+from adapters.http.openapi import route_errors
 from adapters.http.schemas import AgentOut
 from bot.catalog import AgentCatalog
 from bot.keys import agent_allowed, place_limited, visible_agent
@@ -20,9 +21,7 @@ from config.agents import Agent
 from memory.base import ApiKeyRecord
 
 router = APIRouter(prefix="/agents", tags=["agents"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 429, 503)
-}
+_ERRORS = route_errors(404, 409)
 
 
 def out(catalog: AgentCatalog, agent: Agent, key: ApiKeyRecord) -> AgentOut:

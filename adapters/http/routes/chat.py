@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from adapters.http.auth import ServicesDep, Writer
-from adapters.http.errors import ApiError, ErrorBody
+from adapters.http.errors import ApiError
+from adapters.http.openapi import route_errors
 from adapters.http.routes.conversations import load, open_api_conversation
 from adapters.http.routes.messages import start_turn
 from adapters.http.schemas import NewConversation
@@ -18,9 +19,9 @@ from adapters.http.streaming import plain_text
 
 router = APIRouter(tags=["chat (plain text)"])
 _MAX_TEXT = 32_000
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
-}
+_ERRORS = route_errors(400, 404, 409, 422)
+"""Not UTF-8 (400), no such conversation (404), closed or not an API one (409), an empty
+or too long message (422); the answers every route gives are added to the document."""
 _TEXT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,

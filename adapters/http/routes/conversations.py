@@ -4,12 +4,13 @@ goal checks; Slack and Discord conversations are readable here too."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from adapters.http.auth import Admin, Reader, ServicesDep, Writer, check_agent
-from adapters.http.errors import ApiError, ErrorBody
+from adapters.http.errors import ApiError
+from adapters.http.openapi import route_errors
 from adapters.http.schemas import ConversationChanges, NewConversation, valid_id
 from adapters.http.services import Services
 from bot.errors import NotFound
@@ -28,9 +29,7 @@ from memory.base import (
 from memory.export import export_conversation
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 429, 503)
-}
+ERRORS = route_errors(404, 409)
 MAX_LIMIT = 100
 PLACE_REFUSED = "this key is limited to other platforms or workspaces"
 

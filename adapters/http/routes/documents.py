@@ -21,7 +21,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response, status
 
 from adapters.http.auth import Admin, Reader, ServicesDep, check_agent
-from adapters.http.errors import ApiError, ErrorBody
+from adapters.http.errors import ApiError
+from adapters.http.openapi import route_errors
 from adapters.http.routes.agents import check_manages
 from adapters.http.schemas import DOCUMENT_NAME_RULE, valid_document_name
 from adapters.http.services import Services
@@ -33,9 +34,7 @@ UPLOAD_PATH = "/agents/{agent_id}/documents"
 """Where uploads are posted (under the API's prefix): the path of their body limit, see
 :class:`adapters.http.limits.BodyLimit`."""
 router = APIRouter(prefix=UPLOAD_PATH, tags=["documents"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 429, 503)
-}
+ERRORS = route_errors(404, 409)
 UPLOAD_LIMIT = MAX_DOCUMENT_BYTES
 """An upload's body is the document: larger ones are refused (413) before they are read."""
 WRAPPED_TYPES = ("multipart/form-data", "application/json")
@@ -155,8 +154,7 @@ async def list_documents(
     responses={
         **ERRORS,
         200: {"model": KnowledgeDocument, "description": "An upload of that name replaced"},
-        413: {"model": ErrorBody},
-        415: {"model": ErrorBody},
+        **route_errors(415),
     },
     openapi_extra={"requestBody": _UPLOAD_BODY},
 )

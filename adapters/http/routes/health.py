@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, JsonValue
 
 from adapters.http.services import Readiness
 
@@ -17,12 +18,30 @@ logger = logging.getLogger(__name__)
 _PING_SECONDS = 2.0
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessReport(BaseModel):
+    """``/readyz``'s answer: ``ok`` when the process has nothing to check (no API, no
+    platforms), else ``ready`` or ``not ready`` (503) with what was checked."""
+
+    status: Literal["ok", "ready", "not ready"]
+    checks: dict[str, JsonValue]
+
+
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": ReadinessReport, "description": "Ready"},
+        503: {"model": ReadinessReport, "description": "Not ready: checks says what is missing"},
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the store answers, agents are loaded, a model is configured and every
     platform adapter is connected (or serving HTTP mode).

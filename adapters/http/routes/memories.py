@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from adapters.http.auth import Admin, Reader, ServicesDep, Writer, check_agent
-from adapters.http.errors import ApiError, ErrorBody
+from adapters.http.errors import ApiError
+from adapters.http.openapi import route_errors
 from adapters.http.routes.conversations import MAX_LIMIT, PLACE_REFUSED
 from adapters.http.schemas import SHARED_OR_AGENT, ForgottenMemories, NewPersonMemory, valid_id
 from bot.keys import agent_allowed, place_allowed
@@ -37,9 +38,7 @@ from memory.recall import newest_first
 from memory.rules import MAX_SEARCH_TEXT
 
 router = APIRouter(prefix="/memories", tags=["memories"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 422, 429, 503)
-}
+ERRORS = route_errors(404)
 MAX_QUERIES = 100
 """Store queries one listing may take for a key limited to several platforms, workspaces or
 agents: one per combination of the limits the caller left open."""

@@ -74,12 +74,10 @@ async def list_messages(
     responses={
         **ERRORS,
         200: {
-            "content": {
-                "text/event-stream": {
-                    "description": "delta events (the growing visible text), then one "
-                    "message event (TurnOut), then done"
-                }
-            }
+            "description": "The turn (TurnOut); with Accept: text/event-stream, server-sent"
+            " events: delta events (the growing visible text), then one message event"
+            " (TurnOut), then done",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
     },
 )

@@ -8,6 +8,7 @@ earlier message would have been posted before the sentinel's.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -446,3 +447,31 @@ async def test_a_reply_cut_by_a_stop_is_replaced_by_the_next_run_not_shown_twice
         lambda: [m["content"] for m in fake_discord.bot_messages(PLAIN_ROOM)] == [text]
     )
     assert int(started[0]["id"]) in fake_discord.deleted, "the cut message is gone"
+
+
+async def test_a_reply_posted_but_never_recorded_is_found_and_replaced_by_the_next_run(
+    start_bot: BotFactory, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
+) -> None:
+    """The process stops after Discord made the reply's first message but before it heard
+    where: nothing records the cut message. The next run reads the channel back and deletes
+    what the bot posted there after the attempt began, before showing the reply once."""
+    text = " ".join(f"word{n}" for n in range(60))
+    fake_openai.script(Reply(content=text, chunk_size=12, chunk_delay=0.1))
+    first = await start_bot(adapter={"stop_timeout": 0.0})
+    answer = asyncio.Event()
+    fake_discord.held_answers[r"POST /channels/\d+/messages"] = answer
+    message = await fake_discord.say(PLAIN_ROOM, ADA, "tell me a long story")
+    (cut,) = await fake_discord.wait_for(lambda: fake_discord.bot_messages(PLAIN_ROOM))
+    entry = await first.store.journal_get(entry_id=f"discord:{message['id']}")
+    assert entry is not None
+    await first.stop()
+    assert (entry.state, entry.shown_ref) == ("received", None), "recorded nowhere"
+    fake_discord.held_answers.clear()
+    answer.set()
+
+    await start_bot()
+    await fake_discord.wait_for(
+        lambda: [m["content"] for m in fake_discord.bot_messages(PLAIN_ROOM)] == [text]
+    )
+    assert int(cut["id"]) in fake_discord.deleted, "the cut message is gone"
+    assert any(call.matches("GET", r"/channels/\d+/messages") for call in fake_discord.calls)

@@ -87,6 +87,7 @@ async def test_the_commands_are_synced_at_start(
         "export",
         "forget",
         "memory",
+        "usage",
     }
     assert all(option["type"] == 1 for option in subcommands.values())
     (agent,) = subcommands["use"]["options"]

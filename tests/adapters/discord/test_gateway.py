@@ -18,13 +18,16 @@ from adapters.discord.discordpy import discord
 from bot.errors import ParleyError
 from tests.support.discord_bot import (
     ADA,
+    ADA_DM,
     CHEF_ROOM,
     GARDEN_CHEF,
     LOUNGE,
     BotFactory,
+    DiscordBot,
+    answer,
     populate,
 )
-from tests.support.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord
+from tests.support.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord, without_content
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.process import start_bot
 
@@ -124,11 +127,55 @@ async def test_a_wrong_token_is_refused_in_one_clear_line(start_bot: BotFactory)
     assert discord.http.Route.BASE == "https://discord.com/api/v10", "endpoints restored"
 
 
-async def test_the_message_content_intent_must_be_enabled(start_bot: BotFactory) -> None:
+async def test_without_the_message_content_intent_mentions_and_dms_are_answered(
+    start_bot: BotFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     async with FakeDiscord(message_content_intent=False) as fake:
         populate(fake)
-        with pytest.raises(ParleyError, match="Message Content intent"):
-            await start_bot(fake=fake)
+        with caplog.at_level(logging.WARNING, logger="adapters.discord.adapter"):
+            bot = await start_bot(fake=fake)
+        assert "Discord refused the Message Content intent" in caplog.text
+        try:
+            await _answers_mentions_and_dms_only(fake, bot)
+        finally:
+            await bot.stop()
+
+
+async def _answers_mentions_and_dms_only(fake: FakeDiscord, bot: DiscordBot) -> None:
+    refused, *_, accepted = fake.connections
+    asked = next(p["d"] for p in refused.received if p["op"] == 2)
+    assert asked["intents"] & MESSAGE_CONTENT_INTENT, "asked for it first"
+    assert refused.session is None, "and was refused"
+    identify = next(p["d"] for p in accepted.received if p["op"] == 2)
+    assert not identify["intents"] & MESSAGE_CONTENT_INTENT
+    wanted = GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES
+    assert identify["intents"] & wanted == wanted
+    health = bot.adapter.health()
+    assert health.state == "connected"
+    assert "mentions and DMs only" in health.detail
+
+    await fake.say(CHEF_ROOM, ADA, "no mention in a bound channel")  # arrives blank
+    await answer(
+        fake, CHEF_ROOM, ADA, f"{bot.mention} a mention", expect="You said: Ada: a mention"
+    )
+    posted = fake.calls_to("POST", rf"/channels/{CHEF_ROOM}/messages")
+    assert len(posted) == 1, [call.body["content"] for call in posted]
+    await answer(fake, ADA_DM, ADA, "a direct message", expect="You said: Ada: a direct message")
+    await answer(
+        fake, LOUNGE, ADA, f"{bot.mention} in the lounge", expect="You said: Ada: in the lounge"
+    )
+
+
+async def test_a_session_without_the_intent_gets_content_only_where_discord_sends_it(
+    fake_discord: FakeDiscord,
+) -> None:
+    bot_id = int(fake_discord.bot["id"])
+    plain = await fake_discord.say(LOUNGE, ADA, "hello")
+    assert without_content(plain, bot_id)["content"] == ""
+    mention = await fake_discord.say(LOUNGE, ADA, f"<@{bot_id}> hello")
+    assert without_content(mention, bot_id) == mention
+    direct = await fake_discord.say(ADA_DM, ADA, "hello")
+    assert without_content(direct, bot_id) == direct
 
 
 async def test_rate_limits_are_left_to_discord_py(

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from fastapi.routing import APIRoute
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from adapters.http.app import build_app
 from tests.adapters.http.helpers import API, client_with
@@ -114,6 +115,43 @@ async def test_the_document_lists_every_api_route_with_its_schemas(api: Api) -> 
         assert operation.get("security"), (method, path)
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert set(schemas["ErrorBody"]["properties"]) == {"error"}
+
+
+async def test_the_document_validates_as_openapi_3_1(api: Api) -> None:
+    spec = (await client_with(api).get(f"{API}/openapi.json")).json()
+    assert spec["openapi"].startswith("3.1.")
+    validate(spec, cls=OpenAPIV31SpecValidator)
+
+
+async def test_every_error_is_the_json_envelope_even_on_plain_text_routes(api: Api) -> None:
+    spec = (await client_with(api).get(f"{API}/openapi.json")).json()
+    errors = 0
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                if int(status) >= 400 and (path, status) != ("/readyz", "503"):
+                    errors += 1
+                    assert set(answer["content"]) == {"application/json"}, (method, path, status)
+                    assert refs(answer) == {"ErrorBody"}, (method, path, status)
+                    assert answer["description"], (method, path, status)
+    assert errors > 100
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    ready = spec["paths"]["/readyz"]["get"]["responses"]
+    assert refs(ready["503"]) == refs(ready["200"]) == {"ReadinessReport"}
+    for path in (f"{API}/chat/{{conversation_id}}", "/chat/{conversation_id}"):
+        chat = spec["paths"][path]["post"]["responses"]
+        assert {"400", "401", "403", "404", "413", "422", "429", "503"} <= set(chat)
+        assert set(chat["200"]["content"]) == {"text/plain"}
+
+
+async def test_json_bodies_document_their_400_and_413(api: Api) -> None:
+    spec = (await client_with(api).get(f"{API}/openapi.json")).json()
+    for (method, path), name in REQUEST_BODIES.items():
+        operation = spec["paths"][API + path][method.lower()]
+        assert {"400", "413", "422"} <= set(operation["responses"]), (method, path, name)
+    upload = spec["paths"][f"{API}/agents/{{agent_id}}/documents"]["post"]
+    assert {"413", "415"} <= set(upload["responses"])
+    assert "400" not in upload["responses"]  # bytes as they are: nothing to decode
 
 
 async def test_the_docs_use_local_files_only(api: Api) -> None:

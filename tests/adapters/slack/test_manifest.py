@@ -138,6 +138,7 @@ SCOPES = {
     "agents.sessions.rename": {"chat:write", "assistant:write"},
     "assistant.threads.setStatus": {"chat:write"},
     "assistant.threads.setSuggestedPrompts": {"assistant:write"},
+    "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
     "users.info": {"users:read"},
     "files.upload.v2": {"files:write"},
 }

@@ -13,6 +13,7 @@ seconds; :mod:`tests.adapters.test_channel_budget` holds the published limits th
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -276,3 +277,38 @@ async def test_a_reply_cut_by_a_stop_is_replaced_by_the_next_run_not_shown_twice
         )
     )
     assert started[0].deleted, "the cut message is gone"
+
+
+async def test_a_reply_posted_but_never_recorded_is_found_and_replaced_by_the_next_run(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    """The process stops after Slack made the reply's first message but before it heard
+    where: nothing records the cut message. The next run reads the thread back and deletes
+    what the bot posted there after the attempt began, before showing the reply once."""
+    slow_model(fake_openai, chunk_delay=0.1)
+    first = await start_slack(agents=agents_file(plain()), stop_grace=0.0)
+    answer = asyncio.Event()
+    fake_slack.held_answers["chat.startStream"] = answer
+    fake_slack.held_answers["chat.postMessage"] = answer
+    mention = mention_event("topic1 please")
+    await first.deliver(mention)
+    (cut,) = await fake_slack.wait_for(lambda: fake_slack.thread(CHANNEL, mention["ts"]))
+    entry_id = f"slack:{TEAM}:{CHANNEL}:{mention['ts']}"
+    entry = await first.store.journal_get(entry_id=entry_id)
+    assert entry is not None
+    await first.close()
+    assert (entry.state, entry.shown_ref) == ("received", None), "recorded nowhere"
+    fake_slack.held_answers.clear()
+    answer.set()
+
+    slow_model(fake_openai, chunk_delay=0.0)
+    await start_slack(agents=agents_file(plain()))
+    whole = [answer_for("topic1")]
+    await fake_slack.wait_for(
+        lambda: (
+            texts(fake_slack, mention["ts"]) == whole
+            and not any(m.streaming for m in fake_slack.thread(CHANNEL, mention["ts"]))
+        )
+    )
+    assert cut.deleted, "the cut message is gone"
+    assert fake_slack.calls_to("conversations.replies"), "read back once, on the retry"
