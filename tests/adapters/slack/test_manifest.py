@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from adapters.slack.agent import SUGGESTED_PROMPTS
 from tests.support.fake_slack import (
     BOT_USER,
     FakeSlack,
@@ -175,7 +176,9 @@ def test_the_manifest_has_the_shape_slack_documents() -> None:
     jsonschema.validate(manifest(), SCHEMA)
     features = manifest()["features"]
     assert "assistant_view" not in features, "retired for new apps: agent_view"
-    assert features["agent_view"]["suggested_prompts"]
+    assert features["agent_view"]["suggested_prompts"] == [dict(p) for p in SUGGESTED_PROMPTS], (
+        "the prompts Slack shows at first are the ones the adapter sets"
+    )
     assert manifest()["settings"]["socket_mode_enabled"] is True
     assert manifest()["settings"]["interactivity"]["is_enabled"] is True, "buttons need it"
     assert [c["command"] for c in features["slash_commands"]] == ["/agent"]
