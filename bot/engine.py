@@ -142,6 +142,7 @@ class Turn:
         """When text was first shown (monotonic seconds), if it was."""
         self._changed = asyncio.Event()
         self._result: asyncio.Future[TurnResult] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task[None] | None = None
 
     def extend(self, gained: str) -> None:
         """For the engine: the visible text grew by ``gained``."""
@@ -208,6 +209,13 @@ class Turn:
     def fail(self, exc: BaseException) -> None:
         """End a turn that will not be answered here."""
         self._fail(exc)
+
+    def cancel(self) -> bool:
+        """Stop the turn where it is (a person asked): the model is no longer asked and no
+        reply is stored. False when it had already ended."""
+        if self._result.done() or self._task is None:
+            return False
+        return self._task.cancel()
 
     async def follow(self, source: Turn) -> TurnResult:
         """Show what ``source`` shows and end as it ends; returns its result (raises its
@@ -407,6 +415,7 @@ class Engine:
         ticket = incoming.admitted or self.admit(incoming)
         turn = Turn()
         task = asyncio.create_task(self._run_turn(incoming, turn, ticket))
+        turn._task = task
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)
         task.add_done_callback(lambda _: ticket.release())  # a task cancelled before it ran

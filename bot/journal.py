@@ -52,6 +52,19 @@ MAX_ATTEMPTS = 5
 CATCHING_UP_LINE = "I'm having trouble with my memory; I'll answer as soon as it's back."
 GAVE_UP_LINE = "Sorry, I couldn't answer this message."
 QUEUED_LINE = "I'm handling a lot of messages right now; I'll answer this as soon as I can."
+STOPPED = "stopped by the person"
+"""The ``error`` of an entry whose turn a person stopped (:meth:`TurnJournal.stop_turn`): it
+is finished as failed, so it is never answered again."""
+
+
+@dataclass(slots=True)
+class _InHand:
+    """The entry a drain is processing, and its turn once the engine started one."""
+
+    entry_id: str
+    task: asyncio.Task[JournalFinish | None]
+    turn: Turn | None = None
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +152,8 @@ class TurnJournal:
         """Replies posted while the store could not record where (entry id: ref): this
         process's next attempt at the entry deletes them. Bounded like the drains: a place
         answers one entry at a time."""
+        self._in_hand: dict[str, _InHand] = {}
+        """Per place drained here, the entry being processed (bounded like the drains)."""
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
         self._idle = asyncio.Event()
@@ -311,7 +326,7 @@ class TurnJournal:
                         if place in self._again:  # kicked here during that last look
                             continue
                         return
-                    finish = await self._with_lease(lease, self._process(entry))
+                    finish = await self._with_lease(lease, self._stoppable(key, entry))
                     pause = self._retry
                     continue
                 except asyncio.CancelledError:
@@ -329,6 +344,57 @@ class TurnJournal:
             if finish is not None:  # stopping with an entry done: record it, best effort
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._finish(finish))
+
+    def stop_turn(self, key: PlatformKey) -> bool:
+        """Stop the turn this process is answering at ``key`` (a person pressed Stop): the
+        engine's turn is cancelled, the reply stops where it is, and the entry is finished as
+        failed with :data:`STOPPED`, never to be answered again. False when no turn is being
+        answered there in this process (nothing started yet, or already shown)."""
+        in_hand = self._in_hand.get(key.canonical)
+        if in_hand is None or in_hand.turn is None or in_hand.stopped:
+            return False
+        if in_hand.turn.done or in_hand.task.done():  # answered: what is left is showing it
+            return False
+        in_hand.stopped = True
+        in_hand.turn.cancel()
+        in_hand.task.cancel()
+        return True
+
+    async def request_stop(self, key: PlatformKey) -> bool:
+        """Stop the turn being answered at ``key`` wherever it is: here at once
+        (:meth:`stop_turn`); in another process by finishing the place's head entry as stopped
+        in the store, which that process notices (:meth:`stopped`). False when nothing waits
+        there."""
+        if key.canonical in self._in_hand:  # answered here: only this process can stop it
+            return self.stop_turn(key)
+        head = await self._store.journal_next(key=key)
+        if head is None:
+            return False
+        await self._store.journal_update(entry_id=head.id, state="failed", error=STOPPED)
+        return True
+
+    async def stopped(self, entry: JournalEntry) -> bool:
+        """Whether another process finished ``entry`` as stopped (:meth:`request_stop`); the
+        process answering it then calls :meth:`stop_turn`."""
+        stored = await self._store.journal_get(entry_id=entry.id)
+        return stored is not None and stored.state == "failed" and stored.error == STOPPED
+
+    async def _stoppable(self, key: PlatformKey, entry: JournalEntry) -> JournalFinish | None:
+        """:meth:`_process` in a task :meth:`stop_turn` may cancel."""
+        place = key.canonical
+        task = asyncio.create_task(self._process(entry), name=f"entry {entry.id}")
+        in_hand = self._in_hand[place] = _InHand(entry.id, task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not in_hand.stopped or (current is not None and current.cancelling()):
+                raise
+            logger.info("journal: a person stopped the turn", extra=self._context(entry))
+            return JournalFinish.of(entry.id, state="failed", error=STOPPED)
+        finally:
+            if self._in_hand.get(place) is in_hand:
+                del self._in_hand[place]
 
     async def _finish(self, finish: JournalFinish) -> None:
         changes = finish.changes
@@ -428,6 +494,9 @@ class TurnJournal:
                 pause = min(pause * 2, 5.0)
                 continue
             break
+        in_hand = self._in_hand.get(entry.key.canonical)
+        if in_hand is not None and in_hand.entry_id == entry.id:
+            in_hand.turn = turn
         unrecorded = self._unrecorded.pop(entry.id)
         if unrecorded is not None:  # the latest post, made while the store was down
             entry = entry.model_copy(update={"shown_ref": unrecorded})

@@ -78,6 +78,8 @@ __all__ = [
     "ConversationStore",
     "Coordination",
     "DocumentSource",
+    "Feedback",
+    "FeedbackRecords",
     "GoalCheck",
     "GoalCheckRecords",
     "GoalState",
@@ -104,6 +106,7 @@ __all__ = [
     "NewUsage",
     "Platform",
     "PlatformKey",
+    "Rating",
     "Role",
     "Scope",
     "StoreLifecycle",
@@ -126,6 +129,8 @@ Platform = Literal["slack", "discord", "console", "api"]
 Role = Literal["user", "assistant"]
 ConversationOrder = Literal["updated_desc", "updated_asc", "created_desc", "created_asc"]
 Scope = Literal["read", "write", "admin"]
+Rating = Literal["good", "bad"]
+"""A person's verdict on a reply (the feedback buttons under it)."""
 
 MAX_KEY_LIMITS = 100
 """Agents, platforms or workspaces at most that one API key may be limited to."""
@@ -370,6 +375,17 @@ class ChannelBinding(_Value):
     workspace: str
     channel: str
     agent_id: str
+
+
+class Feedback(_Value):
+    """One person's rating of one reply: a person has one rating per reply, the latest."""
+
+    message_id: str
+    conversation_id: str
+    platform: Platform
+    person: str
+    rating: Rating
+    rated_at: datetime
 
 
 class NewJournalEntry(_Value):
@@ -788,6 +804,25 @@ class BindingRecords(Protocol):
 
 
 @runtime_checkable
+class FeedbackRecords(Protocol):
+    """Ratings of replies (good or bad), kept with the reply and deleted with its conversation."""
+
+    async def rate_message(
+        self, *, message_id: str, platform: Platform, person: str, rating: Rating
+    ) -> tuple[Feedback, Rating | None] | None:
+        """Record ``person``'s rating of the reply ``message_id``, replacing theirs if any.
+
+        Returns the rating as stored and the person's rating before it (None the first time;
+        the same rating for a repeated click, which changes nothing but the time); None when
+        there is no such reply (unknown id, or a person's message)."""
+        ...
+
+    async def list_feedback(self, *, message_id: str) -> list[Feedback]:
+        """The ratings of one reply, oldest first (by person for equal times)."""
+        ...
+
+
+@runtime_checkable
 class AgentRecords(Protocol):
     """Agents created through the API."""
 
@@ -1063,6 +1098,7 @@ class ConversationStore(
     MessageRecords,
     GoalCheckRecords,
     BindingRecords,
+    FeedbackRecords,
     AgentRecords,
     ApiKeyRecords,
     Coordination,

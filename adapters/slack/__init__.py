@@ -6,6 +6,8 @@
 - :mod:`~adapters.slack.messages`: what the bot does with a message;
 - :mod:`~adapters.slack.reply`: a reply growing in a thread;
 - :mod:`~adapters.slack.commands`: ``/agent``'s outcomes as Slack messages;
+- :mod:`~adapters.slack.agent`: Slack's agent surface (session status and Stop, loading
+  messages, titles, suggested prompts);
 - :mod:`~adapters.slack.blocks`, :mod:`~adapters.slack.format`, :mod:`~adapters.slack.users`:
   Block Kit, Slack's markup, and who people are.
 """

@@ -4,10 +4,10 @@ This module is the transport and the lifecycle: the Web API client (``SLACK_API_
 retried by slack_sdk except for replies, which their channel's budget paces), Socket Mode
 (``AsyncSocketModeHandler``) or HTTP mode (Bolt's FastAPI adapter at ``/slack/events``, the
 route :mod:`adapters.slack.routes` mounts on the bot's HTTP server, requests verified with the
-signing secret), and the listeners. Every event
-the manifest subscribes to has a listener, since Bolt acknowledges only those. A listener
-acknowledges, starts the work as a task (the tasks are bounded) and returns: the work never
-delays the acknowledgement. What the work does lives in
+signing secret), and the listeners. Every event the manifest subscribes to has a listener,
+since Bolt acknowledges only those, and every listener's event is subscribed (the manifest's
+test checks both ways). A listener acknowledges, starts the work as a task (the tasks are
+bounded) and returns: the work never delays the acknowledgement. What the work does lives in
 :mod:`adapters.slack.messages` and :mod:`adapters.slack.commands`.
 
 Health (:meth:`SlackAdapter.health`): HTTP mode is ``http`` once ``/slack/events`` is served.
@@ -52,9 +52,10 @@ from adapters.base import (
 from adapters.channel_budget import SLACK_CHANNEL_LIMIT, ChannelBudget, ChannelLimit
 from adapters.http.host import WebHost
 from adapters.http.server import ServerStartError
-from adapters.slack.blocks import FORGET_CANCEL, FORGET_CONFIRM
+from adapters.slack.agent import aux_call
+from adapters.slack.blocks import FEEDBACK, FORGET_CANCEL, FORGET_CONFIRM
 from adapters.slack.commands import AgentCommands, Notify, RecentThreads, parse_agent_command
-from adapters.slack.messages import MessageHandler, ReplyOptions, aux_call, log_failure
+from adapters.slack.messages import MessageHandler, ReplyOptions, log_failure
 from adapters.slack.payloads import (
     BlockActions,
     BotIdentity,
@@ -70,8 +71,8 @@ from adapters.slack.routes import EventsHandler, SlackEvents
 from adapters.slack.users import UserDirectory
 from bot.engine import Engine
 from bot.errors import ConfigError, ParleyError
+from bot.feedback import FeedbackBook
 from bot.journal import TurnJournal
-from bot.lru import BoundedLRU
 from config.agents import Agent
 from config.redact import redact_url
 from config.settings import Settings
@@ -136,6 +137,7 @@ class SlackAdapter:
         reconnect_timeout: float = 300.0,
         health_interval: float = 1.0,
         journal: TurnJournal | None = None,
+        feedback: FeedbackBook | None = None,
     ) -> None:
         """
         Args:
@@ -155,6 +157,8 @@ class SlackAdapter:
             health_interval: seconds between the Socket Mode watchdog's looks.
             journal: where messages to answer are recorded before they are acknowledged (the
                 runtime's, shared by all adapters); without one the adapter runs its own.
+            feedback: where ratings of replies are recorded (the runtime's, watched by its
+                metrics); without one the adapter records them in the engine's store alone.
         """
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN is not set")
@@ -178,7 +182,7 @@ class SlackAdapter:
         self._recent = RecentThreads(engine.store)
         self._own_journal = journal is None
         self._journal = journal or TurnJournal(engine=engine)
-        self._assistant_threads: BoundedLRU[tuple[str, str, str], bool] = BoundedLRU(10_000)
+        self._feedback = feedback or FeedbackBook(engine.store)
         self._tasks: set[asyncio.Task[None]] = set()
         self._received = 0
         self._changed = asyncio.Event()
@@ -206,6 +210,11 @@ class SlackAdapter:
     def shown_url(self) -> str:
         """:attr:`api_url` as people and logs see it: without credentials."""
         return redact_url(self.api_url)
+
+    @property
+    def feedback(self) -> FeedbackBook:
+        """Where ratings of replies are recorded (watch it to count them)."""
+        return self._feedback
 
     @property
     def in_flight(self) -> int:
@@ -304,11 +313,11 @@ class SlackAdapter:
             recent=self._recent,
             gate=self._gate,
             budget=self._budget,
-            assistant_threads=self._assistant_threads,
             options=ReplyOptions(
                 edit_interval=self._edit_interval, allowed_bots=self._allowed_bots
             ),
             journal=self._journal,
+            feedback=self._feedback,
         )
         self._live = _Live(client=client, commands=commands, messages=messages, bot=bot)
         self._journal.register("slack", messages)
@@ -378,9 +387,12 @@ class SlackAdapter:
         app.event("message")(self._on_message)
         app.event("assistant_thread_started")(self._on_assistant_thread_started)
         app.event("assistant_thread_context_changed")(self._on_quiet_event)
+        app.event("agent_session_stopped")(self._on_stop)
+        app.event("app_home_opened")(self._on_home_opened)
         app.command("/agent")(self._on_agent_command)
         app.action(FORGET_CONFIRM)(self._on_forget_confirm)
         app.action(FORGET_CANCEL)(self._on_forget_cancel)
+        app.action(FEEDBACK)(self._on_feedback)
         app.error(self._on_listener_error)
         return app
 
@@ -494,6 +506,19 @@ class SlackAdapter:
         self._arrived()
         self._spawn(self._running().messages.assistant_thread_started(body))
 
+    async def _on_stop(self, body: EventCallback) -> None:
+        self._arrived()
+        self._spawn(self._guard_event("Slack stop", self._running().messages.stop(body)))
+
+    async def _on_home_opened(self, body: EventCallback) -> None:
+        self._arrived()
+        self._spawn(self._guard_event("Slack app home", self._running().messages.home_opened(body)))
+
+    async def _on_feedback(self, ack: AsyncAck, body: BlockActions) -> None:
+        await ack()
+        self._arrived()
+        self._spawn(self._guard_event("Slack feedback", self._running().messages.rate(body)))
+
     async def _on_quiet_event(self) -> None:
         """Subscribed for the assistant surface; nothing to do but acknowledge."""
         self._arrived()
@@ -572,6 +597,13 @@ class SlackAdapter:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._changed.set()
+
+    async def _guard_event(self, what: str, work: Awaitable[None]) -> None:
+        """Run work that has no one to answer: its failure is logged in one line."""
+        try:
+            await work
+        except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged
+            log_failure(f"{what} failed", exc, {"platform": "slack"})
 
     async def _guard_command(self, work: Callable[[], Awaitable[None]], notify: Notify) -> None:
         """Run a command's work (made only once the task runs) and answer its failure."""

@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import format_goal_check
 from adapters.slack.blocks import forget_blocks, goal_check_blocks
-from adapters.slack.format import escape, markdown_to_mrkdwn, safe_plain_text
+from adapters.slack.format import escape, markdown_to_mrkdwn, safe_markdown, safe_plain_text
 from adapters.slack.payloads import ButtonClick, SlashCommand, error_code, is_dm_channel
 from adapters.slack.users import UserDirectory
 from bot.commands import (
@@ -185,8 +185,8 @@ class AgentCommands:
         async def private(text: str) -> None:
             await respond(text=text)
 
-        async def public(text: str) -> None:
-            await respond(response_type="in_channel", text=text)
+        async def public(markdown: str) -> None:
+            await respond(response_type="in_channel", text=markdown_to_mrkdwn(markdown))
 
         outcome = await self._core.run(parsed, caller)
         await self._show(outcome, caller, private=private, public=public)
@@ -224,14 +224,18 @@ class AgentCommands:
     async def _show(
         self, outcome: Outcome, caller: Caller, *, private: Notify, public: Notify
     ) -> None:
-        """Show an outcome: ``private`` reaches the caller alone, ``public`` the place."""
+        """Show an outcome: ``private`` reaches the caller alone (given mrkdwn: a response URL
+        or an ephemeral message), ``public`` the place (given Markdown, which a thread shows
+        as replies are shown)."""
         if isinstance(outcome, Said):
-            await (private if outcome.private else public)(markdown_to_mrkdwn(outcome.text))
+            if outcome.private:
+                await private(markdown_to_mrkdwn(outcome.text))
+            else:
+                await public(outcome.text)
         elif isinstance(outcome, Refused):
             await private(markdown_to_mrkdwn(outcome.reason))
         elif isinstance(outcome, Started):
-            first = markdown_to_mrkdwn(outcome.agent.first_message)
-            await public(f"{markdown_to_mrkdwn(outcome.note)}\n\n{first}")
+            await public(f"{outcome.note}\n\n{outcome.agent.first_message}")
             self._recent.note(outcome.conversation.key)
         elif isinstance(outcome, GoalCheckToPost):
             await self.post_goal_check(
@@ -249,7 +253,7 @@ class AgentCommands:
         the conversation."""
         try:
             posted = await self._client.chat_postMessage(
-                channel=caller.key.channel, text=markdown_to_mrkdwn(agent.first_message)
+                channel=caller.key.channel, markdown_text=safe_markdown(agent.first_message)
             )
         except SlackApiError as exc:
             if error_code(exc) in {"not_in_channel", "channel_not_found"}:
@@ -310,7 +314,7 @@ class AgentCommands:
             text=escape(question.prompt),
             blocks=forget_blocks(
                 question.action.encode(),
-                question=markdown_to_mrkdwn(question.prompt),
+                question=question.prompt,
                 confirm=question.confirm_label,
                 cancel=question.cancel_label,
             ),
@@ -340,12 +344,13 @@ class AgentCommands:
             )
             return
         await respond(delete_original=True)
-        await self._post(key, markdown_to_mrkdwn(outcome.text))
+        await self._post(key, outcome.text)
 
     async def forget_cancelled(self, respond: Respond) -> None:
         await respond(replace_original=True, text=markdown_to_mrkdwn(self._core.cancel().text))
 
-    async def _post(self, key: PlatformKey, text: str) -> None:
+    async def _post(self, key: PlatformKey, markdown: str) -> None:
+        """Post Markdown in the place's thread, as replies are posted."""
         await self._client.chat_postMessage(
-            channel=key.channel, thread_ts=key.thread or None, text=text
+            channel=key.channel, thread_ts=key.thread or None, markdown_text=safe_markdown(markdown)
         )

@@ -1,5 +1,5 @@
-"""Text across the Slack boundary: the model's Markdown out as Slack mrkdwn, Slack markup in as
-plain text for the model.
+"""Text across the Slack boundary: the model's Markdown out (as Markdown Slack renders itself,
+or as Slack mrkdwn where Slack takes no Markdown), Slack markup in as plain text for the model.
 
 Slack's mrkdwn is not Markdown: bold is ``*x*``, italics ``_x_``, strike ``~x~``, links
 ``<url|text>``, no headings, and ``&``, ``<`` and ``>`` must always be escaped because Slack
@@ -10,9 +10,11 @@ Text from a model or a person never mentions anyone: Slack's control sequences (
 ``<!channel>``, ``<!everyone>``, ``<!subteam^S1>``, ``<@U1>``, ``<#C1>``) only come from the
 product, built from ids. Links are made for web and mail addresses alone
 (:func:`is_safe_link`); anything else shows as written. Three renderings keep that rule, one
-per kind of Slack field: :func:`markdown_to_mrkdwn` (and :func:`escape`) for mrkdwn,
-:func:`safe_markdown` for the Markdown Slack renders itself (``markdown_text`` of chat streams),
-:func:`safe_plain_text` for fields shown as written (titles, ``plain_text`` objects). Bare
+per kind of Slack field: :func:`safe_markdown` for the Markdown Slack renders itself (every
+reply and thread post: ``markdown_text`` and ``markdown`` blocks), :func:`markdown_to_mrkdwn`
+(and :func:`escape`) for the few mrkdwn fields left (response URLs, slash-command acks,
+ephemeral command lines, a file's comment, notification fallbacks), :func:`safe_plain_text`
+for fields shown as written (titles, ``plain_text`` objects). Bare
 ``@here`` in mrkdwn is plain text as long as no call asks Slack to link names (``link_names``,
 ``parse=full``), and none does.
 """

@@ -10,12 +10,19 @@ message and to show the reply. What is not a turn (a command in a thread, a bare
 files alone) runs after the acknowledgement, deduplicated through the processed-events
 collection. Any exception there stops here: logged with the conversation id, one short line
 in the thread.
+
+In a thread of the bot's direct messages (recognised from the message itself, see
+:attr:`SlackMessage.in_agent_thread`) the reply also drives Slack's agent surface
+(:mod:`adapters.slack.agent`): status, loading messages, title, and the Stop button
+(:meth:`MessageHandler.stop`). Every reply ends with feedback buttons, whose clicks
+:meth:`MessageHandler.rate` records through the :class:`bot.feedback.FeedbackBook`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -26,40 +33,46 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.base import BUSY_LINE, short_error_line
 from adapters.channel_budget import ChannelBudget
+from adapters.slack.agent import AgentSurface, aux_call
+from adapters.slack.blocks import Block, feedback_blocks
 from adapters.slack.commands import FILES_NOTE, AgentCommands, Notify, RecentThreads, thread_command
 from adapters.slack.format import (
-    markdown_to_mrkdwn,
     mentioned_users,
-    safe_plain_text,
+    safe_markdown,
     slack_to_plain,
 )
 from adapters.slack.payloads import (
+    BlockActions,
     BotIdentity,
     EventCallback,
     Ignored,
     SlackMessage,
     error_code,
     parse_assistant_thread,
+    parse_feedback,
+    parse_home_opened,
     parse_message,
+    parse_stop,
 )
 from adapters.slack.reply import SLACK_TEXT_LIMIT, StreamGate, ThreadSink, show_turn
 from adapters.slack.users import UserDirectory
 from adapters.streaming import ReplyNotShown, as_shown, show_complete
-from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
+from bot.engine import Engine, EngineBusy, IncomingMessage, Turn, TurnResult
 from bot.errors import StoreError
+from bot.feedback import FeedbackBook
 from bot.journal import Shown, TurnJournal, entry_context
 from bot.logs import conversation_context
-from bot.lru import BoundedLRU
 from memory.base import Conversation, JournalEntry, NewJournalEntry, PlatformKey
 
 logger = logging.getLogger(__name__)
 
-THINKING = "thinking…"
 LISTENING = "I'm here: write your message after the mention."
-SUGGESTED_PROMPTS = (
-    {"title": "What can you do?", "message": "What can you help me with?"},
-    {"title": "Get started", "message": "Hello! Let's get started."},
-)
+STOPPED_LINE = "Stopped."
+THANKS_LINE = "Thanks for your feedback."
+STOP_POLL = 1.0
+"""Seconds between looks, while a reply in an agent thread is written, for a Stop pressed on
+another process (Slack sends each event to one of them)."""
+GONE_LINE = "That reply is no longer kept, so it cannot be rated."
 _MAX_MENTIONS = 10
 _MAX_LEFTOVERS = 100
 """The most messages read back from a thread when looking for a reply an attempt left cut:
@@ -89,9 +102,10 @@ class MessageHandler:
         recent: RecentThreads,
         gate: StreamGate,
         budget: ChannelBudget,
-        assistant_threads: BoundedLRU[tuple[str, str, str], bool],
         options: ReplyOptions,
         journal: TurnJournal,
+        feedback: FeedbackBook,
+        stop_poll: float = STOP_POLL,
     ) -> None:
         self._engine = engine
         self._journal = journal
@@ -102,8 +116,10 @@ class MessageHandler:
         self._recent = recent
         self._gate = gate
         self._budget = budget
-        self._assistant_threads = assistant_threads
         self._options = options
+        self._feedback = feedback
+        self._stop_poll = stop_poll
+        self._agent = AgentSurface(client)
 
     # messages ------------------------------------------------------------------------------
 
@@ -223,38 +239,36 @@ class MessageHandler:
         async def posted(ts: str) -> None:
             await self._journal.reply_posted(entry, ts)
 
-        assistant = message.is_dm and self._is_assistant_thread(message.key)
-        if assistant:
-            await aux_call(
-                "assistant.threads.setStatus",
-                self._client.assistant_threads_setStatus(
-                    channel_id=message.channel, thread_ts=message.thread, status=THINKING
-                ),
-            )
+        agent = message.in_agent_thread
+        watcher: asyncio.Task[None] | None = None
+        if agent:
+            await self._agent.working(message.key, user=message.user)
+            watcher = asyncio.create_task(self._watch_stop(entry, message.key))
         sink = self._sink(message)
         try:
             result = await show_turn(
-                turn, sink, interval=self._options.edit_interval, posted=posted
+                turn, sink, interval=self._options.edit_interval, posted=posted, footer=_footer
             )
         except ReplyNotShown as exc:
             return as_shown(exc.shown)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if agent:
+                await self._agent.idle(message.key)
         self._recent.note(message.key)
-        if assistant and result.user_message.seq <= 2 and result.conversation.title:
-            await aux_call(
-                "assistant.threads.setTitle",
-                self._client.assistant_threads_setTitle(
-                    channel_id=message.channel,
-                    thread_ts=message.thread,
-                    title=safe_plain_text(result.conversation.title),
-                ),
-            )
+        if agent and result.user_message.seq <= 2 and result.conversation.title:
+            await self._agent.title(message.key, result.conversation.title)
         return as_shown(sink.shown)
 
     async def show_stored(self, entry: JournalEntry, text: str) -> Shown:
         message = _recorded(entry)
         if entry.shown_ref is not None:  # a reply cut short: its stump goes, the whole comes
             await self._delete(message, entry.shown_ref)
-        shown = await show_complete(text, self._sink(message), limit=SLACK_TEXT_LIMIT)
+        sink = self._sink(message)
+        if entry.reply_message_id is not None:
+            sink.footer = feedback_blocks(entry.reply_message_id)
+        shown = await show_complete(text, sink, limit=SLACK_TEXT_LIMIT)
         self._recent.note(message.key)
         return Shown(complete=shown.complete, ref=shown.handles[0].ts if shown.handles else None)
 
@@ -309,9 +323,88 @@ class MessageHandler:
         )
         _, created = await self._engine.open_conversation(key=message.key, agent_id=agent.id)
         self._recent.note(message.key)
-        await self._post(message, markdown_to_mrkdwn(agent.first_message) if created else LISTENING)
+        await self._post(message, agent.first_message if created else LISTENING)
 
-    # the assistant surface -----------------------------------------------------------------
+    # the agent surface ---------------------------------------------------------------------
+
+    async def stop(self, body: EventCallback) -> None:
+        """A person pressed Stop (``agent_session_stopped``): the turn this process is
+        answering in that thread stops, its journal entry is finished as stopped (never
+        answered again), and the person is told. Slack leaves the session processing until
+        the app says otherwise, so it is set back to active either way."""
+        click = parse_stop(body)
+        if click is None:
+            logger.debug("agent_session_stopped without a thread; ignored")
+            return
+        context = conversation_context(
+            conversation_id=await self._conversation_id_at(click.key),
+            platform="slack",
+            event_id=str(body.get("event_id") or "-"),
+        )
+        if await self._journal.request_stop(click.key):
+            logger.info("Slack: a person stopped a reply", extra=context)
+            await aux_call(
+                "chat.postMessage",
+                self._client.chat_postMessage(
+                    channel=click.key.channel,
+                    thread_ts=click.key.thread,
+                    markdown_text=STOPPED_LINE,
+                ),
+            )
+        else:
+            logger.info("Slack: Stop pressed with no reply in progress here", extra=context)
+        await self._agent.idle(click.key)
+
+    async def _watch_stop(self, entry: JournalEntry, key: PlatformKey) -> None:
+        """Stop this reply when another process was told of the Stop button."""
+        while True:
+            await asyncio.sleep(self._stop_poll)
+            try:
+                stopped = await self._journal.stopped(entry)
+            except StoreError:
+                continue
+            if stopped:
+                self._journal.stop_turn(key)
+                return
+
+    async def rate(self, body: BlockActions) -> None:
+        """A feedback button was clicked under a reply: the rating is recorded (once per
+        person and reply: a repeated click changes nothing) and the person thanked."""
+        click = parse_feedback(body)
+        if click is None:
+            logger.debug("a feedback click without a reply; ignored")
+            return
+        rated = await self._feedback.rate(
+            message_id=click.reply_id, platform="slack", person=click.user, rating=click.rating
+        )
+        if rated is not None and not rated.changed:
+            return
+        await aux_call(
+            "chat.postEphemeral",
+            self._client.chat_postEphemeral(
+                channel=click.channel,
+                user=click.user,
+                thread_ts=click.thread_ts or None,
+                text=THANKS_LINE if rated is not None else GONE_LINE,
+            ),
+        )
+
+    async def home_opened(self, body: EventCallback) -> None:
+        """Suggested prompts for the agent of a person's direct messages with the bot."""
+        opened = parse_home_opened(body)
+        if opened is None or opened.tab != "messages":
+            return
+        agent = await self._engine.agent_for_channel(
+            platform="slack", workspace=opened.team, channel=opened.channel
+        )
+        await self._agent.prompts(opened.team, opened.channel, agent_name=agent.name)
+
+    async def _conversation_id_at(self, key: PlatformKey) -> str:
+        try:
+            conversation = await self._engine.store.find_conversation(key=key)
+        except Exception:  # noqa: BLE001 - only for a log line; the store may be the problem
+            return "unknown"
+        return conversation.id if conversation is not None else "none"
 
     async def assistant_thread_started(self, body: EventCallback) -> None:
         """Greet a new assistant thread with the agent's first message and suggested prompts."""
@@ -326,7 +419,6 @@ class MessageHandler:
             channel=thread["channel_id"],
             thread=thread["thread_ts"],
         )
-        self._assistant_threads.put((key.workspace, key.channel, key.thread), True)
         event_id = str(body.get("event_id") or "")
         try:
             if event_id and not await self._engine.store.mark_event_processed(
@@ -342,16 +434,10 @@ class MessageHandler:
                 await self._client.chat_postMessage(
                     channel=key.channel,
                     thread_ts=key.thread,
-                    text=markdown_to_mrkdwn(agent.first_message),
+                    markdown_text=safe_markdown(agent.first_message),
                 )
-            await aux_call(
-                "assistant.threads.setSuggestedPrompts",
-                self._client.assistant_threads_setSuggestedPrompts(
-                    channel_id=key.channel,
-                    thread_ts=key.thread,
-                    title=safe_plain_text(f"Talk to {agent.name}"),
-                    prompts=[dict(prompt) for prompt in SUGGESTED_PROMPTS],
-                ),
+            await self._agent.prompts(
+                key.workspace, key.channel, agent_name=agent.name, thread=key.thread
             )
         except Exception as exc:  # noqa: BLE001 - the adapter's edge: logged, one line to people
             log_failure("assistant thread not greeted", exc, {"platform": "slack"})
@@ -361,9 +447,6 @@ class MessageHandler:
                     channel=key.channel, thread_ts=key.thread, text=short_error_line(exc)
                 ),
             )
-
-    def _is_assistant_thread(self, key: PlatformKey) -> bool:
-        return (key.workspace, key.channel, key.thread) in self._assistant_threads
 
     # helpers -------------------------------------------------------------------------------
 
@@ -378,11 +461,7 @@ class MessageHandler:
         await aux_call("chat.postMessage", self._post(message, short_error_line(exc)))
 
     async def _conversation_id(self, message: SlackMessage) -> str:
-        try:
-            conversation = await self._engine.store.find_conversation(key=message.key)
-        except Exception:  # noqa: BLE001 - only for a log line; the store may be the problem
-            return "unknown"
-        return conversation.id if conversation is not None else "none"
+        return await self._conversation_id_at(message.key)
 
     def _ephemeral(self, message: SlackMessage) -> Notify:
         async def notify(text: str) -> None:
@@ -393,8 +472,9 @@ class MessageHandler:
         return notify
 
     async def _post(self, message: SlackMessage, text: str) -> None:
+        """Post Markdown (ours or the agent's) in the message's thread, as replies are."""
         await self._client.chat_postMessage(
-            channel=message.channel, thread_ts=message.thread, text=text
+            channel=message.channel, thread_ts=message.thread, markdown_text=safe_markdown(text)
         )
 
 
@@ -403,13 +483,9 @@ def _addressed(message: SlackMessage) -> bool:
     return message.is_dm or message.mentions_bot or message.event_type == "app_mention"
 
 
-async def aux_call(what: str, call: Awaitable[object]) -> None:
-    """An auxiliary Slack call (status, title, prompts, error lines): failures are logged,
-    never fatal."""
-    try:
-        await call
-    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-        logger.warning("%s failed: %s", what, error_code(exc))
+def _footer(result: TurnResult) -> list[Block] | None:
+    """Feedback buttons under a reply (not under an apology for a failed turn)."""
+    return None if result.failed else feedback_blocks(result.reply.id)
 
 
 def log_failure(what: str, exc: Exception, context: dict[str, str]) -> None:

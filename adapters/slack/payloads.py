@@ -16,7 +16,7 @@ from typing import Any, NotRequired, TypedDict, cast
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.format import remove_mention
-from memory.base import SLACK_IM_CHANNEL, PlatformKey
+from memory.base import SLACK_IM_CHANNEL, PlatformKey, Rating
 
 USABLE_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 """Message subtypes that carry a person's words; every other subtype is ignored."""
@@ -183,6 +183,13 @@ class SlackMessage:
         return self.channel_type == "im"
 
     @property
+    def in_agent_thread(self) -> bool:
+        """Written in a thread of the bot's direct messages: where Slack's agent surface
+        (status, Stop button, title) lives. Read from the message itself, so every process
+        knows it, before and after a restart."""
+        return self.is_dm and self.thread_ts is not None
+
+    @property
     def key(self) -> PlatformKey:
         return PlatformKey(
             platform="slack", workspace=self.team, channel=self.channel, thread=self.thread
@@ -267,6 +274,85 @@ def parse_assistant_thread(body: EventCallback) -> tuple[str, AssistantThread] |
     context = thread.get("context") if isinstance(thread.get("context"), dict) else {}
     team = str(body.get("team_id") or (context or {}).get("team_id") or "")
     return team, cast(AssistantThread, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackClick:
+    """Someone clicked a feedback button under a reply."""
+
+    team: str
+    channel: str
+    user: str
+    thread_ts: str
+    reply_id: str
+    """The stored reply's id, which the button carries."""
+    rating: Rating
+
+
+def parse_feedback(body: BlockActions) -> FeedbackClick | None:
+    """The click in a ``block_actions`` payload of the feedback buttons (value ``good:ID`` or
+    ``bad:ID``); None when malformed."""
+    click = parse_button(body)
+    rating, _, reply_id = str(click.value or "").partition(":")
+    if rating not in ("good", "bad") or not reply_id or not click.user or not click.channel:
+        return None
+    container = _object(cast(dict[str, Any], body), "container")
+    thread = container.get("thread_ts") or container.get("message_ts") or ""
+    return FeedbackClick(
+        team=click.team,
+        channel=click.channel,
+        user=click.user,
+        thread_ts=str(thread),
+        reply_id=reply_id,
+        rating=cast(Rating, rating),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StopClick:
+    """Someone pressed Stop on the bot's agent session (``agent_session_stopped``)."""
+
+    key: PlatformKey
+    user: str
+
+
+def parse_stop(body: EventCallback) -> StopClick | None:
+    """The thread of an ``agent_session_stopped`` event, if well formed."""
+    event: object = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    channel, thread = event.get("channel"), event.get("thread_ts")
+    if not isinstance(channel, str) or not isinstance(thread, str) or not channel or not thread:
+        return None
+    key = PlatformKey(
+        platform="slack", workspace=str(body.get("team_id") or ""), channel=channel, thread=thread
+    )
+    return StopClick(key=key, user=str(event.get("user") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class HomeOpened:
+    """Someone opened the bot's app home (``app_home_opened``) on one of its tabs."""
+
+    team: str
+    user: str
+    channel: str
+    tab: str
+
+
+def parse_home_opened(body: EventCallback) -> HomeOpened | None:
+    event: object = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    user, channel = event.get("user"), event.get("channel")
+    if not isinstance(user, str) or not isinstance(channel, str) or not user or not channel:
+        return None
+    return HomeOpened(
+        team=str(body.get("team_id") or ""),
+        user=user,
+        channel=channel,
+        tab=str(event.get("tab") or ""),
+    )
 
 
 def is_dm_channel(channel_id: str, channel_name: str = "") -> bool:

@@ -14,9 +14,15 @@ closes :class:`StreamGate` for its workspace only, for a minute at first and dou
 cool-down while it keeps failing, so a workspace without streaming costs one failed call per
 wait, not one per message.
 
-Streamed text is Markdown (Slack renders it), made safe by
-:func:`adapters.slack.format.safe_markdown`; posted and edited text is converted to mrkdwn.
-Neither can mention anyone or link anywhere but a web or mail address.
+Every part is Markdown that Slack renders itself, made safe by
+:func:`adapters.slack.format.safe_markdown`: streamed (``markdown_text`` of the streaming
+methods), posted and edited alike (``markdown_text``), so a reply that falls back to posting
+looks exactly like a streamed one. None can mention anyone or link anywhere but a web or mail
+address.
+
+When the reply is complete, its last message gets :attr:`ThreadSink.footer` (the feedback
+buttons): with the ``chat.stopStream`` that ends a stream, or one more ``chat.update`` (the
+Markdown as a ``markdown`` block, then the footer) for a posted message.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -34,7 +41,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.channel_budget import BudgetShort, ChannelBudget, retry_after
-from adapters.slack.format import markdown_to_mrkdwn, safe_markdown
+from adapters.slack.blocks import Block, markdown_block
+from adapters.slack.format import escape, safe_markdown
 from adapters.slack.payloads import error_code
 from adapters.streaming import ReplyNotShown, ReplyShown, ShowRefused, stream_by_edits
 from bot.engine import Turn, TurnResult
@@ -43,11 +51,16 @@ from bot.lru import BoundedLRU
 logger = logging.getLogger(__name__)
 
 SLACK_TEXT_LIMIT = 3900
-"""Characters per message: below Slack's 4,000, with room for mrkdwn's escapes."""
+"""Characters per message: below Slack's 4,000 for a message's ``text``, which a message with
+blocks carries as its notification fallback."""
 FIRST_CLOSURE = 60.0
 """Seconds a workspace goes without streaming after its first failure; each failure after the
 gate reopened doubles it, up to the gate's cool-down."""
 WORKSPACES_KEPT = 10_000
+ALREADY_STOPPED = "message_not_in_streaming_state"
+"""Slack's answer for a stream it already ended (a person pressed Stop): not a failure."""
+BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format"})
+"""Slack's refusals of the blocks themselves (the footer), not of the stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +175,10 @@ class ThreadSink:
         self._may_stream = True
         self.parts: list[Part] = []
         self.shown: ReplyShown | None = None
+        self.footer: list[Block] | None = None
+        """Blocks for the end of the complete reply (the feedback buttons), once known."""
+        self._footed: str | None = None
+        """The ``ts`` of the message that shows :attr:`footer`."""
 
     # the MessageSink protocol ------------------------------------------------------------
 
@@ -197,9 +214,10 @@ class ThreadSink:
             self.parts.remove(handle)
 
     async def settle(self) -> None:
-        """Close every open stream; a stream that cannot be closed becomes a plain message."""
+        """Close every open stream (a stream that cannot be closed becomes a plain message)
+        and put :attr:`footer` under the last message."""
         try:
-            await self._close_streams(final=True)
+            await self._close_streams(final=True, footer=self.footer)
         except SlackApiError as exc:
             raise ShowRefused(error_code(exc)) from exc
 
@@ -259,24 +277,55 @@ class ThreadSink:
             return None
         return Part(ts=str(response["ts"]), text=text, streaming=True, streamed=markdown)
 
-    async def _close_streams(self, *, final: bool) -> None:
+    async def _close_streams(self, *, final: bool, footer: list[Block] | None = None) -> None:
+        """Stop the open streams; ``footer`` goes under the last part."""
         for part in list(self.parts):
-            if part.streaming and not await self._stop(part, final=final):
+            blocks = footer if part is self.parts[-1] else None
+            if part.streaming and not await self._stop(part, final=final, blocks=blocks):
                 await self._settle(part, part.text, final=final)
+        if footer and self.parts and self._footed != self.parts[-1].ts:
+            await self._foot(self.parts[-1], footer, final=final)
 
-    async def _stop(self, part: Part, *, final: bool) -> bool:
-        """Stop the part's stream; False when Slack refused (the stream is over either way)."""
+    async def _stop(self, part: Part, *, final: bool, blocks: list[Block] | None = None) -> bool:
+        """Stop the part's stream (``blocks`` at its end); False when Slack refused (the
+        stream is over either way)."""
+        extra: dict[str, Any] = {} if not blocks else {"blocks": blocks}
         try:
             await self._call(
-                final, lambda: self._client.chat_stopStream(channel=self._channel, ts=part.ts)
+                final,
+                lambda: self._client.chat_stopStream(channel=self._channel, ts=part.ts, **extra),
             )
         except SlackApiError as exc:
+            if error_code(exc) == ALREADY_STOPPED:  # Slack stopped it (the Stop button)
+                part.streaming = False
+                return True
+            if blocks and error_code(exc) in BLOCKS_REFUSED:  # the stream is fine: stop it bare
+                logger.info("the feedback buttons stay off a reply: %s", error_code(exc))
+                return await self._stop(part, final=final)
             part.streaming = False
             self._streaming_failed(exc)
             return False
         part.streaming = False
+        if blocks:
+            self._footed = part.ts
         self._gate.succeeded(self._team)
         return True
+
+    async def _foot(self, part: Part, footer: list[Block], *, final: bool) -> None:
+        """Show ``footer`` under a posted part: its Markdown as a block, then the footer. Best
+        effort: the reply is shown in full either way."""
+        blocks = [markdown_block(safe_markdown(part.text)), *footer]
+        try:
+            await self._call(
+                final,
+                lambda: self._client.chat_update(
+                    channel=self._channel, ts=part.ts, text=escape(part.text), blocks=blocks
+                ),
+            )
+        except (SlackApiError, ShowRefused) as exc:
+            reason = exc.reason if isinstance(exc, ShowRefused) else error_code(exc)
+            logger.info("the feedback buttons stay off a reply: %s", reason)
+        self._footed = part.ts
 
     async def _settle(self, part: Part, text: str, *, final: bool) -> None:
         """Show ``text`` in ``part`` as an ordinary message (a stream is stopped first)."""
@@ -293,16 +342,18 @@ class ThreadSink:
         await self._call(
             final,
             lambda: self._client.chat_update(
-                channel=self._channel, ts=part.ts, text=markdown_to_mrkdwn(text)
+                channel=self._channel, ts=part.ts, markdown_text=safe_markdown(text)
             ),
         )
+        if self._footed == part.ts:
+            self._footed = None  # the edit replaced the footer's blocks
         part.text = text
 
     async def _post(self, text: str, *, final: bool) -> str:
         response = await self._call(
             final,
             lambda: self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, text=markdown_to_mrkdwn(text)
+                channel=self._channel, thread_ts=self._thread_ts, markdown_text=safe_markdown(text)
             ),
         )
         return str(response["ts"])
@@ -343,22 +394,34 @@ async def show_turn(
     *,
     interval: float,
     posted: Callable[[str], Awaitable[None]] | None = None,
+    footer: Callable[[TurnResult], list[Block] | None] | None = None,
 ) -> TurnResult:
     """Show ``turn`` in the sink's thread as it grows; returns its result (or raises its error).
 
     The end of the reply is shown from the stored text, whatever happened to the updates
     before. If Slack refuses even that, :class:`adapters.streaming.ReplyNotShown` is raised
     (the reply is stored) for the edge to say so in one line. :attr:`ThreadSink.shown` says how
-    it ended. ``posted`` is told the ``ts`` of the reply's first message once it is posted.
+    it ended. ``posted`` is told the ``ts`` of the reply's first message once it is posted;
+    ``footer`` makes the blocks under the complete reply from the turn's result.
     """
 
     async def first_posted(part: Part) -> None:
         if posted is not None:
             await posted(part.ts)
 
+    async def updates() -> AsyncIterator[str]:
+        async for text in turn:
+            yield text
+        if footer is not None:
+            try:
+                result = await turn.result()
+            except Exception:  # noqa: BLE001 - raised to the caller below, by turn.result()
+                return
+            sink.footer = footer(result)
+
     try:
         shown = await stream_by_edits(
-            turn, sink, limit=SLACK_TEXT_LIMIT, interval=interval, posted=first_posted
+            updates(), sink, limit=SLACK_TEXT_LIMIT, interval=interval, posted=first_posted
         )
     finally:
         await sink.abandon()

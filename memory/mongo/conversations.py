@@ -34,6 +34,7 @@ from memory.mongo.connection import (
 )
 from memory.mongo.schema import (
     CONVERSATIONS,
+    FEEDBACK,
     GOAL_CHECKS,
     MESSAGES,
     SEARCH,
@@ -323,6 +324,7 @@ class MongoConversations(MongoConnection):
             result = await self._collection(CONVERSATIONS).delete_one({"_id": conversation_id})
             await self._collection(MESSAGES).delete_many({"conversation_id": conversation_id})
             await self._collection(GOAL_CHECKS).delete_many({"conversation_id": conversation_id})
+            await self._collection(FEEDBACK).delete_many({"conversation_id": conversation_id})
             await self._collection(SEARCH).delete_one({"_id": conversation_id})
         return result.deleted_count == 1
 

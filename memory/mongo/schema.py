@@ -43,6 +43,7 @@ KNOWLEDGE_CHUNKS = "knowledge_chunks"
 USAGE = "usage"
 KEY_VALUES = "key_values"
 """Small values processes share, by ``_id`` (no index beyond it, so no migration)."""
+FEEDBACK = "feedback"
 VERSIONS = "parley_schema"
 
 _BACKFILL_BATCH = 500
@@ -231,6 +232,17 @@ async def _usage(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _feedback(db: AsyncDatabase[Document]) -> None:
+    """Version 7: people's ratings of replies (the feedback buttons), found per reply and
+    deleted per conversation."""
+    await db[FEEDBACK].create_indexes(
+        [
+            IndexModel([("message_id", ASCENDING), ("rated_at", ASCENDING)]),
+            IndexModel([("conversation_id", ASCENDING)]),
+        ]
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _indexes,
     _search_grams,
@@ -238,6 +250,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _memories,
     _knowledge,
     _usage,
+    _feedback,
 )
 """Migration ``n`` (from 1) brings a database from version ``n - 1`` to ``n``."""
 

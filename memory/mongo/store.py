@@ -7,6 +7,7 @@ from memory.mongo.api_keys import MongoApiKeys
 from memory.mongo.bindings import MongoBindings
 from memory.mongo.conversations import MongoConversations
 from memory.mongo.coordination import MongoCoordination
+from memory.mongo.feedback import MongoFeedback
 from memory.mongo.goal_checks import MongoGoalChecks
 from memory.mongo.journal import MongoJournal
 from memory.mongo.knowledge import MongoKnowledge
@@ -20,6 +21,7 @@ class MongoStore(
     MongoMessages,
     MongoGoalChecks,
     MongoBindings,
+    MongoFeedback,
     MongoAgents,
     MongoApiKeys,
     MongoJournal,

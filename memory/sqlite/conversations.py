@@ -217,7 +217,7 @@ class SqliteConversations(SqliteConnection):
         if not is_valid_id(conversation_id):
             return False
         async with self._write() as db:
-            for table in ("conversation_tags", "messages", "goal_checks"):
+            for table in ("conversation_tags", "messages", "goal_checks", "feedback"):
                 await change(
                     db,
                     f"DELETE FROM {table} WHERE conversation_id = ?",  # noqa: S608

@@ -517,6 +517,28 @@ async def _key_values(db: aiosqlite.Connection) -> None:
     await change(db, _KEY_VALUES)
 
 
+_FEEDBACK = """
+CREATE TABLE IF NOT EXISTS feedback (
+    message_id TEXT NOT NULL,
+    person TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    rating TEXT NOT NULL,
+    rated_at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, person)
+)
+"""
+
+
+async def _feedback(db: aiosqlite.Connection) -> None:
+    """People's ratings of replies (the feedback buttons), found per reply and deleted per
+    conversation."""
+    await change(db, _FEEDBACK)
+    await change(
+        db, "CREATE INDEX IF NOT EXISTS feedback_conversation ON feedback (conversation_id)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _tables,
     _api_key_places,
@@ -530,6 +552,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _embeddings,
     _usage,
     _key_values,
+    _feedback,
 )
 """Migration ``n`` (from 1) brings a file from version ``n - 1`` to ``n``."""
 

@@ -7,6 +7,7 @@ from memory.sqlite.api_keys import SqliteApiKeys
 from memory.sqlite.bindings import SqliteBindings
 from memory.sqlite.conversations import SqliteConversations
 from memory.sqlite.coordination import SqliteCoordination
+from memory.sqlite.feedback import SqliteFeedback
 from memory.sqlite.goal_checks import SqliteGoalChecks
 from memory.sqlite.journal import SqliteJournal
 from memory.sqlite.knowledge import SqliteKnowledge
@@ -20,6 +21,7 @@ class SqliteStore(
     SqliteMessages,
     SqliteGoalChecks,
     SqliteBindings,
+    SqliteFeedback,
     SqliteAgents,
     SqliteApiKeys,
     SqliteCoordination,

@@ -593,3 +593,25 @@ async def test_without_resume_the_same_platform_id_is_a_new_turn(
     first = await engine.reply(message).result()
     second = await engine.reply(message).result()
     assert second.user_message.seq == first.reply.seq + 1
+
+
+async def test_a_cancelled_turn_stores_no_reply_and_frees_its_place(
+    make_engine: EngineFactory, held: HeldModel
+) -> None:
+    engine = make_engine(agents_file(plain()), max_pending_turns=1)
+    turn = engine.reply(said("a long story"))
+    await held.until(1)
+
+    assert turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn.result()
+    assert turn.done
+    assert not turn.cancel(), "already ended"
+    conversation = await engine.store.find_conversation(key=KEY)
+    assert conversation is not None
+    messages = await engine.store.list_messages(conversation_id=conversation.id)
+    assert [m.role for m in messages] == ["user"]
+
+    held.release()
+    result = await engine.reply(said("a short one")).result()  # the one place is free again
+    assert result.text == "You said: Ada: a short one"

@@ -15,7 +15,7 @@ import pytest
 
 from bot.engine import Engine, IncomingMessage, Turn
 from bot.errors import StoreUnavailable
-from bot.journal import CATCHING_UP_LINE, LEASE_PREFIX, Shown, TurnJournal
+from bot.journal import CATCHING_UP_LINE, LEASE_PREFIX, STOPPED, Shown, TurnJournal
 from memory.base import ConversationStore, JournalEntry, NewJournalEntry, NewMessage, PlatformKey
 from tests.support.agents import agents_file, plain
 from tests.support.clock import FakeClock
@@ -454,3 +454,61 @@ async def test_a_long_turn_keeps_its_lease_and_lets_it_go_after(
     await drained(bot.store)
     await asyncio.wait_for(bot.journal.wait_idle(), timeout=10)
     assert await claim(key=lease, owner="other", ttl_seconds=30), "let go when done"
+
+
+async def test_a_stopped_turn_ends_failed_and_the_place_goes_on(
+    processes: Callable[..., Any], fake_openai: FakeOpenAI
+) -> None:
+    """A person pressed Stop: the engine's turn is cancelled, the entry is finished as
+    stopped (never answered again, by this process or another), the next entry is answered."""
+    held = HeldModel()
+    fake_openai.handle(held)
+    bot: Process = await processes()
+    key = place(12)
+    assert not bot.journal.stop_turn(key), "nothing in progress"
+    for position in (1, 2):
+        await bot.journal.record(entry(key, position))
+    bot.journal.kick(key)
+    await held.until(1)
+
+    assert bot.journal.stop_turn(key)
+    assert not bot.journal.stop_turn(key), "once"
+    await held.until(2)  # the place went on to message 2
+    held.release()
+    await drained(bot.store)
+    stopped = await bot.store.journal_get(entry_id=entry(key, 1).id)
+    assert stopped is not None
+    assert (stopped.state, stopped.error) == ("failed", STOPPED)
+    assert [shown for shown, _ in bot.platform.shown] == [entry(key, 2).id]
+    conversation = await bot.store.find_conversation(key=key)
+    assert conversation is not None
+    messages = await bot.store.list_messages(conversation_id=conversation.id)
+    assert [m.text for m in messages if m.role == "assistant"] == [bot.platform.shown[0][1]]
+
+    other: Process = await processes()
+    assert await other.journal.sweep() == 0, "nothing left for a takeover"
+
+
+async def test_a_stop_requested_elsewhere_is_found_in_the_store(
+    processes: Callable[..., Any], fake_openai: FakeOpenAI
+) -> None:
+    held = HeldModel()
+    fake_openai.handle(held)
+    writer: Process = await processes()
+    other: Process = await processes(running=False)  # it answers nothing: it got the Stop
+    key = place(13)
+    assert not await other.journal.request_stop(key), "nothing waits there"
+    await writer.journal.record(entry(key, 1))
+    writer.journal.kick(key)
+    await held.until(1)
+
+    assert await other.journal.request_stop(key)
+    answering = await writer.store.journal_get(entry_id=entry(key, 1).id)
+    assert answering is not None
+    assert (answering.state, answering.error) == ("failed", STOPPED)
+    assert await writer.journal.stopped(answering)
+    assert writer.journal.stop_turn(key)
+    held.release()
+    await asyncio.wait_for(writer.journal.wait_idle(), timeout=10)
+    assert writer.platform.shown == []
+    assert await writer.store.journal_backlog() == 0

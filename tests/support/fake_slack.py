@@ -15,7 +15,10 @@ One aiohttp server speaks the wire protocols the adapter uses:
   ``files.getUploadURLExternal``.
 
 Every call is recorded. The bot's messages are kept as Slack would show them (posted,
-updated, streamed, deleted), so a test can read a thread whichever way the reply arrived.
+updated, streamed, deleted; ``markdown_text`` and ``markdown`` blocks read as the Markdown
+Slack renders), so a test can read a thread whichever way the reply arrived. The agent
+surface (``agents.sessions.*``, ``assistant.threads.*``) is checked and recorded; its events
+(``agent_session_stopped``, ``app_home_opened``) and feedback-button clicks have builders.
 Failures are scripted per method (:meth:`FakeSlack.fail`), e.g. a 429 with ``Retry-After``.
 
 Point the adapter at it through settings only: ``SLACK_API_URL=fake.api_url``.
@@ -115,6 +118,8 @@ class BotMessage:
     streaming: bool = False
     updates: int = 0
     deleted: bool = False
+    markdown: bool = False
+    """``text`` is Markdown Slack renders (streamed, ``markdown_text``, a ``markdown`` block)."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,14 @@ class FakeSlack:
             if message.channel == channel and message.ts == ts:
                 return message
         return None
+
+    def stop_streams(self, channel: str, thread_ts: str) -> list[str]:
+        """End the bot's open streams in a thread, as Slack does when a person presses Stop;
+        their ``ts``, for the ``agent_session_stopped`` event."""
+        stopped = [m for m in self.thread(channel, thread_ts) if m.streaming]
+        for message in stopped:
+            message.streaming = False
+        return [message.ts for message in stopped]
 
     async def wait_for(self, predicate: Callable[[], T], *, within: float = WAIT) -> T:
         """Wait until ``predicate()`` is truthy (checked whenever the fake records something)."""
@@ -499,7 +512,9 @@ class FakeSlack:
             "chat.stopStream": self._stop_stream,
             "assistant.threads.setStatus": _ok,
             "assistant.threads.setTitle": _ok,
-            "assistant.threads.setSuggestedPrompts": _ok,
+            "assistant.threads.setSuggestedPrompts": _suggested_prompts,
+            "agents.sessions.setStatus": _session_status,
+            "agents.sessions.rename": _session_rename,
             "conversations.replies": self._replies,
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._upload_url,
@@ -538,16 +553,17 @@ class FakeSlack:
         channel = str(args.get("channel") or "")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        text = str(args.get("text") or "")
-        blocks = _json_arg(args.get("blocks"))
-        if not text and not blocks:
-            return {"ok": False, "error": "no_text"}
+        shown = _shown(args)
+        if isinstance(shown, str):
+            return {"ok": False, "error": shown}
+        text, blocks, markdown = shown
         message = BotMessage(
             channel=channel,
             ts=new_ts(),
             thread_ts=str(args["thread_ts"]) if args.get("thread_ts") else None,
             text=text,
-            blocks=blocks if isinstance(blocks, list) else None,
+            blocks=blocks,
+            markdown=markdown,
         )
         self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": self._shape(message)}
@@ -556,7 +572,10 @@ class FakeSlack:
         message = self.message(str(args.get("channel")), str(args.get("ts")))
         if message is None or message.deleted:
             return {"ok": False, "error": "message_not_found"}
-        message.text = str(args.get("text") or "")
+        shown = _shown(args)
+        if isinstance(shown, str):
+            return {"ok": False, "error": shown}
+        message.text, message.blocks, message.markdown = shown
         message.updates += 1
         return {
             "ok": True,
@@ -618,6 +637,7 @@ class FakeSlack:
             text=_stream_text(args),
             streamed=True,
             streaming=True,
+            markdown=True,
         )
         self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": message.ts}
@@ -639,6 +659,9 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_in_streaming_state"}
         message.text += _stream_text(args)
         message.streaming = False
+        blocks = _json_arg(args.get("blocks"))
+        if isinstance(blocks, list):
+            message.blocks = blocks
         return {
             "ok": True,
             "channel": message.channel,
@@ -776,6 +799,54 @@ def _stream_text(args: dict[str, Any]) -> str:
     return text
 
 
+def _shown(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None, bool] | str:
+    """What a posted or updated message shows: its text, blocks and whether the text is
+    Markdown; or Slack's error. ``markdown_text`` may not come with ``text`` or ``blocks``;
+    ``markdown`` blocks show their Markdown (``text`` is then only the notification)."""
+    markdown_text = args.get("markdown_text")
+    text = str(args.get("text") or "")
+    blocks = _json_arg(args.get("blocks"))
+    blocks = blocks if isinstance(blocks, list) and blocks else None
+    if markdown_text:
+        if text or blocks:
+            return "invalid_arguments"
+        return str(markdown_text), None, True
+    if blocks is not None:
+        markdown = [
+            str(block.get("text") or "")
+            for block in blocks
+            if isinstance(block, dict) and block.get("type") == "markdown"
+        ]
+        if markdown:
+            return "\n".join(markdown), blocks, True
+    if not text and blocks is None:
+        return "no_text"
+    return text, blocks, False
+
+
+SESSION_STATUSES = frozenset({"active", "processing", "suspended", "closed"})
+
+
+def _session_status(args: dict[str, Any]) -> dict[str, Any]:
+    if not args.get("channel_id") or args.get("status") not in SESSION_STATUSES:
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True, "status": args["status"]}
+
+
+def _session_rename(args: dict[str, Any]) -> dict[str, Any]:
+    title = str(args.get("title") or "")
+    if not args.get("channel_id") or not 1 <= len(title) <= 200:
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True, "title": title}
+
+
+def _suggested_prompts(args: dict[str, Any]) -> dict[str, Any]:
+    prompts = _json_arg(args.get("prompts"))
+    if not args.get("channel_id") or not isinstance(prompts, list) or not prompts:
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True}
+
+
 def _ok(args: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
@@ -891,6 +962,87 @@ def assistant_thread_started(
             "thread_ts": thread_ts or new_ts(),
         },
         "event_ts": new_ts(),
+    }
+
+
+def agent_session_stopped(
+    *,
+    channel: str,
+    thread_ts: str,
+    user: str = "U0ADA",
+    streaming_message_ts: list[str] | None = None,
+) -> dict[str, Any]:
+    """The Stop button on an agent session; ``streaming_message_ts`` lists the streams Slack
+    stopped (empty when none was open)."""
+    return {
+        "type": "agent_session_stopped",
+        "channel": channel,
+        "thread_ts": thread_ts,
+        "user": user,
+        "streaming_message_ts": streaming_message_ts or [],
+        "event_ts": new_ts(),
+    }
+
+
+def app_home_opened(
+    *, user: str = "U0ADA", channel: str = "D0ADA", tab: str = "messages"
+) -> dict[str, Any]:
+    return {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": channel,
+        "tab": tab,
+        "event_ts": new_ts(),
+    }
+
+
+def feedback_click(
+    message: BotMessage, rating: str, *, user: str = "U0ADA", team: str = TEAM
+) -> dict[str, Any]:
+    """A click on the good or bad button of the feedback buttons under ``message``."""
+    for block in message.blocks or []:
+        if block.get("type") != "context_actions":
+            continue
+        for element in block.get("elements", []):
+            if element.get("type") == "feedback_buttons":
+                button = element["positive_button" if rating == "good" else "negative_button"]
+                action_id = element["action_id"]
+                break
+        else:
+            continue
+        break
+    else:
+        raise AssertionError(f"message {message.ts} has no feedback buttons")
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": message.channel,
+            "is_ephemeral": False,
+            "thread_ts": message.thread_ts,
+        },
+        "trigger_id": _new_id("trigger-"),
+        "team": {"id": team, "domain": "fake-workspace"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": message.channel, "name": "kitchen"},
+        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
+        "state": {"values": {}},
+        "response_url": "",
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block.get("block_id", "feedback"),
+                "type": "feedback_buttons",
+                "text": button["text"],
+                "value": button["value"],
+                "action_ts": new_ts(),
+            }
+        ],
     }
 
 

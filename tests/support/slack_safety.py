@@ -6,9 +6,9 @@ should not.
 Mode acknowledgements, and each message as Slack shows it (a stream's pieces joined). A
 control sequence (``<!here>``, ``<@U1>``, ``<#C1>``, ``<!subteam^S1>``...) may only be one the
 product builds from ids, listed in ``allowed``. Markdown that Slack renders itself
-(``markdown_text``, streamed messages) is also read with its entities decoded and must link
-only to web and mail addresses. No call may ask Slack to link names (``link_names``,
-``parse=full``), which would make a bare ``@here`` a mention.
+(``markdown_text``, ``markdown`` blocks, streamed messages) is also read with its entities
+decoded and must link only to web and mail addresses. No call may ask Slack to link names
+(``link_names``, ``parse=full``), which would make a bare ``@here`` a mention.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def mention_problems(fake: FakeSlack, *, allowed: Iterable[str] = ()) -> list[st
             problems += _problems(envelope.ack_payload, f"ack of {envelope.type}", permitted)
     for message in fake.messages:
         where = f"message {message.ts} as shown"
-        markdown = message.streamed and message.updates == 0
+        markdown = message.markdown
         problems += _text_problems(message.text, where, permitted, markdown=markdown)
     return problems
 
@@ -72,8 +72,13 @@ def _problems(value: Any, where: str, allowed: frozenset[str], key: str = "") ->
 
 
 def _strings(value: Any, path: str, key: str) -> Iterator[tuple[str, str, str]]:
-    """Every string in ``value`` with its path and the key it sits under."""
-    if isinstance(value, dict):
+    """Every string in ``value`` with its path and the key it sits under (a ``markdown``
+    block's text under ``markdown_text``: Slack renders both as Markdown)."""
+    if isinstance(value, dict) and value.get("type") == "markdown":
+        for name, item in value.items():
+            inner = "markdown_text" if name == "text" else str(name)
+            yield from _strings(item, f"{path}.{name}", inner)
+    elif isinstance(value, dict):
         for name, item in value.items():
             yield from _strings(item, f"{path}.{name}", str(name))
     elif isinstance(value, list):

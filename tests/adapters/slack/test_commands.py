@@ -97,7 +97,7 @@ async def test_agent_start_opens_a_thread_with_the_first_message(
 
     (opener,) = fake_slack.calls_to("chat.postMessage")
     assert "thread_ts" not in opener.args, "a new top-level message"
-    assert opener.args["text"] == "Hi! How can I help?"
+    assert opener.args["markdown_text"] == "Hi! How can I help?"
     ts = fake_slack.messages[0].ts
     conversation = await bot.conversation(ts)
     assert conversation is not None

@@ -15,13 +15,18 @@ import pytest
 
 from adapters.slack import SlackStartError
 from adapters.slack.blocks import FORGET_CANCEL
-from tests.support.fake_openai import FakeOpenAI
+from adapters.slack.messages import STOPPED_LINE
+from tests.support.fake_openai import FakeOpenAI, HeldModel
 from tests.support.fake_slack import (
     SIGNING_SECRET,
     FakeSlack,
+    agent_session_stopped,
     block_actions,
     event_callback,
+    feedback_click,
     mention_event,
+    message_event,
+    new_ts,
     signed_headers,
     slash_command,
 )
@@ -160,6 +165,38 @@ async def test_commands_and_actions_over_http(
     assert (await responses(fake_slack, 2))[-1]["text"] == "Nothing was deleted."
     bot.expected += 3
     await bot.settle()
+
+
+async def test_stop_and_feedback_over_http(
+    start_slack: BotFactory, fake_slack: FakeSlack, fake_openai: FakeOpenAI
+) -> None:
+    bot, http = await http_bot(start_slack)
+    thread = new_ts()
+    dm = {"channel": "D0ADA", "channel_type": "im", "thread_ts": thread}
+    assert await http.event(message_event("hello", **dm)) == (200, "")
+    bot.expected += 1
+    await bot.settle()
+    (reply,) = fake_slack.thread("D0ADA", thread)
+    status, _ = await http.form({"payload": json.dumps(feedback_click(reply, "good"))})
+    assert status == 200
+    bot.expected += 1
+    await bot.settle()
+    conversation = await bot.conversation(thread, channel="D0ADA")
+    assert conversation is not None
+    stored = (await bot.store.list_messages(conversation_id=conversation.id))[-1]
+    assert [f.rating for f in await bot.store.list_feedback(message_id=stored.id)] == ["good"]
+
+    held = HeldModel()
+    fake_openai.handle(held)
+    assert await http.event(message_event("a long story", **dm)) == (200, "")
+    await held.until(1)
+    stop = agent_session_stopped(channel="D0ADA", thread_ts=thread)
+    assert await http.event(stop) == (200, "")
+    await fake_slack.wait_for(lambda: STOPPED_LINE in texts(fake_slack, thread, "D0ADA"))
+    held.release()
+    bot.expected += 2
+    await bot.settle()
+    assert texts(fake_slack, thread, "D0ADA")[-1] == STOPPED_LINE
 
 
 async def test_a_taken_port_is_a_clear_start_error(start_slack: BotFactory) -> None:

@@ -211,7 +211,7 @@ async def test_goal_checks_never_mention(
 # titles ------------------------------------------------------------------------------------
 
 
-async def test_assistant_thread_titles_never_mention(
+async def test_agent_session_titles_never_mention(
     start_slack: BotFactory, fake_slack: FakeSlack, model: Model
 ) -> None:
     bot = await start_slack(agents=agents_file(plain()))
@@ -227,7 +227,7 @@ async def test_assistant_thread_titles_never_mention(
         )
         await bot.settle()
 
-    titles = [call.args["title"] for call in fake_slack.calls_to("assistant.threads.setTitle")]
+    titles = [call.args["title"] for call in fake_slack.calls_to("agents.sessions.rename")]
     assert len(titles) == len(SPELLINGS)
     assert_no_mentions(fake_slack)
 

@@ -8,14 +8,24 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.slack.blocks import (
+    FEEDBACK,
     FORGET_CANCEL,
     FORGET_CONFIRM,
+    feedback_blocks,
     forget_blocks,
     goal_check_blocks,
 )
 from adapters.slack.commands import thread_command
 from adapters.slack.format import safe_plain_text
-from adapters.slack.payloads import BotIdentity, Ignored, SlackMessage, parse_message
+from adapters.slack.payloads import (
+    BotIdentity,
+    FeedbackClick,
+    Ignored,
+    SlackMessage,
+    parse_feedback,
+    parse_message,
+    parse_stop,
+)
 from adapters.slack.reply import StreamGate
 from bot.commands import Pending
 from memory.base import GoalCheck
@@ -23,7 +33,11 @@ from tests.support.fake_slack import (
     BOT_ID,
     BOT_USER,
     TEAM,
+    BotMessage,
+    agent_session_stopped,
+    block_actions,
     event_callback,
+    feedback_click,
     mention_event,
     message_event,
 )
@@ -110,14 +124,14 @@ def test_goal_check_blocks() -> None:
     assert [block["type"] for block in blocks] == [
         "header",
         "section",
-        "section",
-        "section",
+        "markdown",
+        "markdown",
         "context",
     ]
     assert blocks[0]["text"]["text"] == "Goal check: Chef"
     assert blocks[1]["text"]["text"] == "*Goal:* ❌ not yet"
-    assert blocks[2]["text"]["text"] == "Ada likes *rice*."
-    assert blocks[3]["text"]["text"] == "*Still missing:*\n• a final &lt;choice&gt;"
+    assert blocks[2]["text"] == "Ada likes **rice**.", "Markdown, rendered by Slack"
+    assert blocks[3]["text"] == "**Still missing:**\n- a final <choice>"
     assert blocks[4]["elements"][0]["text"] == "Checked 2026-01-02 03:04 UTC"
 
 
@@ -126,7 +140,7 @@ def test_forget_buttons_carry_the_pending_action() -> None:
     blocks = forget_blocks(
         action.encode(), question="Forget *this*?", confirm="Forget it", cancel="<!here>"
     )
-    assert blocks[0]["text"]["text"] == "Forget *this*?"
+    assert blocks[0] == {"type": "markdown", "text": "Forget *this*?"}
     buttons = blocks[1]["elements"]
     assert [button["action_id"] for button in buttons] == [FORGET_CONFIRM, FORGET_CANCEL]
     assert buttons[0]["text"]["text"] == "Forget it"
@@ -135,3 +149,35 @@ def test_forget_buttons_carry_the_pending_action() -> None:
     assert Pending.decode("not json") is None
     assert Pending.decode('{"c": 1}') is None
     assert Pending.decode(None) is None
+
+
+def test_a_feedback_click_names_the_reply_and_the_rating() -> None:
+    blocks = feedback_blocks("a" * 32)
+    message = BotMessage(channel="D0ADA", ts="2.0", thread_ts="1.0", text="hi", blocks=blocks)
+    assert parse_feedback(feedback_click(message, "bad")) == FeedbackClick(
+        team=TEAM, channel="D0ADA", user="U0ADA", thread_ts="1.0", reply_id="a" * 32, rating="bad"
+    )
+    for value in ("meh:" + "a" * 32, "good:", "good", ""):
+        click = block_actions(FEEDBACK, value, response_url="")
+        assert parse_feedback(click) is None, value  # type: ignore[arg-type]
+
+
+def test_a_stop_names_its_thread() -> None:
+    stop = parse_stop(event_callback(agent_session_stopped(channel="D0ADA", thread_ts="1.0")))
+    assert stop is not None
+    assert (stop.key.workspace, stop.key.channel, stop.key.thread) == (TEAM, "D0ADA", "1.0")
+    assert stop.user == "U0ADA"
+    for broken in ({"type": "agent_session_stopped", "channel": "D0ADA"}, {"thread_ts": 1}):
+        assert parse_stop(event_callback(broken)) is None  # type: ignore[arg-type]
+
+
+def test_only_threads_of_direct_messages_are_agent_sessions() -> None:
+    bot = BotIdentity(user_id=BOT_USER, bot_id=BOT_ID, team_id=TEAM)
+    kinds = {
+        "dm thread": message_event("hi", channel="D0ADA", channel_type="im", thread_ts="1.0"),
+        "dm": message_event("hi", channel="D0ADA", channel_type="im"),
+        "channel thread": message_event("hi", thread_ts="1.0"),
+    }
+    parsed = {name: parse_message(event_callback(e), bot) for name, e in kinds.items()}
+    sessions = {n for n, m in parsed.items() if isinstance(m, SlackMessage) and m.in_agent_thread}
+    assert sessions == {"dm thread"}
