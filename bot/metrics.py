@@ -22,7 +22,8 @@ __all__ = ["CONTENT_TYPE", "PURPOSES", "LagSource", "Metrics"]
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 PURPOSES: Final = frozenset({"reply", "summary", "goal_check", "repair", "memory"})
 """Why a model is called (``ChatRequest.metadata["purpose"]``); anything else is ``other``."""
-FEEDBACK: Final = frozenset({"up", "down"})
+FEEDBACK: Final = frozenset({"good", "bad"})
+"""The ratings of the feedback buttons (``memory.base.Rating``)."""
 
 _TURN_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
 _FIRST_TEXT_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 30)
@@ -203,7 +204,7 @@ class Metrics:
             self.store_errors.labels(operation).inc()
 
     def feedback_given(self, value: str) -> None:
-        """Count one piece of feedback on a reply (``up`` or ``down``; else ``other``)."""
+        """Count one new or changed rating of a reply (``good`` or ``bad``; else ``other``)."""
         self.feedback.labels(_known(value, FEEDBACK)).inc()
 
     # what is read when scraped ------------------------------------------------------------

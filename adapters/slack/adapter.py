@@ -183,6 +183,9 @@ class SlackAdapter:
         self._own_journal = journal is None
         self._journal = journal or TurnJournal(engine=engine)
         self._feedback = feedback or FeedbackBook(engine.store)
+        self._feedback.watch(
+            lambda rated: engine.telemetry.metrics.feedback_given(rated.feedback.rating)
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._received = 0
         self._changed = asyncio.Event()

@@ -30,14 +30,14 @@ def test_unknown_purposes_and_feedback_values_are_other() -> None:
     metrics = Metrics()
     metrics.model_call(purpose="reply", outcome="ok", seconds=0.5)
     metrics.model_call(purpose="made-up-purpose-42", outcome="ok", seconds=0.5)
-    metrics.feedback_given("up")
-    metrics.feedback_given("down")
+    metrics.feedback_given("good")
+    metrics.feedback_given("bad")
     metrics.feedback_given("<script>")
 
     found = Scrape.of(metrics)
     assert found.labels("parley_model_calls_total", "purpose") == {"reply", "other"}
-    assert found.value("parley_feedback_total", value="up") == 1
-    assert found.value("parley_feedback_total", value="down") == 1
+    assert found.value("parley_feedback_total", value="good") == 1
+    assert found.value("parley_feedback_total", value="bad") == 1
     assert found.value("parley_feedback_total", value="other") == 1
 
 

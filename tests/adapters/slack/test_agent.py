@@ -27,6 +27,7 @@ from tests.support.fake_slack import (
     message_event,
     new_ts,
 )
+from tests.support.metrics import Scrape
 from tests.support.slack_bot import ADA, DM, Bot, BotFactory, texts
 from tests.support.slack_safety import assert_no_mentions
 
@@ -299,6 +300,9 @@ async def test_feedback_buttons_end_a_streamed_reply_and_clicks_are_stored_once_
         ("U0OLU", "good", None),
         ("U0ADA", "bad", "good"),
     ], "watchers (metrics) see each new or changed rating once"
+    counted = Scrape.of(bot.engine.telemetry.metrics)
+    assert counted.value("parley_feedback_total", value="good") == 2
+    assert counted.value("parley_feedback_total", value="bad") == 1
     thanks = [e for e in fake_slack.ephemerals if e["text"] == THANKS_LINE]
     assert len(thanks) == 3
     assert {e["user"] for e in thanks} == {"U0ADA", "U0OLU"}
