@@ -277,10 +277,14 @@ def render(report: Report) -> str:
     if report.details:
         out += ["", *report.details]
     out += ["", "Targets"]
+    when, before = previous_targets()
     for target in report.targets:
         verdict = "met" if target.met else "NOT met"
         out.append(f"  [{verdict:>7}] {target.store}: {target.name}")
         out.append(f"            {target.detail}")
+        earlier = before.get((target.store, target.name))
+        if earlier is not None:
+            out.append(f"            before ({when}): {earlier}")
     out += [
         "",
         "Reading the table: 'msgs at turn' is the conversation size when the measured turns "
@@ -323,6 +327,28 @@ def _ratios(report: Report) -> list[str]:
             f"p99 {ratios['naive_over_engine_p99_at_largest']:,.1f}x",
         ]
     return out
+
+
+PREVIOUS = Path(__file__).with_name("previous.json")
+"""The figures of the run kept in the repository, printed beside each target's (replace them
+with ``python -m bench --json bench/previous.json`` on a quiet machine)."""
+
+
+def previous_targets(path: Path = PREVIOUS) -> tuple[str, dict[tuple[str, str], str]]:
+    """The day of the kept run, and each of its targets' verdict and figures by (store,
+    name); nothing when there is no readable file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", {}
+    if not isinstance(document, dict):
+        return "", {}
+    found: dict[tuple[str, str], str] = {}
+    for target in document.get("targets") or []:
+        if isinstance(target, dict) and {"store", "name", "met", "detail"} <= target.keys():
+            verdict = "met" if target["met"] else "NOT met"
+            found[(str(target["store"]), str(target["name"]))] = f"{verdict}, {target['detail']}"
+    return str(document.get("started", ""))[:10], found
 
 
 def write_json(report: Report, path: Path) -> None:
