@@ -260,7 +260,6 @@ class Engine:
         model = ObservedModelClient(model, self._telemetry)
         self._store = store
         self._agents = agents if isinstance(agents, AgentCatalog) else AgentCatalog(agents, store)
-        self._model = model
         self._replies = StructuredReplies(model, metrics=self._telemetry.metrics)
         self._tokens = tokens
         self._default_model = default_model
