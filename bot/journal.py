@@ -148,6 +148,9 @@ class TurnJournal:
         self._showers: dict[str, Shower] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._taking: set[str] = set()
+        """Places whose record is taking their lease and first entry now (at most one per
+        place; bounded by the records in flight)."""
         self._unrecorded: BoundedLRU[str, str] = BoundedLRU(max_drains)
         """Replies posted while the store could not record where (entry id: ref): this
         process's next attempt at the entry deletes them. Bounded like the drains: a place
@@ -179,8 +182,30 @@ class TurnJournal:
 
     async def record(self, entry: NewJournalEntry) -> bool:
         """Keep the message in the store; False for a redelivery (already recorded).
-        Raises :class:`StoreError` when the store cannot take it: do not acknowledge then."""
-        _, created = await self._store.journal_add(entry)
+        Raises :class:`StoreError` when the store cannot take it: do not acknowledge then.
+
+        When no drain of the place runs here, the same write takes the place's lease and its
+        first entry, and a drain starts with it in hand (no second write to begin answering);
+        otherwise the running drain comes to it (see :meth:`kick`)."""
+        place = entry.key.canonical
+        if place in self._drains or place in self._taking or not self._may_drain():
+            _, created = await self._store.journal_add(entry)
+            return created
+        self._taking.add(place)
+        try:
+            _, created, taken = await self._store.journal_add_and_take(
+                entry,
+                lease=LEASE_PREFIX + place,
+                owner=self.owner,
+                ttl_seconds=self._lease,
+            )
+        finally:
+            self._taking.discard(place)
+        if taken is not None:
+            self._start_drain(entry.key, first=taken)
+        elif place in self._again:  # kicked while taking: look now
+            self._again.discard(place)
+            self.kick(entry.key)
         return created
 
     async def reply_posted(self, entry: JournalEntry, ref: str) -> None:
@@ -197,12 +222,19 @@ class TurnJournal:
     def kick(self, key: PlatformKey) -> None:
         """Drain ``key``'s entries in this process if its lease can be had (now, in a task)."""
         place = key.canonical
-        if place in self._drains:
-            self._again.add(place)  # the drain re-reads before it lets go
+        if place in self._drains or place in self._taking:
+            self._again.add(place)  # the drain (or the record taking) looks again
             return
-        if self._closing or len(self._drains) >= self._max_drains:
+        if not self._may_drain():
             return  # kept in the journal: the sweeper (here or elsewhere) takes it later
-        task = asyncio.create_task(self._drain(key), name=f"drain {place}")
+        self._start_drain(key)
+
+    def _may_drain(self) -> bool:
+        return not self._closing and len(self._drains) < self._max_drains
+
+    def _start_drain(self, key: PlatformKey, first: JournalEntry | None = None) -> None:
+        place = key.canonical
+        task = asyncio.create_task(self._drain(key, first), name=f"drain {place}")
         self._drains[place] = task
         self._idle.clear()
         task.add_done_callback(lambda done: self._drained(place, done))  # if never started
@@ -286,14 +318,14 @@ class TurnJournal:
         for key in places:
             self.kick(key)
 
-    async def _drain(self, key: PlatformKey) -> None:
-        """Answer the place's entries in order while this process holds its lease. A failure
-        (the store, the platform) is retried with a growing pause; the person is told once.
-        A drain stopped with the process gives its lease back, so the next process need not
-        wait for it to lapse."""
+    async def _drain(self, key: PlatformKey, first: JournalEntry | None) -> None:
+        """Answer the place's entries in order while this process holds its lease (``first``:
+        an entry already taken under it). A failure (the store, the platform) is retried with
+        a growing pause; the person is told once. A drain stopped with the process gives its
+        lease back, so the next process need not wait for it to lapse."""
         lease = LEASE_PREFIX + key.canonical
         try:
-            await self._drain_held(key, lease)
+            await self._drain_held(key, lease, first)
         finally:
             if self._closing:
                 with contextlib.suppress(Exception):
@@ -302,7 +334,7 @@ class TurnJournal:
             # starts a new drain instead of leaving a note for this one.
             self._drained(key.canonical, asyncio.current_task())
 
-    async def _drain_held(self, key: PlatformKey, lease: str) -> None:
+    async def _drain_held(self, key: PlatformKey, lease: str, first: JournalEntry | None) -> None:
         """Each step is one ``journal_advance``: it writes the entry just finished, renews
         the lease and takes the next entry (or lets the lease go when there is none)."""
         place = key.canonical
@@ -311,17 +343,20 @@ class TurnJournal:
         finish: JournalFinish | None = None
         try:
             while not self._closing:
-                entry: JournalEntry | None = None
+                entry: JournalEntry | None = first
                 try:
                     self._again.discard(place)
-                    entry = await self._store.journal_advance(
-                        key=key,
-                        lease=lease,
-                        owner=self.owner,
-                        ttl_seconds=self._lease,
-                        finish=finish,
-                    )
-                    finish = None
+                    if first is not None:
+                        first = None
+                    else:
+                        entry = await self._store.journal_advance(
+                            key=key,
+                            lease=lease,
+                            owner=self.owner,
+                            ttl_seconds=self._lease,
+                            finish=finish,
+                        )
+                        finish = None
                     if entry is None:  # another process has the place, or it is empty
                         if place in self._again:  # kicked here during that last look
                             continue

@@ -909,6 +909,20 @@ class JournalRecords(Protocol):
         """
         ...
 
+    async def journal_add_and_take(
+        self, entry: NewJournalEntry, *, lease: str, owner: str, ttl_seconds: float
+    ) -> tuple[JournalEntry, bool, JournalEntry | None]:
+        """:meth:`journal_add`, then, when that created the entry, the take of
+        :meth:`journal_advance` (with no finish) at the entry's place: the first unfinished
+        entry there (this one, or one recorded before it) taken up under the claim ``lease``.
+
+        Returns the entry, whether this call created it, and the entry taken, or None when
+        nothing was taken (a redelivery, or another owner holds the claim; the entry is
+        recorded all the same). For a place with no drain in the caller's process: one write
+        records a message and starts answering it. SQLite makes it one transaction.
+        """
+        ...
+
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         """The entry with that id; None if unknown or not a valid journal id."""
         ...

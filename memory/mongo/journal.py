@@ -89,6 +89,18 @@ class MongoJournal(MongoCoordination):
                 return created, True
         raise StoreError("could not add the journal entry: too many concurrent writers")
 
+    async def journal_add_and_take(
+        self, entry: NewJournalEntry, *, lease: str, owner: str, ttl_seconds: float
+    ) -> tuple[JournalEntry, bool, JournalEntry | None]:
+        """The add, then (when it created the entry) the advance's take: separate writes."""
+        added, created = await self.journal_add(entry)
+        if not created:
+            return added, False, None
+        taken = await self.journal_advance(
+            key=entry.key, lease=lease, owner=owner, ttl_seconds=ttl_seconds
+        )
+        return added, True, taken
+
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         if not is_valid_journal_id(entry_id):
             return None

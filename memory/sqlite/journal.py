@@ -104,6 +104,17 @@ class SqliteJournal(SqliteConnection):
     """The turn journal."""
 
     async def journal_add(self, entry: NewJournalEntry) -> tuple[JournalEntry, bool]:
+        added, created, _ = await self._add(entry, None)
+        return added, created
+
+    async def journal_add_and_take(
+        self, entry: NewJournalEntry, *, lease: str, owner: str, ttl_seconds: float
+    ) -> tuple[JournalEntry, bool, JournalEntry | None]:
+        return await self._add(entry, (lease, owner, ttl_seconds))
+
+    async def _add(
+        self, entry: NewJournalEntry, take: tuple[str, str, float] | None
+    ) -> tuple[JournalEntry, bool, JournalEntry | None]:
         now = self._now()
         now_ms = to_ms(now)
         row = (
@@ -117,21 +128,26 @@ class SqliteJournal(SqliteConnection):
         # Grouped with the other writes waiting: the acknowledgement waits for one trip to
         # SQLite's thread at most; a redelivery (the rare case) reads the entry it found.
 
-        def add(db: sqlite3.Connection) -> sqlite3.Row | None:
-            if db.execute(_INSERT_JOURNAL, row).fetchall():
-                return None
-            found: sqlite3.Row | None = db.execute(
-                "SELECT * FROM journal WHERE id = ?", (entry.id,)
-            ).fetchone()
-            return found
+        def add(db: sqlite3.Connection) -> tuple[sqlite3.Row | None, _Taken | None]:
+            if not db.execute(_INSERT_JOURNAL, row).fetchall():
+                found: sqlite3.Row | None = db.execute(
+                    "SELECT * FROM journal WHERE id = ?", (entry.id,)
+                ).fetchone()
+                return found, None
+            if take is None:
+                return None, None
+            lease, owner, ttl_seconds = take
+            return None, _take_head(
+                db, entry.key, lease=lease, owner=owner, ttl_seconds=ttl_seconds, now=now_ms
+            )
 
-        existing = await self._grouped(add, "record a journal entry")
+        existing, taken = await self._grouped(add, "record a journal entry")
         if existing is not None:
-            return _journal_entry(existing), False
+            return _journal_entry(existing), False, None
         created = JournalEntry(
             **entry.model_dump(), state="received", created_at=now, updated_at=now
         )
-        return created, True
+        return created, True, None if taken is None else _taken_entry(taken)
 
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         if not is_valid_journal_id(entry_id):
@@ -157,28 +173,17 @@ class SqliteJournal(SqliteConnection):
         """One transaction in one trip to SQLite's thread: nothing is added at ``key``
         between finding it empty and releasing the claim."""
         now = self._now_ms()
-        expires_at = now + round(ttl_seconds * 1000)
         done = None
         if finish is not None and is_valid_journal_id(finish.entry_id):
             done = _update_params(finish.entry_id, finish.changes, finish.state, now=now)
 
-        def step(db: sqlite3.Connection) -> tuple[sqlite3.Row, int] | None:
+        def step(db: sqlite3.Connection) -> _Taken | None:
             if done is not None:
                 db.execute(_UPDATE_JOURNAL, done)
-            if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
-                return None
-            head = db.execute(_JOURNAL_HEAD, (key.canonical,)).fetchone()
-            if head is None:
-                db.execute(RELEASE, (lease, owner)).fetchall()
-                return None
-            taken: sqlite3.Row = db.execute(_JOURNAL_TAKE, (now, head["id"])).fetchone()
-            return taken, head["updated_at"]
+            return _take_head(db, key, lease=lease, owner=owner, ttl_seconds=ttl_seconds, now=now)
 
-        found = await self._grouped(step, "advance the journal")
-        if found is None:
-            return None
-        row, prior_touch = found
-        return _journal_entry(row, prior_touch=from_ms(prior_touch))
+        taken = await self._grouped(step, "advance the journal")
+        return None if taken is None else _taken_entry(taken)
 
     async def journal_update(
         self,
@@ -231,6 +236,37 @@ class SqliteJournal(SqliteConnection):
             return await change(
                 db, "DELETE FROM journal WHERE pending = 0 AND updated_at < ?", (before,)
             )
+
+
+_Taken = tuple[sqlite3.Row, int]
+"""An entry taken up, and its ``updated_at`` before the take."""
+
+
+def _take_head(
+    db: sqlite3.Connection,
+    key: PlatformKey,
+    *,
+    lease: str,
+    owner: str,
+    ttl_seconds: float,
+    now: int,
+) -> _Taken | None:
+    """Inside a transaction: claim ``lease`` and take up ``key``'s first unfinished entry, or
+    release the claim when there is none. None when nothing was taken."""
+    expires_at = now + round(ttl_seconds * 1000)
+    if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
+        return None
+    head = db.execute(_JOURNAL_HEAD, (key.canonical,)).fetchone()
+    if head is None:
+        db.execute(RELEASE, (lease, owner)).fetchall()
+        return None
+    taken: sqlite3.Row = db.execute(_JOURNAL_TAKE, (now, head["id"])).fetchone()
+    return taken, head["updated_at"]
+
+
+def _taken_entry(taken: _Taken) -> JournalEntry:
+    row, prior_touch = taken
+    return _journal_entry(row, prior_touch=from_ms(prior_touch))
 
 
 def _update_params(

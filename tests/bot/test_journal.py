@@ -136,10 +136,13 @@ async def drained(store: ConversationStore, within: float = 20.0) -> None:
 async def test_a_place_is_answered_in_platform_order_once(
     processes: Callable[..., Any],
 ) -> None:
+    """Entries waiting at a place (recorded out of order, here by the store as a stopping
+    process would leave them) are taken by position, each answered and shown once."""
     bot: Process = await processes()
     key = place(1)
     for position in (3, 1, 2):
-        assert await bot.journal.record(entry(key, position))
+        _, created = await bot.store.journal_add(entry(key, position))
+        assert created
     assert not await bot.journal.record(entry(key, 2)), "a redelivery is the same entry"
     bot.journal.kick(key)
     await drained(bot.store)
@@ -379,6 +382,51 @@ async def test_a_message_kicked_while_a_drain_ends_is_answered_at_once(
         assert store.arrival is None, "the second message arrived during the last look"
         await drained(store._store, within=5)
         assert [shown for shown, _ in platform.shown] == [entry(key, n).id for n in (1, 2)]
+    finally:
+        await journal.stop(grace=1.0)
+
+
+class CountingSteps:
+    """The store, counting the drain steps (``journal_advance``) made through it."""
+
+    def __init__(self, store: ConversationStore) -> None:
+        self._store = store
+        self.steps = 0
+
+    async def journal_advance(self, **step: Any) -> JournalEntry | None:
+        self.steps += 1
+        return await self._store.journal_advance(**step)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_message_at_a_quiet_place_is_taken_up_by_the_write_that_records_it(
+    store_factory: StoreFactory, make_engine: EngineFactory, clock: FakeClock
+) -> None:
+    """Where no drain runs, the record takes the lease and the entry: the only drain step
+    left is the one that writes it shown and lets the lease go. Where one runs, the record
+    leaves the message to it."""
+    store = CountingSteps(await store_factory())
+    engine = make_engine(agents_file(plain()), store=store)
+    journal = TurnJournal(engine=engine, sweep_every=3600.0, retry_seconds=0.02, clock=clock)
+    platform = RecordingPlatform()
+    journal.register("slack", platform)
+    key = place(11)
+    try:
+        assert await journal.record(entry(key, 1, "first"))
+        journal.kick(key)
+        await asyncio.wait_for(journal.wait_idle(), timeout=10)
+        assert store.steps == 1
+        for position in (2, 3):  # the second arrives while the first is being answered
+            assert await journal.record(entry(key, position))
+            journal.kick(key)
+        await asyncio.wait_for(journal.wait_idle(), timeout=10)
+        await drained(store._store, within=5)
+        assert [shown for shown, _ in platform.shown] == [entry(key, n).id for n in (1, 2, 3)]
+        assert store.steps == 3, "one step after each entry"
+        assert not await journal.record(entry(key, 3)), "a redelivery"
+        assert journal.draining == 0
     finally:
         await journal.stop(grace=1.0)
 

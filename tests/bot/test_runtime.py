@@ -83,7 +83,7 @@ async def test_the_runtime_serves_its_whole_process_on_metrics(
     assert found.value("parley_adapter_connected", adapter="discord") == 1
     seconds = "parley_store_operation_duration_seconds_count"
     assert found.value(seconds, operation="append_message") == 2
-    assert found.value(seconds, operation="journal_add") == 1
+    assert found.value(seconds, operation="journal_add_and_take") == 1, "recorded and taken"
     assert found.total("parley_platform_api_calls_total", platform="discord") > 0
     assert ("parley_event_loop_lag_seconds", frozenset()) in found.samples
     assert runtime.telemetry.tracing is False, "no OTEL_EXPORTER_OTLP_ENDPOINT, no tracing"

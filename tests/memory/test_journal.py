@@ -338,6 +338,66 @@ async def test_take_keeps_to_its_place(store: ConversationStore) -> None:
     assert untouched.attempts == 0
 
 
+async def add_and_take(
+    store: ConversationStore, new: NewJournalEntry, *, owner: str = "p1"
+) -> tuple[JournalEntry, bool, JournalEntry | None]:
+    return await store.journal_add_and_take(
+        new, lease=f"turns:{new.key.canonical}", owner=owner, ttl_seconds=30
+    )
+
+
+async def test_add_and_take_records_and_takes_up_the_entry(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    """At a place nobody drains, one call records the message and takes it up under the
+    lease, as an advance would."""
+    added, created, taken = await add_and_take(store, entry("discord:1", key=DISCORD))
+    assert created is True
+    assert taken is not None
+    assert (taken.id, taken.state, taken.attempts) == ("discord:1", "received", 1)
+    assert taken.message == {"text": "discord:1"}
+    assert taken.prior_touch == added.created_at == clock.now
+    assert await store.journal_get(entry_id="discord:1") == taken.model_copy(
+        update={"prior_touch": None}
+    )
+    lease = f"turns:{DISCORD.canonical}"
+    assert not await store.claim(key=lease, owner="p2", ttl_seconds=30), "p1 holds the place"
+    assert (
+        await take(store, DISCORD, owner="p1", finish=JournalFinish.of("discord:1", state="shown"))
+        is None
+    )
+    assert await store.claim(key=lease, owner="p2", ttl_seconds=30), "released when empty"
+
+
+async def test_add_and_take_takes_the_head_not_the_newcomer(store: ConversationStore) -> None:
+    """An entry left unfinished before is first in line: it is the one taken."""
+    await store.journal_add(entry("discord:1", key=DISCORD, position="1"))
+    _, created, taken = await add_and_take(store, entry("discord:2", key=DISCORD, position="2"))
+    assert created is True
+    assert taken is not None
+    assert taken.id == "discord:1"
+    newcomer = await store.journal_get(entry_id="discord:2")
+    assert newcomer is not None
+    assert (newcomer.state, newcomer.attempts) == ("received", 0)
+
+
+async def test_add_and_take_leaves_a_held_place_and_a_redelivery_alone(
+    store: ConversationStore,
+) -> None:
+    """Another owner's place is recorded into, not taken; a redelivery takes nothing."""
+    await store.journal_add(entry("discord:1", key=DISCORD, position="1"))
+    assert await take(store, DISCORD, owner="p2") is not None
+    _, created, taken = await add_and_take(store, entry("discord:2", key=DISCORD, position="2"))
+    assert (created, taken) == (True, None)
+    recorded = await store.journal_get(entry_id="discord:2")
+    assert recorded is not None
+    assert recorded.attempts == 0
+    again, created, taken = await add_and_take(store, entry("slack:1", key=SLACK), owner="p3")
+    assert (created, taken is not None) == (True, True)
+    again, created, taken = await add_and_take(store, entry("slack:1", key=SLACK), owner="p4")
+    assert (again.id, again.attempts, created, taken) == ("slack:1", 1, False, None)
+
+
 # states ----------------------------------------------------------------------------------
 
 
