@@ -9,7 +9,6 @@ transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -57,23 +56,17 @@ class _Grouped:
     """A write waiting for a group commit (``SqliteConnection._grouped``)."""
 
     work: Callable[[sqlite3.Connection], Any]
+    what: str
     outcome: asyncio.Future[Any]
-    taken: bool = False
 
 
-def _settle(batch: list[_Grouped], what: str, trip: asyncio.Future[list[Any]]) -> None:
-    """Hand every write of a finished group its own outcome."""
-    if trip.cancelled():
-        outcomes: list[Any] = [StoreError(f"SQLite could not {what}: cancelled")] * len(batch)
-    elif (failed := trip.exception()) is not None:
-        outcomes = [failed] * len(batch)
-    else:
-        outcomes = trip.result()
+def _settle(batch: list[_Grouped], outcomes: list[Any]) -> None:
+    """Hand every write of a finished group its own outcome (a waiter gone is skipped)."""
     for each, outcome in zip(batch, outcomes, strict=True):
         if each.outcome.done():
             continue
         if isinstance(outcome, sqlite3.Error):
-            each.outcome.set_exception(StoreError(f"SQLite could not {what}: {outcome}"))
+            each.outcome.set_exception(StoreError(f"SQLite could not {each.what}: {outcome}"))
         elif isinstance(outcome, BaseException):
             each.outcome.set_exception(outcome)
         else:
@@ -97,6 +90,7 @@ class SqliteConnection:
         self._checkpointer = Checkpointer(path, every=checkpoint_every)
         self._lock = asyncio.Lock()
         self._group: list[_Grouped] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._events_marked = 0
 
     def __repr__(self) -> str:
@@ -168,34 +162,49 @@ class SqliteConnection:
 
     async def _grouped(self, work: Callable[[sqlite3.Connection], T], what: str) -> T:
         """Run ``work`` (a few statements on the sqlite3 connection) atomically, in one
-        transaction with every other grouped write waiting for the connection meanwhile: one
-        trip to SQLite's thread and one commit for all of them (group commit), each in a
-        savepoint of its own, so a SQLite error undoes and fails only its own write.
+        transaction with every other grouped write waiting meanwhile: one trip to SQLite's
+        thread and one commit for all of them (group commit), each in a savepoint of its own,
+        so a SQLite error undoes and fails only its own write.
 
-        Whichever waiter gets the connection first runs everyone's; its cancellation does
-        not stop the trip, and every waiter gets its own outcome when the trip ends.
+        One flusher task per connection takes the connection for each group in turn, so a
+        waiter costs a future and no turn at the lock; a waiter cancelled before its group
+        left is dropped from it, one cancelled after it left does not stop the trip.
         """
-        waiter = _Grouped(work, asyncio.get_running_loop().create_future())
+        waiter = _Grouped(work, what, asyncio.get_running_loop().create_future())
         self._group.append(waiter)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="sqlite group commit")
         try:
-            async with self._connection() as db:
-                if not waiter.taken:
-                    batch, self._group = self._group, []
-                    for each in batch:
-                        each.taken = True
-                    works = [each.work for each in batch]
-                    trip = asyncio.ensure_future(
-                        in_one_trip(db, partial(in_savepoints, works=works), what)
-                    )
-                    trip.add_done_callback(partial(_settle, batch, what))
-                    with contextlib.suppress(StoreError):
-                        await asyncio.shield(trip)
-        except BaseException:
-            if not waiter.taken:  # nobody ran it, and nobody will
+            result: T = await waiter.outcome
+        except asyncio.CancelledError:
+            if waiter in self._group:  # not taken: nobody will run it
                 self._group.remove(waiter)
             raise
-        result: T = await waiter.outcome
         return result
+
+    async def _flush(self) -> None:
+        """Run the waiting groups, one trip each, until none waits."""
+        try:
+            while self._group:
+                try:
+                    async with self._connection() as db:
+                        batch, self._group = self._group, []
+                        works = [each.work for each in batch]
+                        try:
+                            outcomes: list[Any] = await in_one_trip(
+                                db, partial(in_savepoints, works=works), batch[0].what
+                            )
+                        except Exception as failed:  # noqa: BLE001 - each waiter gets it
+                            outcomes = [failed] * len(batch)
+                        except BaseException:  # the loop is going away: fail, then go
+                            _settle(batch, [StoreError("SQLite write cancelled")] * len(batch))
+                            raise
+                        _settle(batch, outcomes)
+                except StoreError as unavailable:  # the store closed while the group waited
+                    batch, self._group = self._group, []
+                    _settle(batch, [unavailable] * len(batch))
+        finally:
+            self._flusher = None
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
