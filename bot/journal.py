@@ -62,7 +62,8 @@ class _InHand:
     """The entry a drain is processing, and its turn once the engine started one."""
 
     entry_id: str
-    task: asyncio.Task[JournalFinish | None]
+    task: asyncio.Task[None]
+    """The drain's task (:meth:`TurnJournal.stop_turn` cancels it)."""
     turn: Turn | None = None
     stopped: bool = False
 
@@ -388,7 +389,7 @@ class TurnJournal:
         in_hand = self._in_hand.get(key.canonical)
         if in_hand is None or in_hand.turn is None or in_hand.stopped:
             return False
-        if in_hand.turn.done or in_hand.task.done():  # answered: what is left is showing it
+        if in_hand.turn.done:  # answered: what is left is showing it
             return False
         in_hand.stopped = True
         in_hand.turn.cancel()
@@ -415,16 +416,19 @@ class TurnJournal:
         return stored is not None and stored.state == "failed" and stored.error == STOPPED
 
     async def _stoppable(self, key: PlatformKey, entry: JournalEntry) -> JournalFinish | None:
-        """:meth:`_process` in a task :meth:`stop_turn` may cancel."""
+        """:meth:`_process`, which :meth:`stop_turn` may stop by cancelling the drain's task
+        (no task of its own per entry): that one cancellation is taken back here, so the
+        drain goes on to the next entry."""
         place = key.canonical
-        task = asyncio.create_task(self._process(entry), name=f"entry {entry.id}")
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - a drain is a task
         in_hand = self._in_hand[place] = _InHand(entry.id, task)
         try:
-            return await task
+            return await self._process(entry)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not in_hand.stopped or (current is not None and current.cancelling()):
+            if not in_hand.stopped or task.cancelling() > 1:  # the drain itself is cancelled
                 raise
+            task.uncancel()
             logger.info("journal: a person stopped the turn", extra=self._context(entry))
             return JournalFinish.of(entry.id, state="failed", error=STOPPED)
         finally:
@@ -537,7 +541,8 @@ class TurnJournal:
             entry = entry.model_copy(update={"shown_ref": unrecorded})
         shown = await shower.show_live(entry, turn)
         result = await turn.result()  # a StoreError leaves the entry received: retried
-        logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("journal: answered", extra=self._context(entry, result.conversation.id))
         stored: dict[str, str | None] = {
             "conversation_id": result.conversation.id,
             "user_message_id": result.user_message.id,

@@ -144,10 +144,16 @@ class SqliteJournal(SqliteConnection):
         existing, taken = await self._grouped(add, "record a journal entry")
         if existing is not None:
             return _journal_entry(existing), False, None
-        created = JournalEntry(
-            **entry.model_dump(), state="received", created_at=now, updated_at=now
-        )
-        return created, True, None if taken is None else _taken_entry(taken)
+        created = JournalEntry.model_construct(
+            id=entry.id,
+            key=entry.key,
+            position=entry.position,
+            message=entry.message,
+            state="received",
+            created_at=now,
+            updated_at=now,
+        )  # made of what was checked as a NewJournalEntry
+        return created, True, None if taken is None else _taken_entry(taken, entry.key)
 
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         if not is_valid_journal_id(entry_id):
@@ -183,7 +189,7 @@ class SqliteJournal(SqliteConnection):
             return _take_head(db, key, lease=lease, owner=owner, ttl_seconds=ttl_seconds, now=now)
 
         taken = await self._grouped(step, "advance the journal")
-        return None if taken is None else _taken_entry(taken)
+        return None if taken is None else _taken_entry(taken, key)
 
     async def journal_update(
         self,
@@ -264,9 +270,26 @@ def _take_head(
     return taken, head["updated_at"]
 
 
-def _taken_entry(taken: _Taken) -> JournalEntry:
+def _taken_entry(taken: _Taken, key: PlatformKey) -> JournalEntry:
+    """The entry taken at ``key``, built unchecked: every value is the store's own (a drain
+    takes one per message, on the event loop)."""
     row, prior_touch = taken
-    return _journal_entry(row, prior_touch=from_ms(prior_touch))
+    return JournalEntry.model_construct(
+        id=row["id"],
+        key=key,
+        position=row["position"],
+        message=json.loads(row["message"]),
+        state=row["state"],
+        created_at=from_ms(row["created_at"]),
+        updated_at=from_ms(row["updated_at"]),
+        attempts=row["attempts"],
+        conversation_id=row["conversation_id"],
+        user_message_id=row["user_message_id"],
+        reply_message_id=row["reply_message_id"],
+        shown_ref=row["shown_ref"],
+        error=row["error"],
+        prior_touch=from_ms(prior_touch),
+    )
 
 
 def _update_params(
@@ -294,7 +317,7 @@ def _update_params(
     return params
 
 
-def _journal_entry(row: sqlite3.Row, prior_touch: datetime | None = None) -> JournalEntry:
+def _journal_entry(row: sqlite3.Row) -> JournalEntry:
     return JournalEntry(
         id=row["id"],
         key=PlatformKey.from_canonical(row["place"]),
@@ -309,5 +332,4 @@ def _journal_entry(row: sqlite3.Row, prior_touch: datetime | None = None) -> Jou
         reply_message_id=row["reply_message_id"],
         shown_ref=row["shown_ref"],
         error=row["error"],
-        prior_touch=prior_touch,
     )
