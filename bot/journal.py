@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from bot.engine import Engine, EngineBusy, IncomingMessage, Turn
@@ -159,6 +160,10 @@ class TurnJournal:
         self._in_hand: dict[str, _InHand] = {}
         """Per place drained here, the entry being processed (bounded like the drains)."""
         self._sweeper: asyncio.Task[None] | None = None
+        self._working: set[str] = set()
+        """Leases of the places whose entry is in work here (bounded like the drains)."""
+        self._renewals: dict[str, asyncio.Task[None]] = {}
+        self._renewer: asyncio.Task[None] | None = None
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -276,6 +281,10 @@ class TurnJournal:
             for task in late:
                 task.cancel()
             await asyncio.gather(*drains, return_exceptions=True)
+        renewer = self._renewer
+        if renewer is not None:  # nothing left in work: its next tick would end it
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
 
     async def sweep(self) -> int:
         """Kick every place whose oldest unfinished entry was not touched for two sweeps;
@@ -459,25 +468,36 @@ class TurnJournal:
     async def _with_lease(
         self, lease: str, work: Coroutine[Any, Any, JournalFinish | None]
     ) -> JournalFinish | None:
-        """Run ``work`` while renewing ``lease`` every third of its length (a timer, not a
-        task: most entries end long before the first renewal)."""
-        loop = asyncio.get_running_loop()
-        renewals: set[asyncio.Task[None]] = set()
-        timers: list[asyncio.TimerHandle] = []
-
-        def renew() -> None:
-            task = loop.create_task(self._renew(lease))
-            renewals.add(task)
-            task.add_done_callback(renewals.discard)
-            timers[0] = loop.call_later(self._lease / 3, renew)
-
-        timers.append(loop.call_later(self._lease / 3, renew))
+        """Run ``work`` while :meth:`_renew_leases` renews ``lease`` (one timer for every
+        entry in work here, not one per entry: most end long before a renewal is due)."""
+        self._working.add(lease)
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_leases(), name="journal leases")
         try:
             return await work
         finally:
-            timers[0].cancel()
-            if renewals:  # none may land after the next step lets the lease go
-                await asyncio.gather(*renewals, return_exceptions=True)
+            self._working.discard(lease)
+            renewal = self._renewals.get(lease)
+            if renewal is not None:  # none may land after the next step lets the lease go
+                await asyncio.gather(renewal, return_exceptions=True)
+
+    async def _renew_leases(self) -> None:
+        """Every third of a lease, renew the lease of each entry in work here: one in work
+        at a tick was taken (or renewed) at most two thirds of a lease before it."""
+        try:
+            while self._working:
+                await asyncio.sleep(self._lease / 3)
+                for lease in self._working:
+                    if lease not in self._renewals:
+                        task = asyncio.create_task(self._renew(lease), name=f"renew {lease}")
+                        self._renewals[lease] = task
+                        task.add_done_callback(partial(self._renewed, lease))
+        finally:
+            self._renewer = None
+
+    def _renewed(self, lease: str, task: asyncio.Task[None]) -> None:
+        if self._renewals.get(lease) is task:
+            del self._renewals[lease]
 
     async def _renew(self, lease: str) -> None:
         with contextlib.suppress(StoreError):

@@ -916,10 +916,11 @@ class JournalRecords(Protocol):
         :meth:`journal_advance` (with no finish) at the entry's place: the first unfinished
         entry there (this one, or one recorded before it) taken up under the claim ``lease``.
 
-        Returns the entry, whether this call created it, and the entry taken, or None when
-        nothing was taken (a redelivery, or another owner holds the claim; the entry is
-        recorded all the same). For a place with no drain in the caller's process: one write
-        records a message and starts answering it. SQLite makes it one transaction.
+        Returns the entry (as taken, when it was), whether this call created it, and the
+        entry taken, or None when nothing was taken (a redelivery, or another owner holds the
+        claim; the entry is recorded all the same). For a place with no drain in the caller's
+        process: one write records a message and starts answering it. SQLite makes it one
+        transaction.
         """
         ...
 

@@ -144,16 +144,12 @@ class SqliteJournal(SqliteConnection):
         existing, taken = await self._grouped(add, "record a journal entry")
         if existing is not None:
             return _journal_entry(existing), False, None
-        created = JournalEntry.model_construct(
-            id=entry.id,
-            key=entry.key,
-            position=entry.position,
-            message=entry.message,
-            state="received",
-            created_at=now,
-            updated_at=now,
-        )  # made of what was checked as a NewJournalEntry
-        return created, True, None if taken is None else _taken_entry(taken, entry.key)
+        if taken is not None:
+            took = _taken_entry(taken, entry.key, now)
+            if took.id == entry.id:  # the usual case: a quiet place
+                return took, True, took
+            return _new_entry(entry, now), True, took
+        return _new_entry(entry, now), True, None
 
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         if not is_valid_journal_id(entry_id):
@@ -189,7 +185,7 @@ class SqliteJournal(SqliteConnection):
             return _take_head(db, key, lease=lease, owner=owner, ttl_seconds=ttl_seconds, now=now)
 
         taken = await self._grouped(step, "advance the journal")
-        return None if taken is None else _taken_entry(taken, key)
+        return None if taken is None else _taken_entry(taken, key, from_ms(now))
 
     async def journal_update(
         self,
@@ -258,37 +254,52 @@ def _take_head(
     now: int,
 ) -> _Taken | None:
     """Inside a transaction: claim ``lease`` and take up ``key``'s first unfinished entry, or
-    release the claim when there is none. None when nothing was taken."""
-    expires_at = now + round(ttl_seconds * 1000)
-    if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
-        return None
+    release the claim when there is none (an empty place is not claimed first: the release
+    is all it needs). None when nothing was taken."""
     head = db.execute(_JOURNAL_HEAD, (key.canonical,)).fetchone()
     if head is None:
         db.execute(RELEASE, (lease, owner)).fetchall()
+        return None
+    expires_at = now + round(ttl_seconds * 1000)
+    if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
         return None
     taken: sqlite3.Row = db.execute(_JOURNAL_TAKE, (now, head["id"])).fetchone()
     return taken, head["updated_at"]
 
 
-def _taken_entry(taken: _Taken, key: PlatformKey) -> JournalEntry:
-    """The entry taken at ``key``, built unchecked: every value is the store's own (a drain
-    takes one per message, on the event loop)."""
+def _new_entry(entry: NewJournalEntry, now: datetime) -> JournalEntry:
+    """The entry just recorded, made of what was checked as a NewJournalEntry."""
+    return JournalEntry.model_construct(
+        id=entry.id,
+        key=entry.key,
+        position=entry.position,
+        message=entry.message,
+        state="received",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _taken_entry(taken: _Taken, key: PlatformKey, now: datetime) -> JournalEntry:
+    """The entry taken at ``key`` at ``now`` (its new ``updated_at``), built unchecked: every
+    value is the store's own (a drain takes one per message, on the event loop)."""
     row, prior_touch = taken
+    created_at = from_ms(row["created_at"])
     return JournalEntry.model_construct(
         id=row["id"],
         key=key,
         position=row["position"],
         message=json.loads(row["message"]),
         state=row["state"],
-        created_at=from_ms(row["created_at"]),
-        updated_at=from_ms(row["updated_at"]),
+        created_at=created_at,
+        updated_at=now,
         attempts=row["attempts"],
         conversation_id=row["conversation_id"],
         user_message_id=row["user_message_id"],
         reply_message_id=row["reply_message_id"],
         shown_ref=row["shown_ref"],
         error=row["error"],
-        prior_touch=from_ms(prior_touch),
+        prior_touch=created_at if prior_touch == row["created_at"] else from_ms(prior_touch),
     )
 
 
