@@ -6,6 +6,8 @@ or answered, and the partial indexes hold only such entries (or, for pruning, on
 
 from __future__ import annotations
 
+import enum
+import functools
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -43,7 +45,7 @@ _INSERT_JOURNAL = """
 INSERT INTO journal (id, place, position, message, state, pending, created_at, updated_at)
 VALUES (?, ?, ?, ?, 'received', 1, ?, ?)
 ON CONFLICT (id) DO NOTHING
-RETURNING *
+RETURNING 1
 """
 
 _JOURNAL_NEXT = """
@@ -61,29 +63,31 @@ WHERE id = ?
 RETURNING *
 """
 
-_JOURNAL_MOVES = (
-    ":set_state AND pending = 1 AND :rank > CASE state WHEN 'received' THEN 0 ELSE 1 END"
-)
-"""The requested state applies (see ``memory.base.journal_state_after``); SET expressions all
-read the row as it was, so ``state`` and ``pending`` move together."""
+_JOURNAL_TAKE_FRESH = _JOURNAL_TAKE.replace("RETURNING *", "")
 
-_UPDATE_JOURNAL = f"""
-UPDATE journal SET
-    state = CASE WHEN {_JOURNAL_MOVES} THEN :state ELSE state END,
-    pending = CASE WHEN {_JOURNAL_MOVES} THEN :pending ELSE pending END,
-    conversation_id = CASE WHEN :set_conversation_id THEN :conversation_id
-        ELSE conversation_id END,
-    user_message_id = CASE WHEN :set_user_message_id THEN :user_message_id
-        ELSE user_message_id END,
-    reply_message_id = CASE WHEN :set_reply_message_id THEN :reply_message_id
-        ELSE reply_message_id END,
-    shown_ref = CASE WHEN :set_shown_ref THEN :shown_ref ELSE shown_ref END,
-    error = CASE WHEN :set_error THEN :error ELSE error END,
-    attempts = attempts + :add_attempt,
-    updated_at = :updated_at
-WHERE id = :id
-RETURNING *
-"""  # noqa: S608
+_MOVES = "pending = 1 AND ?1 > CASE state WHEN 'received' THEN 0 ELSE 1 END"
+"""The requested state (of rank ?1) applies (see ``memory.base.journal_state_after``); SET
+expressions all read the row as it was, so ``state`` and ``pending`` move together."""
+
+
+@functools.cache
+def _update_sql(fields: tuple[str, ...], *, moves: bool, add_attempt: bool, returning: bool) -> str:
+    """An UPDATE of one entry (``?5``) setting ``fields`` (``?6`` on), the state when it
+    ``moves`` (to ``?2``, rank ``?1``, pending ``?3``) and ``updated_at`` (``?4``): one
+    statement per combination, so SQLite's statement cache keeps each prepared."""
+    sets = []
+    if moves:
+        sets += [
+            f"state = CASE WHEN {_MOVES} THEN ?2 ELSE state END",
+            f"pending = CASE WHEN {_MOVES} THEN ?3 ELSE pending END",
+        ]
+    sets += [f"{name} = ?{n}" for n, name in enumerate(fields, start=6)]
+    if add_attempt:
+        sets.append("attempts = attempts + 1")
+    sets.append("updated_at = ?4")
+    tail = " RETURNING *" if returning else ""
+    return f"UPDATE journal SET {', '.join(sets)} WHERE id = ?5{tail}"  # noqa: S608
+
 
 _JOURNAL_PENDING = """
 SELECT place FROM (
@@ -128,7 +132,7 @@ class SqliteJournal(SqliteConnection):
         # Grouped with the other writes waiting: the acknowledgement waits for one trip to
         # SQLite's thread at most; a redelivery (the rare case) reads the entry it found.
 
-        def add(db: sqlite3.Connection) -> tuple[sqlite3.Row | None, _Taken | None]:
+        def add(db: sqlite3.Connection) -> tuple[sqlite3.Row | None, _Taken | _Fresh | None]:
             if not db.execute(_INSERT_JOURNAL, row).fetchall():
                 found: sqlite3.Row | None = db.execute(
                     "SELECT * FROM journal WHERE id = ?", (entry.id,)
@@ -138,17 +142,23 @@ class SqliteJournal(SqliteConnection):
                 return None, None
             lease, owner, ttl_seconds = take
             return None, _take_head(
-                db, entry.key, lease=lease, owner=owner, ttl_seconds=ttl_seconds, now=now_ms
+                db,
+                entry.key,
+                lease=lease,
+                owner=owner,
+                ttl_seconds=ttl_seconds,
+                now=now_ms,
+                fresh=entry.id,
             )
 
         existing, taken = await self._grouped(add, "record a journal entry")
         if existing is not None:
             return _journal_entry(existing), False, None
+        if taken is FRESH:  # the usual case: a quiet place
+            took = _new_entry(entry, now, taken=True)
+            return took, True, took
         if taken is not None:
-            took = _taken_entry(taken, entry.key, now)
-            if took.id == entry.id:  # the usual case: a quiet place
-                return took, True, took
-            return _new_entry(entry, now), True, took
+            return _new_entry(entry, now), True, _taken_entry(taken, entry.key, now)
         return _new_entry(entry, now), True, None
 
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
@@ -177,15 +187,17 @@ class SqliteJournal(SqliteConnection):
         now = self._now_ms()
         done = None
         if finish is not None and is_valid_journal_id(finish.entry_id):
-            done = _update_params(finish.entry_id, finish.changes, finish.state, now=now)
+            done = _update(finish.entry_id, finish.changes, finish.state, now=now)
 
-        def step(db: sqlite3.Connection) -> _Taken | None:
+        def step(db: sqlite3.Connection) -> _Taken | _Fresh | None:
             if done is not None:
-                db.execute(_UPDATE_JOURNAL, done)
+                db.execute(*done)
             return _take_head(db, key, lease=lease, owner=owner, ttl_seconds=ttl_seconds, now=now)
 
         taken = await self._grouped(step, "advance the journal")
-        return None if taken is None else _taken_entry(taken, key, from_ms(now))
+        if taken is None or taken is FRESH:  # (never FRESH: nothing was added here)
+            return None
+        return _taken_entry(taken, key, from_ms(now))
 
     async def journal_update(
         self,
@@ -210,11 +222,16 @@ class SqliteJournal(SqliteConnection):
         if not is_valid_journal_id(entry_id):
             return None
         new_state: JournalState | None = None if state is UNSET else state
-        params = _update_params(
-            entry_id, changes, new_state, now=self._now_ms(), add_attempt=add_attempt
+        sql, params = _update(
+            entry_id,
+            changes,
+            new_state,
+            now=self._now_ms(),
+            add_attempt=add_attempt,
+            returning=True,
         )
         async with self._connection() as db:
-            rows = await fetch(db, _UPDATE_JOURNAL, params)
+            rows = await fetch(db, sql, params)
         return _journal_entry(rows[0]) if rows else None
 
     async def journal_pending(
@@ -244,6 +261,14 @@ _Taken = tuple[sqlite3.Row, int]
 """An entry taken up, and its ``updated_at`` before the take."""
 
 
+class _Fresh(enum.Enum):
+    FRESH = "fresh"
+
+
+FRESH = _Fresh.FRESH
+"""Taken: the entry the same transaction added."""
+
+
 def _take_head(
     db: sqlite3.Connection,
     key: PlatformKey,
@@ -252,10 +277,12 @@ def _take_head(
     owner: str,
     ttl_seconds: float,
     now: int,
-) -> _Taken | None:
+    fresh: str | None = None,
+) -> _Taken | _Fresh | None:
     """Inside a transaction: claim ``lease`` and take up ``key``'s first unfinished entry, or
     release the claim when there is none (an empty place is not claimed first: the release
-    is all it needs). None when nothing was taken."""
+    is all it needs). None when nothing was taken; :data:`FRESH` when the entry taken is
+    ``fresh``, one this transaction just added."""
     head = db.execute(_JOURNAL_HEAD, (key.canonical,)).fetchone()
     if head is None:
         db.execute(RELEASE, (lease, owner)).fetchall()
@@ -263,12 +290,16 @@ def _take_head(
     expires_at = now + round(ttl_seconds * 1000)
     if not db.execute(CLAIM, (lease, owner, expires_at, now)).fetchall():
         return None
+    if head["id"] == fresh:  # what the caller knows already: no row to read back
+        db.execute(_JOURNAL_TAKE_FRESH, (now, fresh))
+        return FRESH
     taken: sqlite3.Row = db.execute(_JOURNAL_TAKE, (now, head["id"])).fetchone()
     return taken, head["updated_at"]
 
 
-def _new_entry(entry: NewJournalEntry, now: datetime) -> JournalEntry:
-    """The entry just recorded, made of what was checked as a NewJournalEntry."""
+def _new_entry(entry: NewJournalEntry, now: datetime, *, taken: bool = False) -> JournalEntry:
+    """The entry just recorded at ``now`` (and ``taken`` then), made of what was checked as
+    a NewJournalEntry."""
     return JournalEntry.model_construct(
         id=entry.id,
         key=entry.key,
@@ -277,6 +308,8 @@ def _new_entry(entry: NewJournalEntry, now: datetime) -> JournalEntry:
         state="received",
         created_at=now,
         updated_at=now,
+        attempts=1 if taken else 0,
+        prior_touch=now if taken else None,
     )
 
 
@@ -303,29 +336,26 @@ def _taken_entry(taken: _Taken, key: PlatformKey, now: datetime) -> JournalEntry
     )
 
 
-def _update_params(
+def _update(
     entry_id: str,
     changes: Mapping[str, str | None],
     new_state: JournalState | None,
     *,
     now: int,
     add_attempt: bool = False,
-) -> dict[str, object]:
-    """``_UPDATE_JOURNAL``'s parameters for changes checked by ``journal_changes`` (a
-    ``state`` among them is ignored: ``new_state`` says where to move)."""
-    params: dict[str, object] = {
-        "id": entry_id,
-        "updated_at": now,
-        "add_attempt": 1 if add_attempt else 0,
-        "set_state": new_state is not None,
-        "state": new_state,
-        "rank": -1 if new_state is None else JOURNAL_RANK[new_state],
-        "pending": new_state in JOURNAL_UNFINISHED,
-    }
-    for name in JOURNAL_FIELDS:
-        params[f"set_{name}"] = name in changes
-        params[name] = changes.get(name)
-    return params
+    returning: bool = False,
+) -> tuple[str, tuple[object, ...]]:
+    """The statement and parameters of an update with changes checked by
+    ``journal_changes`` (a ``state`` among them is ignored: ``new_state`` says where to
+    move)."""
+    fields = tuple(name for name in JOURNAL_FIELDS if name in changes)
+    sql = _update_sql(
+        fields, moves=new_state is not None, add_attempt=add_attempt, returning=returning
+    )
+    rank = -1 if new_state is None else JOURNAL_RANK[new_state]
+    pending = new_state in JOURNAL_UNFINISHED
+    values = tuple(changes[name] for name in fields)
+    return sql, (rank, new_state, pending, now, entry_id, *values)
 
 
 def _journal_entry(row: sqlite3.Row) -> JournalEntry:
