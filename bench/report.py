@@ -26,6 +26,10 @@ from bench.stats import Row
 
 P99_TARGET_MS = 5.0
 GROWTH_RATIO_TARGET = 1.5
+THROUGHPUT_TARGET = 1000
+"""Turns a second one process carries with the instant model (issue #18)."""
+THROUGHPUT_CONVERSATIONS = 1000
+"""Judged with at least this many conversations in flight (not in ``--quick`` runs)."""
 
 
 @dataclass
@@ -119,6 +123,21 @@ def _judge_concurrency(report: Report, store: str) -> None:
         )
     )
     amortised = pooled.wall_s / pooled.samples * 1000
+    crowd = _find(report.rows, store, section="concurrency", in_flight=plan.conversations)
+    if crowd is not None and plan.conversations >= THROUGHPUT_CONVERSATIONS:
+        met = crowd.msgs_per_s >= THROUGHPUT_TARGET
+        crowd.target = f">={THROUGHPUT_TARGET:,} msgs/s {'met' if met else 'NOT met'}"
+        report.targets.append(
+            Target(
+                store=store,
+                name=f"engine >= {THROUGHPUT_TARGET:,} turns/s with {plan.conversations:,} "
+                "conversations in flight",
+                met=met,
+                detail=f"{crowd.msgs_per_s:,.0f} msgs/s over {crowd.samples:,} turns "
+                f"({crowd.wall_s / crowd.samples * 1000:.2f} ms wall, "
+                f"{crowd.cpu_ms_per_msg:.2f} ms CPU per message)",
+            )
+        )
     report.targets.append(
         Target(
             store=store,

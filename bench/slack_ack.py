@@ -30,6 +30,8 @@ from tests.support.process import REPO, start_bot, wait_healthy
 
 API_LATENCY = 0.1
 ACK_TARGET_MS = 100.0
+CPU_TARGET_MS = 20.0
+RSS_TARGET_MIB = 120.0
 CHANNELS = ("C0KITCHEN", "C0GARDEN", "C0PANTRY")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -129,12 +131,29 @@ async def run_slack_ack(
         f"envelopes; bot process: {cpu / replies * 1000:.1f} ms CPU per reply, "
         f"peak RSS {rss:.0f} MiB, {calls / replies:.1f} Web API calls per reply",
     )
+    cpu_per_reply = cpu / replies * 1000
+    targets = [
+        target,
+        Target(
+            store="sqlite",
+            name=f"CPU per streamed reply <= {CPU_TARGET_MS:g} ms (the bot process, Socket Mode)",
+            met=cpu_per_reply <= CPU_TARGET_MS,
+            detail=f"{cpu_per_reply:.1f} ms over {replies:,} replies, "
+            f"{calls / replies:.1f} Web API calls per reply",
+        ),
+        Target(
+            store="sqlite",
+            name=f"peak RSS <= {RSS_TARGET_MIB:g} MiB (the bot process, after the load)",
+            met=rss <= RSS_TARGET_MIB,
+            detail=f"{rss:.0f} MiB (VmHWM)",
+        ),
+    ]
     setup = (
         "Slack: python -m bot run (SQLite, Socket Mode) against the fake Slack (every Web API "
         f"call answered after {API_LATENCY * 1000:.0f} ms) and the fake model server; "
         "acknowledgement times measured by the fake Slack."
     )
-    return [row], [target], setup
+    return [row], targets, setup
 
 
 def _finished(slack: FakeSlack, channel: str, root: str) -> int:
