@@ -540,7 +540,8 @@ class TurnJournal:
         incoming = await shower.incoming(entry)
         if incoming is None:
             return JournalFinish.of(entry.id, state="failed", error="nothing to answer")
-        incoming = replace(incoming, resume=entry.attempts > 1)
+        if entry.attempts > 1:  # an earlier attempt may have stored the message already
+            incoming = replace(incoming, resume=True)
         pause, told = self._retry, False
         while True:
             try:

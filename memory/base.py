@@ -920,7 +920,9 @@ class JournalRecords(Protocol):
         entry taken, or None when nothing was taken (a redelivery, or another owner holds the
         claim; the entry is recorded all the same). For a place with no drain in the caller's
         process: one write records a message and starts answering it. SQLite makes it one
-        transaction.
+        transaction; a store that cannot make the take part of the add's one write takes
+        nothing (None) and leaves the entry to a drain step, so that whoever waits for the
+        add (an acknowledgement) waits for one write.
         """
         ...
 

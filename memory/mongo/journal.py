@@ -92,14 +92,10 @@ class MongoJournal(MongoCoordination):
     async def journal_add_and_take(
         self, entry: NewJournalEntry, *, lease: str, owner: str, ttl_seconds: float
     ) -> tuple[JournalEntry, bool, JournalEntry | None]:
-        """The add, then (when it created the entry) the advance's take: separate writes."""
+        """The add alone: here the take would be writes of their own, and the acknowledgement
+        waits for this call, so the drain takes the entry instead (None)."""
         added, created = await self.journal_add(entry)
-        if not created:
-            return added, False, None
-        taken = await self.journal_advance(
-            key=entry.key, lease=lease, owner=owner, ttl_seconds=ttl_seconds
-        )
-        return added, True, taken
+        return added, created, None
 
     async def journal_get(self, *, entry_id: str) -> JournalEntry | None:
         if not is_valid_journal_id(entry_id):

@@ -346,36 +346,40 @@ async def add_and_take(
     )
 
 
-async def test_add_and_take_records_and_takes_up_the_entry(
+async def test_add_and_take_records_and_takes_up_the_entry_or_leaves_it_to_a_step(
     store: ConversationStore, clock: FakeClock
 ) -> None:
     """At a place nobody drains, one call records the message and takes it up under the
-    lease, as an advance would."""
+    lease as an advance would, or (a store that cannot do both in one write) records it
+    untaken and leaves the lease free for the drain's first step."""
+    lease = f"turns:{DISCORD.canonical}"
     added, created, taken = await add_and_take(store, entry("discord:1", key=DISCORD))
     assert created is True
-    assert taken is not None
-    assert (taken.id, taken.state, taken.attempts) == ("discord:1", "received", 1)
-    assert taken.message == {"text": "discord:1"}
-    assert taken.prior_touch == added.created_at == clock.now
-    assert await store.journal_get(entry_id="discord:1") == taken.model_copy(
-        update={"prior_touch": None}
-    )
-    lease = f"turns:{DISCORD.canonical}"
+    stored = await store.journal_get(entry_id="discord:1")
+    assert stored is not None
+    if taken is None:
+        assert (stored.state, stored.attempts) == ("received", 0)
+        first = await take(store, DISCORD, owner="p1")
+        assert first is not None
+        assert (first.id, first.attempts) == ("discord:1", 1)
+    else:
+        assert (taken.id, taken.state, taken.attempts) == ("discord:1", "received", 1)
+        assert taken.message == {"text": "discord:1"}
+        assert taken.prior_touch == added.created_at == clock.now
+        assert added == taken
+        assert stored == taken.model_copy(update={"prior_touch": None})
     assert not await store.claim(key=lease, owner="p2", ttl_seconds=30), "p1 holds the place"
-    assert (
-        await take(store, DISCORD, owner="p1", finish=JournalFinish.of("discord:1", state="shown"))
-        is None
-    )
+    finished = JournalFinish.of("discord:1", state="shown")
+    assert await take(store, DISCORD, owner="p1", finish=finished) is None
     assert await store.claim(key=lease, owner="p2", ttl_seconds=30), "released when empty"
 
 
 async def test_add_and_take_takes_the_head_not_the_newcomer(store: ConversationStore) -> None:
-    """An entry left unfinished before is first in line: it is the one taken."""
+    """An entry left unfinished before is first in line: it is the one taken, if any."""
     await store.journal_add(entry("discord:1", key=DISCORD, position="1"))
     _, created, taken = await add_and_take(store, entry("discord:2", key=DISCORD, position="2"))
     assert created is True
-    assert taken is not None
-    assert taken.id == "discord:1"
+    assert taken is None or taken.id == "discord:1"
     newcomer = await store.journal_get(entry_id="discord:2")
     assert newcomer is not None
     assert (newcomer.state, newcomer.attempts) == ("received", 0)
@@ -392,10 +396,11 @@ async def test_add_and_take_leaves_a_held_place_and_a_redelivery_alone(
     recorded = await store.journal_get(entry_id="discord:2")
     assert recorded is not None
     assert recorded.attempts == 0
-    again, created, taken = await add_and_take(store, entry("slack:1", key=SLACK), owner="p3")
-    assert (created, taken is not None) == (True, True)
+    _, created, _ = await add_and_take(store, entry("slack:1", key=SLACK), owner="p3")
+    assert created is True
+    before = await store.journal_get(entry_id="slack:1")
     again, created, taken = await add_and_take(store, entry("slack:1", key=SLACK), owner="p4")
-    assert (again.id, again.attempts, created, taken) == ("slack:1", 1, False, None)
+    assert (again, created, taken) == (before, False, None)
 
 
 # states ----------------------------------------------------------------------------------
@@ -812,6 +817,25 @@ async def _journal_plans(tmp_path: Path, clock: FakeClock) -> dict[str, str]:
         }
     finally:
         check.close()
+
+
+async def test_sqlite_records_and_takes_in_one_write(tmp_path: Path, clock: FakeClock) -> None:
+    """SQLite makes the add and the take one transaction: the entry comes back taken, the
+    newcomer behind an older entry leaves the older one taken, and nothing is read back."""
+    store = SqliteStore(path=tmp_path / "take.sqlite3", clock=clock)
+    await store.open()
+    try:
+        added, created, taken = await add_and_take(store, entry("discord:1", key=DISCORD))
+        assert created
+        assert taken is not None
+        assert added is taken
+        assert (taken.attempts, taken.prior_touch) == (1, clock.now)
+        await store.journal_add(entry("slack:1", key=SLACK, position="1"))
+        _, _, older = await add_and_take(store, entry("slack:2", key=SLACK, position="2"))
+        assert older is not None
+        assert (older.id, older.attempts) == ("slack:1", 1)
+    finally:
+        await store.close()
 
 
 async def test_sqlite_journal_reads_indexes(tmp_path: Path, clock: FakeClock) -> None:
