@@ -18,13 +18,11 @@ import pytest
 
 from adapters.base import AdapterHealth, AdapterState
 from bot.runtime import Runtime
-from config.settings import Settings
 from tests.support.agents import agents_file, chef
-from tests.support.discord_bot import BotFactory, populate
+from tests.support.discord_bot import BotFactory, populate, runtime_settings
 from tests.support.fake_discord import FakeDiscord
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import FakeSlack
-from tests.support.loopback import free_port
 from tests.support.slack_bot import BotFactory as SlackFactory
 
 WITHIN = 15.0
@@ -213,16 +211,7 @@ async def discord_runtime(
     clean_env: pytest.MonkeyPatch,
 ) -> AsyncIterator[Runtime]:
     """``python -m bot run``'s runtime on Discord (the fake), not serving yet."""
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        discord_bot_token=fake_discord.token,
-        discord_api_url=fake_discord.api_url,
-        openai_base_url=fake_openai.base_url,
-        openai_api_key="sk-test",
-        bot_data_dir=tmp_path,
-        host="127.0.0.1",
-        port=free_port(),
-    )
+    settings = runtime_settings(fake_discord, fake_openai, tmp_path)
     async with Runtime(settings, agents_file(chef())) as runtime:
         yield runtime
 

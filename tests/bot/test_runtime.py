@@ -12,11 +12,9 @@ import httpx
 import pytest
 
 from bot.runtime import Runtime
-from config.settings import Settings
-from tests.support.discord_bot import ADA, CHEF_ROOM, answer, world_agents
+from tests.support.discord_bot import ADA, CHEF_ROOM, answer, runtime_settings, world_agents
 from tests.support.fake_discord import FakeDiscord
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.loopback import free_port
 from tests.support.metrics import Scrape
 from tests.support.waiting import eventually
 
@@ -31,15 +29,10 @@ async def runtime(
     fake_openai: FakeOpenAI,
     clean_env: pytest.MonkeyPatch,
 ) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        discord_bot_token=fake_discord.token,
-        discord_api_url=fake_discord.api_url,
-        openai_base_url=fake_openai.base_url,
-        openai_api_key="sk-test",
-        bot_data_dir=tmp_path,
-        host="127.0.0.1",
-        port=free_port(),
+    settings = runtime_settings(
+        fake_discord,
+        fake_openai,
+        tmp_path,
         metrics_token=TOKEN,
         api_enabled=getattr(request, "param", True),
     )

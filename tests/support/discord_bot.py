@@ -28,6 +28,7 @@ from memory.sqlite import SqliteStore
 from tests.support.agents import agents_file, chef, plain
 from tests.support.fake_discord import FakeDiscord
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.loopback import free_port
 
 KITCHEN = 810000000000000001
 """A guild (shard 0 of 2) with a channel bound to the chef, one bound to the plain agent, and
@@ -63,6 +64,24 @@ def populate(fake: FakeDiscord) -> FakeDiscord:
     fake.add_text_channel(GARDEN, GARDEN_CHAT, "chat")
     fake.add_dm(ADA_DM, ADA)
     return fake
+
+
+def runtime_settings(
+    fake: FakeDiscord, model: FakeOpenAI, data_dir: Path, **overrides: Any
+) -> Settings:
+    """``python -m bot run``'s settings on the fake Discord and model: serving on a free
+    loopback port, keeping its data in ``data_dir``, and ``overrides`` on top."""
+    values: dict[str, Any] = {
+        "discord_bot_token": fake.token,
+        "discord_api_url": fake.api_url,
+        "openai_base_url": model.base_url,
+        "openai_api_key": "sk-test",
+        "bot_data_dir": data_dir,
+        "host": "127.0.0.1",
+        "port": free_port(),
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def world_agents() -> AgentsFile:
