@@ -1013,37 +1013,25 @@ def feedback_click(
         break
     else:
         raise AssertionError(f"message {message.ts} has no feedback buttons")
-    return {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
-        "api_app_id": APP_ID,
-        "token": "legacy-verification-token",
-        "container": {
-            "type": "message",
-            "message_ts": message.ts,
-            "channel_id": message.channel,
-            "is_ephemeral": False,
-            "thread_ts": message.thread_ts,
+    payload = _block_actions(
+        {
+            "action_id": action_id,
+            "block_id": block.get("block_id", "feedback"),
+            "type": "feedback_buttons",
+            "text": button["text"],
+            "value": button["value"],
+            "action_ts": new_ts(),
         },
-        "trigger_id": _new_id("trigger-"),
-        "team": {"id": team, "domain": "fake-workspace"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "channel": {"id": message.channel, "name": "kitchen"},
-        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
-        "state": {"values": {}},
-        "response_url": "",
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": block.get("block_id", "feedback"),
-                "type": "feedback_buttons",
-                "text": button["text"],
-                "value": button["value"],
-                "action_ts": new_ts(),
-            }
-        ],
-    }
+        user=user,
+        team=team,
+        channel=message.channel,
+        message_ts=message.ts,
+        thread_ts=message.thread_ts,
+        ephemeral=False,
+        response_url="",
+    )
+    payload["message"] = {"ts": message.ts, "text": message.text, "blocks": message.blocks}
+    return payload
 
 
 def slash_command(
@@ -1084,6 +1072,37 @@ def block_actions(
     team: str = TEAM,
 ) -> dict[str, Any]:
     """A button click on an ephemeral message."""
+    return _block_actions(
+        {
+            "action_id": action_id,
+            "block_id": "forget",
+            "text": {"type": "plain_text", "text": "Forget it"},
+            "value": value,
+            "type": "button",
+            "action_ts": new_ts(),
+        },
+        user=user,
+        team=team,
+        channel=channel,
+        message_ts=new_ts(),
+        thread_ts=thread_ts,
+        ephemeral=True,
+        response_url=response_url,
+    )
+
+
+def _block_actions(
+    action: dict[str, Any],
+    *,
+    user: str,
+    team: str,
+    channel: str,
+    message_ts: str,
+    thread_ts: str | None,
+    ephemeral: bool,
+    response_url: str,
+) -> dict[str, Any]:
+    """Slack's ``block_actions`` payload for one ``action`` on a message in ``channel``."""
     return {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
@@ -1091,9 +1110,9 @@ def block_actions(
         "token": "legacy-verification-token",
         "container": {
             "type": "message",
-            "message_ts": new_ts(),
+            "message_ts": message_ts,
             "channel_id": channel,
-            "is_ephemeral": True,
+            "is_ephemeral": ephemeral,
             "thread_ts": thread_ts,
         },
         "trigger_id": _new_id("trigger-"),
@@ -1103,16 +1122,7 @@ def block_actions(
         "channel": {"id": channel, "name": "kitchen"},
         "state": {"values": {}},
         "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "forget",
-                "text": {"type": "plain_text", "text": "Forget it"},
-                "value": value,
-                "type": "button",
-                "action_ts": new_ts(),
-            }
-        ],
+        "actions": [action],
     }
 
 
