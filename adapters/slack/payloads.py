@@ -318,12 +318,10 @@ class StopClick:
 
 def parse_stop(body: EventCallback) -> StopClick | None:
     """The thread of an ``agent_session_stopped`` event, if well formed."""
-    event: object = body.get("event")
-    if not isinstance(event, dict):
+    found = _event_fields(body, "channel", "thread_ts")
+    if found is None:
         return None
-    channel, thread = event.get("channel"), event.get("thread_ts")
-    if not isinstance(channel, str) or not isinstance(thread, str) or not channel or not thread:
-        return None
+    event, (channel, thread) = found
     key = PlatformKey(
         platform="slack", workspace=str(body.get("team_id") or ""), channel=channel, thread=thread
     )
@@ -341,18 +339,30 @@ class HomeOpened:
 
 
 def parse_home_opened(body: EventCallback) -> HomeOpened | None:
-    event: object = body.get("event")
-    if not isinstance(event, dict):
+    found = _event_fields(body, "user", "channel")
+    if found is None:
         return None
-    user, channel = event.get("user"), event.get("channel")
-    if not isinstance(user, str) or not isinstance(channel, str) or not user or not channel:
-        return None
+    event, (user, channel) = found
     return HomeOpened(
         team=str(body.get("team_id") or ""),
         user=user,
         channel=channel,
         tab=str(event.get("tab") or ""),
     )
+
+
+def _event_fields(
+    body: EventCallback, *names: str
+) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    """An event callback's event and its fields ``names``, or None unless every one of them
+    is a non-empty string."""
+    event: object = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    values = tuple(event.get(name) for name in names)
+    if not all(isinstance(value, str) and value for value in values):
+        return None
+    return event, cast(tuple[str, ...], values)
 
 
 def is_dm_channel(channel_id: str, channel_name: str = "") -> bool:
