@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from memory.base import (
     JournalEntry,
@@ -317,21 +318,12 @@ def _taken_entry(taken: _Taken, key: PlatformKey, now: datetime) -> JournalEntry
     """The entry taken at ``key`` at ``now`` (its new ``updated_at``), built unchecked: every
     value is the store's own (a drain takes one per message, on the event loop)."""
     row, prior_touch = taken
-    created_at = from_ms(row["created_at"])
+    fields = _row_fields(row)
+    created_at = fields["created_at"]
     return JournalEntry.model_construct(
-        id=row["id"],
+        **fields,
         key=key,
-        position=row["position"],
-        message=json.loads(row["message"]),
-        state=row["state"],
-        created_at=created_at,
         updated_at=now,
-        attempts=row["attempts"],
-        conversation_id=row["conversation_id"],
-        user_message_id=row["user_message_id"],
-        reply_message_id=row["reply_message_id"],
-        shown_ref=row["shown_ref"],
-        error=row["error"],
         prior_touch=created_at if prior_touch == row["created_at"] else from_ms(prior_touch),
     )
 
@@ -360,17 +352,24 @@ def _update(
 
 def _journal_entry(row: sqlite3.Row) -> JournalEntry:
     return JournalEntry(
-        id=row["id"],
+        **_row_fields(row),
         key=PlatformKey.from_canonical(row["place"]),
-        position=row["position"],
-        message=json.loads(row["message"]),
-        state=row["state"],
-        created_at=from_ms(row["created_at"]),
         updated_at=from_ms(row["updated_at"]),
-        attempts=row["attempts"],
-        conversation_id=row["conversation_id"],
-        user_message_id=row["user_message_id"],
-        reply_message_id=row["reply_message_id"],
-        shown_ref=row["shown_ref"],
-        error=row["error"],
     )
+
+
+def _row_fields(row: sqlite3.Row) -> dict[str, Any]:
+    """A journal row's fields as an entry holds them, but for its key and ``updated_at``."""
+    return {
+        "id": row["id"],
+        "position": row["position"],
+        "message": json.loads(row["message"]),
+        "state": row["state"],
+        "created_at": from_ms(row["created_at"]),
+        "attempts": row["attempts"],
+        "conversation_id": row["conversation_id"],
+        "user_message_id": row["user_message_id"],
+        "reply_message_id": row["reply_message_id"],
+        "shown_ref": row["shown_ref"],
+        "error": row["error"],
+    }
