@@ -67,15 +67,14 @@ class Telemetry:
         self, *, platform: str, event_id: str, conversation_id: str | None
     ) -> Iterator[None]:
         """One journalled message being answered or shown: its span, and its log context."""
-        with log_context(platform=platform, event_id=event_id, conversation_id=conversation_id):
-            if not self.tracing:
-                yield
-                return
-            attributes = {PLATFORM: platform, EVENT_ID: event_id}
-            if conversation_id is not None:
-                attributes[CONVERSATION_ID] = conversation_id
-            with self.tracer.start_as_current_span("parley.message", attributes=attributes):
-                yield
+        attributes = {PLATFORM: platform, EVENT_ID: event_id}
+        if conversation_id is not None:
+            attributes[CONVERSATION_ID] = conversation_id
+        with (
+            log_context(platform=platform, event_id=event_id, conversation_id=conversation_id),
+            self._span("parley.message", attributes),
+        ):
+            yield
 
     def _span(
         self, name: str, attributes: dict[str, str]
