@@ -634,7 +634,7 @@ async def _knowledge(loaded: Loaded, action: str, out: TextIO) -> int:
                     f"{document.updated_at:%Y-%m-%d %H:%M:%S}\n"
                 )
             return EXIT_OK
-        tokens = TokenCounter()
+        tokens = TokenCounter(settings.token_counting)
         embedder = build_embedder(settings)
         try:
             report = await Knowledge(store, embedder).sync(

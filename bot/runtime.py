@@ -139,7 +139,7 @@ class Runtime:
             telemetry = Telemetry.of(self._tracer_provider)
         self.telemetry = telemetry
         self.store = observed_store(store or build_store(settings), telemetry)
-        self.tokens = tokens or TokenCounter()
+        self.tokens = tokens or TokenCounter(settings.token_counting)
         self.recorder = UsageRecorder(
             store=self.store, count=self.tokens.count, limit=settings.usage_buffer
         )

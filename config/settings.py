@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=60.0, gt=0)
     openai_max_retries: int = Field(default=2, ge=0, le=10)
     bot_model: str = "gpt-4o-mini"
+    token_counting: Literal["estimate", "exact"] = "estimate"  # noqa: S105 - a mode, not a secret
+    """How prompts, documents and unreported usage are counted in tokens: ``estimate`` (no
+    table in memory; within about 0.85-1.5x of o200k_base, leaning high) or ``exact``
+    (tiktoken's table for the model, about 75 MiB more per process)."""
     embedding_model: str | None = None
     """An embeddings model (the OpenAI-compatible embeddings endpoint): memory and knowledge
     are then also found by vector similarity. Without it, by keyword only."""

@@ -93,3 +93,15 @@ async def test_metrics_are_served_with_the_api_off(runtime: Runtime) -> None:
     await eventually(connected, within=15)
     assert runtime.web is not None
     assert not hasattr(runtime.web.app.state, "services")
+
+
+@pytest.mark.parametrize("counting", ["estimate", "exact"])
+def test_the_runtime_counts_tokens_as_configured(
+    tmp_path: Path,
+    fake_discord: FakeDiscord,
+    fake_openai: FakeOpenAI,
+    clean_env: pytest.MonkeyPatch,
+    counting: str,
+) -> None:
+    settings = runtime_settings(fake_discord, fake_openai, tmp_path, token_counting=counting)
+    assert Runtime(settings, world_agents()).tokens.counting == counting

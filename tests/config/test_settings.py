@@ -27,6 +27,7 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.journal_lease_seconds == 30.0
     assert settings.host == "127.0.0.1", "make run serves this machine only"
     assert settings.discord_command_sync == "auto"
+    assert settings.token_counting == "estimate", "no tokenizer table unless asked for"
 
 
 def test_reads_environment_and_env_file(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -257,3 +258,11 @@ def test_telemetry_settings_keep_their_secrets(clean_env: pytest.MonkeyPatch) ->
     unset = load_settings(env_file=None)
     assert unset.metrics_token is None, "blank is unset"
     assert unset.otel_exporter_otlp_endpoint is None
+
+
+def test_token_counting_is_estimate_or_exact(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("TOKEN_COUNTING", "exact")
+    assert load_settings(env_file=None).token_counting == "exact"
+    clean_env.setenv("TOKEN_COUNTING", "precise")
+    with pytest.raises(ConfigError, match="TOKEN_COUNTING"):
+        load_settings(env_file=None)
