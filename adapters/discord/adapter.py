@@ -67,8 +67,6 @@ from memory.base import Conversation, GoalCheck, NewJournalEntry, PlatformKey
 logger = logging.getLogger(__name__)
 
 THREAD_ARCHIVE_MINUTES: Final = 1440
-MESSAGE_CACHE = 1000
-"""Messages discord.py keeps (to resolve replies and edits); bounded."""
 IDENTIFY_INTERVAL: Final = 5.0
 """Seconds discord.py waits before each IDENTIFY but the first (its ``before_identify_hook``):
 it identifies one shard at a time, whatever ``max_concurrency`` allows."""
@@ -343,7 +341,9 @@ class DiscordAdapter:
         client = kind(
             intents=intents(content=self._content),
             allowed_mentions=NO_MENTIONS,
-            max_messages=MESSAGE_CACHE,
+            # No message cache: a reply arrives with the message it answers in its payload,
+            # and nothing here looks a message up; discord.py's default keeps 1,000.
+            max_messages=None,
             guild_ready_timeout=self._guild_ready_timeout,
             http_trace=api_call_trace(
                 self._engine.telemetry, "discord", discord_method, rate_limit_trace(self._budget)
