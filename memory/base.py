@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
@@ -161,6 +161,21 @@ a program, not a person: no people memory is kept for it."""
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+V = TypeVar("V", bound=_Value)
+_EVERY_FIELD: dict[type[_Value], set[str]] = {}
+
+
+def unchecked(model: type[V], **values: Any) -> V:
+    """A ``model`` value made of what a store itself wrote, not validated again. Every field
+    counts as set, in one set shared by all of the model's values (frozen values never add to
+    it): a validated value carries a set of its own, about 700 bytes, and the engine keeps
+    the recent messages of a thousand conversations."""
+    fields = _EVERY_FIELD.get(model)
+    if fields is None:
+        fields = _EVERY_FIELD.setdefault(model, set(model.model_fields))
+    return cast(V, model.model_construct(_fields_set=fields, **values))
 
 
 class PlatformKey(_Value):

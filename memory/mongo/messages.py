@@ -11,6 +11,7 @@ from bot.errors import NotFound
 from memory.base import (
     Message,
     NewMessage,
+    unchecked,
 )
 from memory.mongo.connection import (
     Document,
@@ -97,7 +98,8 @@ class MongoMessages(MongoConnection):
 
 
 def _message(doc: Document) -> Message:
-    return Message(
+    return unchecked(
+        Message,
         id=doc["_id"],
         conversation_id=doc["conversation_id"],
         seq=doc["seq"],

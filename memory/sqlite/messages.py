@@ -10,6 +10,7 @@ from bot.errors import NotFound
 from memory.base import (
     Message,
     NewMessage,
+    unchecked,
 )
 from memory.rules import (
     is_valid_id,
@@ -91,12 +92,13 @@ class SqliteMessages(SqliteConnection):
         seq = await self._grouped(append, "append a message")
         if seq is None:
             raise NotFound(f"conversation {conversation_id} not found")
-        return Message(
+        return unchecked(
+            Message,
             id=message_id,
             conversation_id=conversation_id,
             seq=seq,
             created_at=now,
-            **message.model_dump(),
+            **dict(message),
         )
 
     async def list_messages(
@@ -123,7 +125,8 @@ class SqliteMessages(SqliteConnection):
 
 
 def _message(row: sqlite3.Row) -> Message:
-    return Message(
+    return unchecked(
+        Message,
         id=row["id"],
         conversation_id=row["conversation_id"],
         seq=row["seq"],
