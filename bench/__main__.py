@@ -1,12 +1,16 @@
 """``python -m bench [--quick] [--stores sqlite,mongo] [--no-api | --api-only |
---journal-only | --memory-only | --stream-only] [--json PATH]``.
+--journal-only | --memory-only | --stream-only | --footprint-only] [--no-footprint]
+[--slack on|off|only] [--json PATH]``.
 
 Runs every scenario of ``bench.engine_bench``, ``bench.journal_bench`` and
 ``bench.memory_bench`` (people memory; its quality workload on SQLite only) for each store on
 one asyncio event loop:
 SQLite on a file in a temporary directory, MongoDB through a SecantusDB subprocess started on
 a free loopback port (skipped, with the reason printed, when ``secantusd-py`` is missing).
-Then the HTTP API's share (``bench.api_bench``: SQLite, a server process and a client
+Then Slack's acknowledgement through a bot process (``bench.slack_ack``), the bot process's
+memory footprint in issue #18's configuration (``bench.footprint``: ``python -m bot run`` with
+Slack, Discord, the API and the console on, after 1,000 conversations; 200 with ``--quick``)
+and the HTTP API's share (``bench.api_bench``: SQLite, a server process and a client
 process). Progress goes to stderr; the report goes to stdout.
 """
 
@@ -19,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from time import perf_counter
@@ -26,19 +31,23 @@ from time import perf_counter
 from bench.api_bench import run_api
 from bench.engine_bench import Bench, concurrency, growth
 from bench.fake_model import InstantModel
+from bench.footprint import run_footprint
 from bench.journal_bench import run_journal
 from bench.memory_bench import run_memory
 from bench.plan import Plan, plan_for
-from bench.report import Report, judge, load_average, machine, render, write_json
+from bench.report import Report, Target, judge, load_average, machine, render, write_json
 from bench.secantus import SecantusServer, SecantusUnavailable
 from bench.slack_ack import run_slack_ack
 from bench.stats import Row
 from bench.stream_bench import run_stream
 from bench.workload import CONTEXT_TOKENS, MODEL, bench_agents
 from bot.tokens import TokenCounter, encoding_name_for
+from config.settings import Settings
 from memory.base import ConversationStore
 
 STORES = ("sqlite", "mongo")
+FOOTPRINT_CONVERSATIONS = 1000
+FOOTPRINT_QUICK_CONVERSATIONS = 200
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,12 +59,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small numbers for a sanity run (100 conversations, checkpoints up to 1,000)",
+        help="small numbers for a sanity run (100 conversations, checkpoints up to 1,000; "
+        f"the footprint after {FOOTPRINT_QUICK_CONVERSATIONS} conversations)",
     )
     parser.add_argument(
         "--stores",
         default=",".join(STORES),
         help="comma-separated stores to measure: sqlite, mongo (default: both)",
+    )
+    parser.add_argument(
+        "--tokens",
+        choices=("estimate", "exact"),
+        default=Settings.model_fields["token_counting"].default,
+        help="how the in-process engine counts tokens (TOKEN_COUNTING; default: the bot's)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     api = parser.add_mutually_exclusive_group()
@@ -74,6 +90,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the people memory benchmark: quality on SQLite, recall time per store",
     )
+    api.add_argument(
+        "--footprint-only",
+        action="store_true",
+        help="only the memory footprint of python -m bot run with Slack, Discord, the API and "
+        f"the console on, after {FOOTPRINT_CONVERSATIONS:,} conversations",
+    )
+    parser.add_argument(
+        "--no-footprint",
+        action="store_true",
+        help="skip the memory footprint benchmark (a bot process, about a minute)",
+    )
     parser.add_argument(
         "--slack",
         choices=("on", "off", "only"),
@@ -82,6 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with the rest (on), skipped (off), or alone (only)",
     )
     args = parser.parse_args(argv)
+    if args.footprint_only and (args.no_footprint or args.slack == "only"):
+        parser.error(
+            "--footprint-only runs the footprint alone: not with --no-footprint or --slack only"
+        )
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
     unknown = sorted(set(stores) - set(STORES))
     if unknown or not stores:
@@ -202,13 +233,14 @@ async def _journal(
 
 async def run(args: argparse.Namespace) -> Report:
     started = perf_counter()
-    tokens = TokenCounter()
+    tokens = TokenCounter(args.tokens)
     tokens.warm(MODEL)
-    counting = (
-        f"tiktoken {encoding_name_for(MODEL)}"
-        if tokens.exact(MODEL)
-        else "an estimate of 4 characters a token (tiktoken unavailable)"
-    )
+    if tokens.exact(MODEL):
+        counting = f"tiktoken {encoding_name_for(MODEL)} (TOKEN_COUNTING=exact)"
+    elif args.tokens == "exact":
+        counting = "the estimate (TOKEN_COUNTING=exact, but tiktoken's table was unavailable)"
+    else:
+        counting = "the estimate (TOKEN_COUNTING=estimate)"
     report = Report(
         started=datetime.now(UTC),
         machine=machine(),
@@ -223,7 +255,8 @@ async def run(args: argparse.Namespace) -> Report:
         ],
         budget=CONTEXT_TOKENS,
     )
-    stores = [] if args.api_only or args.stream_only or args.slack == "only" else args.stores
+    alone = args.api_only or args.stream_only or args.footprint_only or args.slack == "only"
+    stores = [] if alone else args.stores
     if stores and not args.journal_only:
         report.setup.append(
             "People memory: agent 'chef' with memory {extract: inline} and memory_tokens 300; "
@@ -272,30 +305,58 @@ async def run(args: argparse.Namespace) -> Report:
                 report.skipped[name] = f"MongoDB rows skipped: {exc}"
                 progress(name)(report.skipped[name])
     judge(report)
-    if not (args.api_only or args.journal_only or args.memory_only or args.slack == "only"):
+    if not _alone(args, "stream"):
         targets, setup = await run_stream(progress("stream"))
         report.targets += targets
         report.setup.append(setup)
-    if args.stream_only:
-        report.elapsed_s = perf_counter() - started
-        report.machine["load_at_end"] = load_average()
-        return report
-    if args.slack != "off" and not (args.api_only or args.journal_only or args.memory_only):
-        threads, rounds = (10, 3) if args.quick else (30, 5)
-        rows, targets, setup = await run_slack_ack(
-            threads=threads, rounds=rounds, rate=20.0, progress=progress("slack")
-        )
-        report.rows += rows
-        report.targets += targets
-        report.setup.append(setup)
-    if not (args.no_api or args.journal_only or args.memory_only or args.slack == "only"):
-        rows, targets, setup = await run_api(quick=args.quick, progress=progress("api"))
-        report.rows += rows
-        report.targets += targets
-        report.setup.append(setup)
+    if not args.stream_only:
+        await _processes(args, report)
     report.elapsed_s = perf_counter() - started
     report.machine["load_at_end"] = load_average()
     return report
+
+
+def _alone(args: argparse.Namespace, section: str) -> bool:
+    """Whether another section was asked for alone (``--api-only``, ``--slack only``...),
+    which leaves ``section`` out."""
+    alone = {
+        "api": args.api_only,
+        "journal": args.journal_only,
+        "memory": args.memory_only,
+        "stream": args.stream_only,
+        "footprint": args.footprint_only,
+        "slack": args.slack == "only",
+    }
+    return any(chosen for name, chosen in alone.items() if name != section)
+
+
+async def _processes(args: argparse.Namespace, report: Report) -> None:
+    """The sections that run the bot as processes: Slack's acknowledgement, the footprint,
+    the HTTP API's share."""
+    sections: list[Callable[[], Awaitable[tuple[list[Row], list[Target], str]]]] = []
+    if args.slack != "off" and not _alone(args, "slack"):
+        threads, rounds = (10, 3) if args.quick else (30, 5)
+        sections.append(
+            partial(
+                run_slack_ack,
+                threads=threads,
+                rounds=rounds,
+                rate=20.0,
+                progress=progress("slack"),
+            )
+        )
+    if not (args.no_footprint or _alone(args, "footprint")):
+        conversations = FOOTPRINT_QUICK_CONVERSATIONS if args.quick else FOOTPRINT_CONVERSATIONS
+        sections.append(
+            partial(run_footprint, conversations=conversations, progress=progress("footprint"))
+        )
+    if not (args.no_api or _alone(args, "api")):
+        sections.append(partial(run_api, quick=args.quick, progress=progress("api")))
+    for section in sections:
+        rows, targets, setup = await section()
+        report.rows += rows
+        report.targets += targets
+        report.setup.append(setup)
 
 
 def main(argv: list[str] | None = None) -> int:
