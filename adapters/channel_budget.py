@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -91,10 +90,19 @@ class BudgetShort(Exception):
 
 @dataclass(slots=True)
 class _Channel:
-    calls: deque[float]
+    calls: list[float] = field(default_factory=list)
+    """When the latest calls went, oldest first; at most the limit's ``calls``."""
     paused_until: float = 0.0
-    finals: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held by the final call being admitted; the others queue on it in order."""
+    finals: asyncio.Lock | None = None
+    """Held by the final call being admitted; the others queue on it in order. There only
+    while final calls wait: a budget remembers thousands of channels, most of them idle."""
+    finalists: int = 0
+    """Final calls being admitted or queued."""
+
+    def took(self, when: float, most: int) -> None:
+        self.calls.append(when)
+        if len(self.calls) > most:
+            del self.calls[0]
 
 
 class ChannelBudget:
@@ -121,18 +129,26 @@ class ChannelBudget:
     def try_take(self, channel: str) -> bool:
         """Take a slot for an intermediate call if one is free now and no final call waits."""
         state = self._state(channel)
-        if state.finals.locked() or self._wait(state) > 0:
+        if state.finalists or self._wait(state) > 0:
             return False
-        state.calls.append(self._clock())
+        state.took(self._clock(), self.limit.calls)
         return True
 
     async def take(self, channel: str) -> None:
         """Wait for a slot for a final call (and for any pause to end), then take it."""
         state = self._state(channel)
-        async with state.finals:
-            while (wait := self._wait(state)) > 0:
-                await self._sleep(wait)
-            state.calls.append(self._clock())
+        if state.finals is None:
+            state.finals = asyncio.Lock()
+        state.finalists += 1
+        try:
+            async with state.finals:
+                while (wait := self._wait(state)) > 0:
+                    await self._sleep(wait)
+                state.took(self._clock(), self.limit.calls)
+        finally:
+            state.finalists -= 1
+            if not state.finalists:
+                state.finals = None
 
     def pause(self, channel: str, seconds: float) -> None:
         """The platform said to wait ``seconds`` (a 429's ``Retry-After``): no call goes to the
@@ -148,7 +164,7 @@ class ChannelBudget:
     def _state(self, channel: str) -> _Channel:
         state = self._channels.get(channel)
         if state is None:
-            state = _Channel(calls=deque(maxlen=self.limit.calls))
+            state = _Channel()
             self._channels.put(channel, state)
         return state
 
