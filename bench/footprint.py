@@ -456,17 +456,17 @@ def _results(
         scenario=f"python -m bot run, {conversations:,} conversations (Slack + Discord), "
         "API and console on",
     )
-    row.target = f"peak {memory.peak:.0f} MiB, <={RSS_TARGET_MIB:g} {'met' if met else 'NOT met'}"
+    row.target = f"peak {memory.peak:.1f} MiB, <={RSS_TARGET_MIB:g} {'met' if met else 'NOT met'}"
     short = conversations < TARGET_CONVERSATIONS
     name = (
         f"peak RSS <= {RSS_TARGET_MIB:g} MiB (python -m bot run: Slack, Discord, API and "
         f"console on, after {conversations:,} conversations)"
     )
     detail = (
-        f"VmHWM {memory.peak:.0f} MiB, VmRSS {memory.now:.0f} MiB after {conversations:,} "
+        f"VmHWM {memory.peak:.1f} MiB, VmRSS {memory.now:.1f} MiB after {conversations:,} "
         f"conversations answered ({slack_count:,} Slack threads, {discord_count:,} Discord: "
         f"{discord_count - load.threads:,} channels, {load.threads:,} threads) in "
-        f"{wall:.1f} s; VmRSS {at_start.now:.0f} MiB once ready; bot CPU "
+        f"{wall:.1f} s; VmRSS {at_start.now:.1f} MiB once ready; bot CPU "
         f"{measured.cpu / conversations * 1000:.1f} ms per conversation "
         f"({measured.cpu_total:.1f} s in all, "
         f"start-up included); reply p50 / p99 on Slack {_spread(load, 'slack')}, on "
