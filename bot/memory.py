@@ -19,6 +19,7 @@ from typing import Any
 from bot.embeddings import Embedder, QueryVector, Vector, fuse, ranked
 from bot.errors import StoreError
 from bot.llm import ModelError
+from bot.prompt import MESSAGE_OVERHEAD_TOKENS
 from config.agents import MEMORY_FIELD, Agent
 from memory.base import (
     API_KEY_AUTHOR,
@@ -162,7 +163,9 @@ class PeopleMemory:
             logger.warning("memory: recall failed, answering without it (%s)", exc)
             found = []
         heading = MEMORY_HEADING.format(name=name or "this person")
-        budget = agent.memory_tokens - count(heading)
+        # The block goes into the prompt as a message of its own, with that message's cost.
+        room = agent.memory_tokens - MESSAGE_OVERHEAD_TOKENS
+        budget = room - count(heading)
         kept: list[Memory] = []
         for memory in found:
             cost = count(memory.text) + 2  # "- " and the line break
@@ -173,7 +176,7 @@ class PeopleMemory:
         while kept:  # the estimate per fact is close; the block as sent is what counts
             block = "\n".join([heading, *(f"- {memory.text}" for memory in kept)])
             tokens = count(block)
-            if tokens <= agent.memory_tokens:
+            if tokens <= room:
                 return Recalled(scope, tuple(kept), block, tokens)
             kept.pop()
         return Recalled(scope, (), "", 0)

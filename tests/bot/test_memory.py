@@ -16,10 +16,12 @@ from bot.memory import (
     MAX_FACTS_PER_REPLY,
     MEMORY_HEADING,
     PLAIN_REPLY_FIELD,
+    PeopleMemory,
     answering_agent,
     memory_scope,
     take_facts,
 )
+from bot.prompt import MESSAGE_OVERHEAD_TOKENS
 from config.agents import MEMORY_FIELD
 from memory.base import (
     API_KEY_AUTHOR,
@@ -177,6 +179,26 @@ async def test_memory_respects_its_token_budget(
     block = await ask(engine, fake_openai, said("pasta?", thread(1)))
     assert 0 < block.count("\n- ") < 40
     assert engine.count_tokens(block, engine.agents.default) <= 60
+
+
+async def test_the_memory_message_with_its_overhead_stays_within_the_budget(
+    sqlite_store: ConversationStore,
+) -> None:
+    """Counted in characters, five facts fill ``memory_tokens`` exactly; the message that
+    carries them costs its overhead too, so four are recalled."""
+    heading = MEMORY_HEADING.format(name="Ada")
+    facts = [f"fact {n:05d}" for n in range(5)]
+    budget = len(heading) + sum(len(f"\n- {fact}") for fact in facts)
+    chef_agent = agent(memory={"extract": "inline"}, memory_tokens=budget)
+    scope = MemoryScope(platform="slack", workspace="T1", person="U_ADA", agent_id="chef")
+    await sqlite_store.add_memories([NewMemory(scope=scope, text=fact) for fact in facts])
+    recalled = await PeopleMemory(sqlite_store).recall(
+        chef_agent, thread(1), person="U_ADA", name="Ada", query="fact", count=len
+    )
+    assert recalled is not None
+    assert len(recalled.memories) == 4
+    assert recalled.tokens == len(recalled.block)
+    assert recalled.tokens + MESSAGE_OVERHEAD_TOKENS <= budget
 
 
 async def test_known_facts_are_not_kept_twice(chef_engine: Engine, fake_openai: FakeOpenAI) -> None:
