@@ -228,11 +228,17 @@ def test_env_example_lists_every_setting() -> None:
     assert missing == set(), "missing from .env.example"
 
 
-def test_command_sync_takes_three_values(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("DISCORD_COMMAND_SYNC", "never")
-    assert load_settings(env_file=None).discord_command_sync == "never"
-    clean_env.setenv("DISCORD_COMMAND_SYNC", "sometimes")
-    with pytest.raises(ConfigError, match="DISCORD_COMMAND_SYNC"):
+@pytest.mark.parametrize(
+    ("variable", "chosen", "refused"),
+    [("DISCORD_COMMAND_SYNC", "never", "sometimes"), ("TOKEN_COUNTING", "exact", "precise")],
+)
+def test_a_setting_of_named_choices_takes_only_those(
+    clean_env: pytest.MonkeyPatch, variable: str, chosen: str, refused: str
+) -> None:
+    clean_env.setenv(variable, chosen)
+    assert getattr(load_settings(env_file=None), variable.lower()) == chosen
+    clean_env.setenv(variable, refused)
+    with pytest.raises(ConfigError, match=variable):
         load_settings(env_file=None)
 
 
@@ -258,11 +264,3 @@ def test_telemetry_settings_keep_their_secrets(clean_env: pytest.MonkeyPatch) ->
     unset = load_settings(env_file=None)
     assert unset.metrics_token is None, "blank is unset"
     assert unset.otel_exporter_otlp_endpoint is None
-
-
-def test_token_counting_is_estimate_or_exact(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("TOKEN_COUNTING", "exact")
-    assert load_settings(env_file=None).token_counting == "exact"
-    clean_env.setenv("TOKEN_COUNTING", "precise")
-    with pytest.raises(ConfigError, match="TOKEN_COUNTING"):
-        load_settings(env_file=None)
