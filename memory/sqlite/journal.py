@@ -19,6 +19,7 @@ from memory.base import (
     JournalFinish,
     NewJournalEntry,
     PlatformKey,
+    unchecked,
 )
 from memory.rules import (
     JOURNAL_FIELDS,
@@ -301,7 +302,8 @@ def _take_head(
 def _new_entry(entry: NewJournalEntry, now: datetime, *, taken: bool = False) -> JournalEntry:
     """The entry just recorded at ``now`` (and ``taken`` then), made of what was checked as
     a NewJournalEntry."""
-    return JournalEntry.model_construct(
+    return unchecked(
+        JournalEntry,
         id=entry.id,
         key=entry.key,
         position=entry.position,
@@ -320,7 +322,8 @@ def _taken_entry(taken: _Taken, key: PlatformKey, now: datetime) -> JournalEntry
     row, prior_touch = taken
     fields = _row_fields(row)
     created_at = fields["created_at"]
-    return JournalEntry.model_construct(
+    return unchecked(
+        JournalEntry,
         **fields,
         key=key,
         updated_at=now,
