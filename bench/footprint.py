@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from tests.support.fake_discord import FakeDiscord
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import FakeSlack, mention_event
 from tests.support.loopback import free_port
-from tests.support.process import REPO, create_key, start_bot, wait_healthy
+from tests.support.process import REPO, create_key, start_bot, stop_bot, wait_healthy
 
 RSS_TARGET_MIB = 120.0
 TARGET_CONVERSATIONS = 1000
@@ -133,28 +132,19 @@ def _discord_world(discord: FakeDiscord, channels: int) -> tuple[list[int], list
 
 async def _readyz(base: str, process: asyncio.subprocess.Process, log: Path) -> None:
     """Wait until ``/readyz`` says ready: the store, the model, Slack and Discord connected."""
+
+    def both_platforms(response: httpx.Response) -> bool:
+        adapters = response.json().get("checks", {}).get("adapters", {})
+        return {"slack", "discord"} <= adapters.keys()
+
     try:
-        await _poll_readyz(base, process, log)
+        await wait_healthy(
+            base, process, log, within=START_WITHIN, path="/readyz", ready=both_platforms
+        )
     except TimeoutError:
         raise RuntimeError(
             f"the bot was not ready within {START_WITHIN:g} s:\n{_tail(log)}"
         ) from None
-
-
-async def _poll_readyz(base: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    async with asyncio.timeout(START_WITHIN), httpx.AsyncClient(base_url=base, timeout=5) as client:
-        while True:
-            if process.returncode is not None:
-                raise RuntimeError(f"the bot exited early:\n{_tail(log)}")
-            try:
-                response = await client.get("/readyz")
-            except httpx.TransportError:
-                response = None
-            if response is not None and response.status_code == 200:
-                adapters = response.json().get("checks", {}).get("adapters", {})
-                if {"slack", "discord"} <= adapters.keys():
-                    return
-            await asyncio.sleep(0.1)
 
 
 async def _check_http(base: str, key: str, *, after_load: bool) -> _Checks:
@@ -225,6 +215,11 @@ class _Load:
         self._discord_waiting: dict[str, _Conversation] = {}
         self._discord_index = 0
         self.threads = 0
+
+    def split(self) -> tuple[int, int]:
+        """How many conversations are on Slack, and how many on Discord."""
+        slack = sum(c.platform == "slack" for c in self.conversations)
+        return slack, len(self.conversations) - slack
 
     @staticmethod
     def text(conversation: _Conversation) -> str:
@@ -358,13 +353,7 @@ async def run_footprint(
                     load, process, log, base=f"http://127.0.0.1:{port}", key=key, progress=progress
                 )
             finally:
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    try:
-                        await asyncio.wait_for(process.wait(), timeout=30)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+                await stop_bot(process)
         problems = _log_problems(log)
     for line in problems[:10]:
         progress(f"bot log: {line}")
@@ -373,8 +362,7 @@ async def run_footprint(
     answered = sum(c.answered_at is not None for c in load.conversations)
     if answered != conversations:
         raise RuntimeError(f"{conversations - answered} conversations got no reply")
-    slack_count = sum(c.platform == "slack" for c in load.conversations)
-    discord_count = conversations - slack_count
+    slack_count, discord_count = load.split()
     after = measured.after
     if after.slack_total < slack_count or after.discord_total < discord_count:
         raise RuntimeError(
@@ -443,8 +431,7 @@ def _results(
     conversations = len(load.conversations)
     memory, at_start, wall = measured.memory, measured.at_start, measured.wall
     latencies = [c.answered_at - c.sent_at for c in load.conversations if c.answered_at is not None]
-    slack_count = sum(c.platform == "slack" for c in load.conversations)
-    discord_count = conversations - slack_count
+    slack_count, discord_count = load.split()
     met = memory.peak <= RSS_TARGET_MIB
     row = summarise(
         latencies=latencies,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from bench.stats import Row, summarise
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import FakeSlack, mention_event
 from tests.support.loopback import free_port
-from tests.support.process import REPO, start_bot, wait_healthy
+from tests.support.process import REPO, start_bot, stop_bot, wait_healthy
 
 API_LATENCY = 0.1
 ACK_TARGET_MS = 100.0
@@ -92,9 +91,7 @@ async def run_slack_ack(
                 cpu = cpu_seconds(process.pid) - cpu_before
                 rss = memory_mib(process.pid).peak
             finally:
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(process.wait(), timeout=30)
+                await stop_bot(process)
             acks = [e.ack_seconds for e in slack.envelopes if e.ack_seconds is not None]
             calls = len(slack.calls)
     replies = threads * rounds

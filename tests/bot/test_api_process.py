@@ -4,10 +4,8 @@ and an agent created through one process used by another sharing the store."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from httpx_sse import aconnect_sse
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.loopback import free_port
-from tests.support.process import REPO, create_key, run_bot, start_bot, wait_healthy
+from tests.support.process import REPO, create_key, run_bot, start_bot, stop_bot, wait_healthy
 
 START = 60.0
 
@@ -45,9 +43,7 @@ async def serve(workdir: Path, name: str, **env: str) -> AsyncIterator[str]:
         await wait_healthy(base, process, log, within=START)
         yield base
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), timeout=30)
+        code = await stop_bot(process)
         text = log.read_text()
         assert code == 0, text
         assert "Traceback" not in text

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +82,36 @@ async def create_key(workdir: Path, *args: str, **env: str) -> str:
 
 
 async def wait_healthy(
-    base: str, process: asyncio.subprocess.Process, log: Path, *, within: float = 60.0
+    base: str,
+    process: asyncio.subprocess.Process,
+    log: Path,
+    *,
+    within: float = 60.0,
+    path: str = "/healthz",
+    ready: Callable[[httpx.Response], bool] = lambda response: True,
 ) -> None:
-    """Wait until a started bot answers ``GET /healthz``; fail with its log if it exits."""
+    """Wait until a started bot answers ``GET path`` (``/healthz``) with 200 and a response
+    ``ready`` accepts; fail with its log if it exits."""
     async with asyncio.timeout(within), httpx.AsyncClient(base_url=base, timeout=2.0) as client:
         while True:
             if process.returncode is not None:
                 output = await asyncio.to_thread(log.read_text)
                 raise AssertionError(f"the bot exited early:\n{output}")
             try:
-                if (await client.get("/healthz")).status_code == 200:
+                response = await client.get(path)
+                if response.status_code == 200 and ready(response):
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
+
+
+async def stop_bot(process: asyncio.subprocess.Process, *, within: float = 30.0) -> int:
+    """SIGTERM a started bot and wait for its exit status; killed past ``within`` seconds."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(process.wait(), timeout=within)
+    except TimeoutError:
+        process.kill()
+        return await process.wait()
