@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
-import json_repair
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
@@ -104,6 +103,8 @@ def mend_object(text: str) -> dict[str, Any] | None:
     candidate = json_start(text).strip()
     if not candidate:
         return None
+    import json_repair  # 1.4 MiB that only a broken reply needs, imported in this worker
+
     try:
         value = json_repair.repair_json(candidate.removesuffix("```"), return_objects=True)
     except Exception:  # json-repair gives up on some inputs in its own ways

@@ -9,6 +9,7 @@ from bot.structured import (
     strict_schema_ok,
 )
 from tests.support.agents import agent
+from tests.support.imports import imported
 
 SCHEMA = agent().response_shape
 assert SCHEMA is not None
@@ -100,3 +101,9 @@ def test_strict_schema_check() -> None:
         "additionalProperties": False,
     }
     assert not strict_schema_ok(loose_inside)
+
+
+def test_json_repair_is_loaded_only_to_mend_a_reply() -> None:
+    assert imported("import bot.runtime, bot.structured", "json_repair") == []
+    mended = "from bot.structured import mend_object\nassert mend_object('{\"a\": 1') == {'a': 1}"
+    assert imported(mended, "json_repair") != []

@@ -23,15 +23,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from markupsafe import Markup
 
 from adapters.links import is_safe_link
 from bot.lru import BoundedLRU
 from memory.base import Message
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 MAX_MARKDOWN = 8_000
 """Characters; at most ~150 ms of markdown-it on its worst input (2-core Xeon, under load)."""
@@ -60,6 +62,8 @@ def _let_the_loop_in(*_state: Any) -> bool:
 
 
 def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # 2 MiB: imported when a console page first needs it
+
     md = MarkdownIt("commonmark", {"html": False}).disable("image")
     md.block.ruler.before("code", "let_the_loop_in", _let_the_loop_in)
     md.inline.ruler.before("text", "let_the_loop_in", _let_the_loop_in)
@@ -68,7 +72,9 @@ def _parser() -> MarkdownIt:
     return md
 
 
-_MD = _parser()
+_MD: MarkdownIt | None = None
+"""Built on first use, in the renderer's worker thread: a bot whose console shows no message
+never loads markdown-it."""
 
 
 def preformatted(text: str) -> Markup:
@@ -86,6 +92,9 @@ def render_markdown(text: str) -> Markup:
         return text
     if len(text) > MAX_MARKDOWN:
         return preformatted(text)
+    global _MD  # noqa: PLW0603 - one parser, made once; two racing threads make equal ones
+    if _MD is None:
+        _MD = _parser()
     return Markup(_MD.render(text))  # noqa: S704 - markdown-it escapes all text, html is off
 
 

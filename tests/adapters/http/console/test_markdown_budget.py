@@ -27,6 +27,7 @@ from adapters.http.console.markdown import (
 from memory.base import Message, NewMessage, PlatformKey
 from tests.support.api import Api
 from tests.support.console import Browser, Console
+from tests.support.imports import imported
 
 PLANTED = "[" * 31_000
 """The issue's text: markdown-it took over half a second on each."""
@@ -246,3 +247,13 @@ async def test_pages_and_fragments_render_each_message_once(
         assert "<p><em>two</em></p>" in response.text, path
     stored = await console.api.store.list_messages(conversation_id=conversation_id)
     assert sorted(counting.texts) == sorted(m.text for m in stored)
+
+
+def test_markdown_it_is_loaded_only_when_a_text_is_rendered() -> None:
+    console = "import bot.runtime, adapters.http.console.views, adapters.http.console.state"
+    assert imported(console, "markdown_it") == []
+    rendered = (
+        "from adapters.http.console.markdown import render_markdown\n"
+        "assert render_markdown('*hi*') == '<p><em>hi</em></p>\\n'"
+    )
+    assert imported(rendered, "markdown_it") != []
