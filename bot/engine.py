@@ -482,7 +482,12 @@ class Engine:
                 conversation, agent, user_message, agent.budget_message
             )
 
-        history = await self._recent(conversation, agent, before=user_message)
+        history = await self._history.read(  # kept between turns: most turns read nothing
+            conversation,
+            agent,
+            count=lambda text: self.count_tokens(text, agent),
+            before=user_message,
+        )
         vector = None
         if self._embedder is not None:
             vector = QueryVector(
@@ -704,18 +709,11 @@ class Engine:
             data=None,
         )
 
-    async def _recent(
-        self, conversation: Conversation, agent: Agent, *, before: Message | None = None
-    ) -> list[Message]:
-        """The history a prompt may use: before the turn's message ``before`` (kept between
-        turns), or all of it."""
-
-        def count(text: str) -> int:
-            return self.count_tokens(text, agent)
-
-        if before is None:
-            return await read_recent(self._store, conversation, agent, count=count)
-        return await self._history.read(conversation, agent, count=count, before=before)
+    async def _recent(self, conversation: Conversation, agent: Agent) -> list[Message]:
+        """The messages a prompt could show, after the summary and within the budget."""
+        return await read_recent(
+            self._store, conversation, agent, count=lambda text: self.count_tokens(text, agent)
+        )
 
     async def _append(self, conversation_id: str, message: NewMessage) -> Message:
         """Store a message of a conversation this process is answering (under its lock)."""

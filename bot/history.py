@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.lru import BoundedLRU
-from bot.prompt import MESSAGE_OVERHEAD_TOKENS, history_content, usable_history
+from bot.prompt import PastMessage
 from config.agents import Agent
 from memory.base import Conversation, ConversationStore, Message
 
@@ -15,12 +15,11 @@ KEPT = 2 * PAGE
 """The most messages of one conversation :class:`RecentHistory` keeps."""
 
 
-def history_tokens(messages: Sequence[Message], agent: Agent, count: Callable[[str], int]) -> int:
+def history_tokens(
+    messages: Sequence[PastMessage], agent: Agent, count: Callable[[str], int]
+) -> int:
     """What ``messages`` weigh against the agent's history budget."""
-    return sum(
-        (message.token_count or count(history_content(message))) + MESSAGE_OVERHEAD_TOKENS
-        for message in usable_history(messages, agent)
-    )
+    return sum(message.cost(count) for message in messages if message.shown(agent))
 
 
 async def read_recent(
@@ -34,7 +33,21 @@ async def read_recent(
     """The messages after the summary, oldest first, read newest first a page at a time until
     they fill the agent's budget: a conversation of 100,000 messages costs what one of ten
     does."""
-    tail: list[Message] = []
+    messages, _ = await _read_tail(store, conversation, agent, count=count, before_seq=before_seq)
+    return messages
+
+
+async def _read_tail(
+    store: ConversationStore,
+    conversation: Conversation,
+    agent: Agent,
+    *,
+    count: Callable[[str], int],
+    before_seq: int | None,
+) -> tuple[list[Message], list[PastMessage]]:
+    """:func:`read_recent`'s messages, and each as a prompt uses it."""
+    messages: list[Message] = []
+    past: list[PastMessage] = []
     tokens = 0
     before = before_seq
     while tokens <= agent.context_tokens:
@@ -45,18 +58,21 @@ async def read_recent(
             limit=PAGE,
             newest_first=True,
         )
-        tail.extend(page)
-        tokens += history_tokens(page, agent, count)
+        seen = [PastMessage.of(message) for message in page]
+        messages.extend(page)
+        past.extend(seen)
+        tokens += history_tokens(seen, agent, count)
         if len(page) < PAGE:
             break
         before = page[-1].seq
-    tail.reverse()
-    return tail
+    messages.reverse()
+    past.reverse()
+    return messages, past
 
 
 @dataclass
 class _Tail:
-    messages: list[Message]
+    messages: list[PastMessage]
     """Oldest first: every message of the conversation after ``floor`` up to ``last``."""
     floor: int
     last: int
@@ -66,7 +82,7 @@ class RecentHistory:
     """The tail a conversation's last turn here read, kept with the messages written since
     (bounded), so the next turn reads nothing: or only what another process wrote meanwhile,
     told by the sequence numbers. Messages never change once stored, so what is kept is
-    never stale."""
+    never stale. It is kept as prompts use it (:class:`~bot.prompt.PastMessage`)."""
 
     def __init__(self, store: ConversationStore, *, capacity: int = 1000) -> None:
         self._store = store
@@ -80,7 +96,7 @@ class RecentHistory:
         if message.seq != tail.last + 1:  # another process wrote in between: read it next time
             self._tails.pop(message.conversation_id)
             return
-        tail.messages.append(message)
+        tail.messages.append(PastMessage.of(message))
         tail.last = message.seq
         if len(tail.messages) > KEPT:
             del tail.messages[: len(tail.messages) - KEPT]
@@ -93,9 +109,9 @@ class RecentHistory:
         *,
         count: Callable[[str], int],
         before: Message,
-    ) -> list[Message]:
-        """What :func:`read_recent` gives for a prompt (the same prompt is built from it): the
-        messages before ``before``, the turn's own message, stored already."""
+    ) -> list[PastMessage]:
+        """What :func:`read_recent` gives, as prompts use it: the messages before ``before``,
+        the turn's own message, stored already."""
         before_seq = before.seq
         tail = await self._caught_up(conversation.id, before_seq)
         if tail is not None:
@@ -104,11 +120,12 @@ class RecentHistory:
                 if tail.last < before_seq:
                     self.added(before)
                 return window
-        messages = await read_recent(
+        _, messages = await _read_tail(
             self._store, conversation, agent, count=count, before_seq=before_seq
         )
         floor = messages[0].seq - 1 if messages else conversation.summary_seq
-        self._tails.put(conversation.id, _Tail([*messages, before], floor, before_seq))
+        kept = [*messages, PastMessage.of(before)]
+        self._tails.put(conversation.id, _Tail(kept, floor, before_seq))
         return messages
 
     async def _caught_up(self, conversation_id: str, before_seq: int) -> _Tail | None:
@@ -132,7 +149,7 @@ class RecentHistory:
         return self._tails.get(conversation_id)
 
 
-def _fills(window: list[Message], agent: Agent, count: Callable[[str], int]) -> bool:
+def _fills(window: list[PastMessage], agent: Agent, count: Callable[[str], int]) -> bool:
     """Whether ``window`` holds more than the budget in whole turns: a prompt built from it
     drops what one built from all the messages would (whole turns, oldest first)."""
     first_turn = next((i for i, m in enumerate(window) if m.role == "user"), len(window))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from config.agents import Agent
-from memory.base import Message
+from memory.base import Message, Role
 
 ChatRole = Literal["system", "user", "assistant"]
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -78,19 +78,62 @@ def history_content(message: Message) -> str:
     return message.text
 
 
-def is_opener(message: Message, agent: Agent) -> bool:
-    """The stored first message, which every prompt already carries from the agent."""
-    return message.seq == 1 and message.role == "assistant" and message.text == agent.first_message
+def _left_out(agent: Agent, *, seq: int, role: str, failed: bool, text: str | None) -> bool:
+    """A failed reply, or the stored opener: every prompt carries the agent's first message."""
+    return failed or (seq == 1 and role == "assistant" and text == agent.first_message)
 
 
 def usable_history(history: Sequence[Message], agent: Agent) -> list[Message]:
     """What a prompt may show: no failed replies and no repeat of the opener."""
-    return [m for m in history if m.error is None and not is_opener(m, agent)]
+    return [
+        m
+        for m in history
+        if not _left_out(agent, seq=m.seq, role=m.role, failed=m.error is not None, text=m.text)
+    ]
 
 
-def group_turns(history: Sequence[Message]) -> list[list[Message]]:
+@dataclass(frozen=True, slots=True)
+class PastMessage:
+    """A stored message as prompts use it, made once per message: a structured reply's JSON
+    is written out once, not on every turn that shows it, and :class:`bot.history.RecentHistory`
+    keeps these between turns (a fifth of a whole message's memory)."""
+
+    seq: int
+    role: Role
+    content: str
+    """What a prompt carries for it (:func:`history_content`)."""
+    token_count: int
+    """The tokens of ``content`` as stored; 0 when not known."""
+    failed: bool
+    opening: str | None
+    """The text of the conversation's first message when the agent wrote it (else None)."""
+
+    @classmethod
+    def of(cls, message: Message) -> PastMessage:
+        opening = message.seq == 1 and message.role == "assistant"
+        return cls(
+            seq=message.seq,
+            role=message.role,
+            content=history_content(message),
+            token_count=message.token_count,
+            failed=message.error is not None,
+            opening=message.text if opening else None,
+        )
+
+    def shown(self, agent: Agent) -> bool:
+        """Whether a prompt may show it (:func:`usable_history`'s rule)."""
+        return not _left_out(
+            agent, seq=self.seq, role=self.role, failed=self.failed, text=self.opening
+        )
+
+    def cost(self, count: Callable[[str], int]) -> int:
+        """What it weighs against the history budget."""
+        return (self.token_count or count(self.content)) + MESSAGE_OVERHEAD_TOKENS
+
+
+def group_turns(history: Sequence[PastMessage]) -> list[list[PastMessage]]:
     """Whole turns: a user message and the replies after it (leading replies stand alone)."""
-    turns: list[list[Message]] = []
+    turns: list[list[PastMessage]] = []
     for message in history:
         if message.role == "user" or not turns:
             turns.append([message])
@@ -103,7 +146,7 @@ def build_prompt(
     *,
     agent: Agent,
     summary: str,
-    history: Sequence[Message],
+    history: Sequence[PastMessage],
     new_text: str,
     new_author: str,
     count: Callable[[str], int],
@@ -113,8 +156,8 @@ def build_prompt(
     """Assemble the prompt for one turn.
 
     ``history`` is the stored tail after the summary, oldest first. A message's stored
-    ``token_count`` (the tokens of :func:`history_content`) spares counting it again on every
-    turn; ``count`` counts tokens for the agent's model. ``memory`` is what the agent remembers
+    ``token_count`` (the tokens of its content) spares counting it again on every turn;
+    ``count`` counts tokens for the agent's model. ``memory`` is what the agent remembers
     about the speaker (:mod:`bot.memory`) and ``knowledge`` passages of its documents
     (:mod:`bot.knowledge`), system messages after the agent's own.
     """
@@ -128,15 +171,11 @@ def build_prompt(
         fixed.append(ChatMessage(role="system", content=f"{SUMMARY_HEADING}\n{summary.strip()}"))
     new_message = ChatMessage(role="user", content=user_content(new_text, new_author))
 
-    def cost(message: Message) -> int:
-        tokens = message.token_count or count(history_content(message))
-        return tokens + MESSAGE_OVERHEAD_TOKENS
-
-    turns = group_turns(usable_history(history, agent))
-    kept: list[list[Message]] = []
+    turns = group_turns([m for m in history if m.shown(agent)])
+    kept: list[list[PastMessage]] = []
     used = 0
     for turn in reversed(turns):
-        turn_cost = sum(cost(message) for message in turn)
+        turn_cost = sum(message.cost(count) for message in turn)
         if used + turn_cost > agent.context_tokens:
             break
         kept.append(turn)
@@ -148,7 +187,7 @@ def build_prompt(
 
     messages = [
         *fixed,
-        *(ChatMessage(role=m.role, content=history_content(m)) for m in window),
+        *(ChatMessage(role=m.role, content=m.content) for m in window),
         new_message,
     ]
     fixed_tokens = sum(count(m.content) + MESSAGE_OVERHEAD_TOKENS for m in (*fixed, new_message))

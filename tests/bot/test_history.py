@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.history import KEPT, RecentHistory, read_recent
-from bot.prompt import Prompt, build_prompt
+from bot.prompt import PastMessage, Prompt, build_prompt
 from config.agents import Agent
 from memory.base import Conversation, ConversationStore, Message, NewMessage, PlatformKey
 from tests.support.agents import agent as make_agent
@@ -42,7 +42,7 @@ async def say(store: ConversationStore, conversation: Conversation, n: int, role
     )
 
 
-def prompt_of(history: list[Message], agent: Agent, conversation: Conversation) -> Prompt:
+def prompt_of(history: list[PastMessage], agent: Agent, conversation: Conversation) -> Prompt:
     return build_prompt(
         agent=agent,
         summary=conversation.summary,
@@ -81,7 +81,8 @@ async def test_a_kept_tail_gives_the_prompt_the_store_gives_and_reads_nothing(
             count=count,
             before_seq=asked.seq,
         )
-        assert prompt_of(kept, agent, conversation) == prompt_of(expected, agent, conversation)
+        read = [PastMessage.of(m) for m in expected]
+        assert prompt_of(kept, agent, conversation) == prompt_of(read, agent, conversation)
         history.added(await say(store, conversation, n + 1, "assistant"))
     assert reads[0] == 1
     assert sum(reads[1:]) == 0, "every later turn used the kept tail"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from bot.prompt import SUMMARY_HEADING, build_prompt, group_turns, shape_directive
+from bot.prompt import SUMMARY_HEADING, PastMessage, build_prompt, group_turns, shape_directive
 from memory.base import Message
 from tests.support.agents import agent, agents_file, plain
 
@@ -15,8 +15,9 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def message(seq: int, role: str, text: str, **fields: object) -> Message:
-    return Message(
+def message(seq: int, role: str, text: str, **fields: object) -> PastMessage:
+    """A stored message as prompts take it."""
+    stored = Message(
         id=f"{seq:032x}",
         conversation_id="c" * 32,
         seq=seq,
@@ -25,9 +26,10 @@ def message(seq: int, role: str, text: str, **fields: object) -> Message:
         created_at=NOW,
         **fields,  # type: ignore[arg-type]
     )
+    return PastMessage.of(stored)
 
 
-def turns(count: int, start_seq: int = 1, size: int = 10) -> list[Message]:
+def turns(count: int, start_seq: int = 1, size: int = 10) -> list[PastMessage]:
     """``count`` user/assistant pairs whose texts are ``size`` words each."""
     history = []
     for number in range(count):
