@@ -9,7 +9,6 @@ conversation run strictly in order; different conversations run concurrently.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -30,7 +29,7 @@ from bot.locks import KeyedLocks
 from bot.logs import context_of
 from bot.memory import PeopleMemory, answering_agent, take_facts
 from bot.observed_model import ObservedModelClient
-from bot.prompt import build_prompt, user_content
+from bot.prompt import build_prompt, reply_content, user_content
 from bot.structured import Generated, StructuredReplies
 from bot.summary import RollingSummary, compaction_target
 from bot.telemetry import Telemetry, TurnWatch
@@ -636,7 +635,6 @@ class Engine:
     ) -> Message:
         data = generated.data
         visible = generated.text
-        counted = json.dumps(data, ensure_ascii=False) if data is not None else visible
         return await self._append(
             conversation.id,
             NewMessage(
@@ -644,7 +642,7 @@ class Engine:
                 text=visible,
                 author_name=agent.name,
                 data=data,
-                token_count=self.count_tokens(counted, agent),
+                token_count=self.count_tokens(reply_content(visible, data), agent),
                 error=generated.error,
                 sources=sources,
             ),

@@ -10,9 +10,9 @@ of older turns, if any; the most recent turns that fit the agent's ``context_tok
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from config.agents import Agent
 from memory.base import Message, Role
@@ -70,12 +70,15 @@ def user_content(text: str, author_name: str) -> str:
     return f"{author_name}: {text}" if author_name else text
 
 
+def reply_content(text: str, data: Mapping[str, Any] | None) -> str:
+    """A reply as later prompts replay it: a structured reply as its whole JSON."""
+    return json.dumps(data, ensure_ascii=False) if data is not None else text
+
+
 def history_content(message: Message) -> str:
     if message.role == "user":
         return user_content(message.text, message.author_name)
-    if message.data is not None:
-        return json.dumps(message.data, ensure_ascii=False)
-    return message.text
+    return reply_content(message.text, message.data)
 
 
 def _left_out(agent: Agent, *, seq: int, role: str, failed: bool, text: str | None) -> bool:
